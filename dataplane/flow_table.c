@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per-worker SMTP flow table: chained hash over a preallocated entry pool,
+ * keyed SipHash-1-3, two LRU lists for O(1) aging.  See flow.h for the
+ * contract.
+ *
+ * Why chaining over a pool rather than rte_hash: the engine must run
+ * without EAL (tests, fuzzers, offline tools), every entry must be
+ * reachable from an LRU list for O(1) aging, and the table is per worker
+ * so rte_hash's multi-writer machinery would be dead weight.
+ */
+#include "backstop/flow.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct bs_flow_key) == 40,
+	"flow key is hashed as five 64-bit words");
+
+struct lru {
+	uint32_t head, tail;
+};
+
+struct bs_flow_table {
+	uint32_t capacity;
+	uint32_t bucket_mask;
+	uint32_t count;
+	uint64_t expired;            /* entries removed by aging */
+	uint32_t free_head;          /* free entries, chained by chain_next */
+	uint64_t timeout[BS_FLOW_TMO__MAX];
+	struct lru lru[BS_FLOW_TMO__MAX];
+	uint64_t k0, k1;             /* SipHash key */
+	bs_flow_release_fn release;
+	void *release_arg;
+	uint32_t *bucket;            /* head entry index per bucket */
+	struct bs_flow *ent;
+};
+
+/* ---- SipHash-1-3 over the 40-byte key (Aumasson & Bernstein). ---- */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                            \
+	do {                                                                \
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);   \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                      \
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                      \
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);   \
+	} while (0)
+
+static uint32_t
+key_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
+{
+	uint64_t v0 = 0x736f6d6570736575ULL ^ t->k0;
+	uint64_t v1 = 0x646f72616e646f6dULL ^ t->k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ t->k0;
+	uint64_t v3 = 0x7465646279746573ULL ^ t->k1;
+	uint64_t w[5];
+
+	memcpy(w, k, sizeof(w));
+	for (int i = 0; i < 5; i++) {
+		v3 ^= w[i];
+		SIPROUND;
+		v0 ^= w[i];
+	}
+	uint64_t b = (uint64_t)sizeof(w) << 56;
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	uint64_t h = v0 ^ v1 ^ v2 ^ v3;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* ---- LRU lists (indices into ent[]). ---- */
+
+static void
+lru_unlink(struct bs_flow_table *t, struct bs_flow *f)
+{
+	struct lru *l = &t->lru[f->tmo];
+	if (f->lru_prev != BS_FLOW_NONE)
+		t->ent[f->lru_prev].lru_next = f->lru_next;
+	else
+		l->head = f->lru_next;
+	if (f->lru_next != BS_FLOW_NONE)
+		t->ent[f->lru_next].lru_prev = f->lru_prev;
+	else
+		l->tail = f->lru_prev;
+}
+
+static void
+lru_append(struct bs_flow_table *t, struct bs_flow *f)
+{
+	struct lru *l = &t->lru[f->tmo];
+	uint32_t idx = (uint32_t)(f - t->ent);
+	f->lru_next = BS_FLOW_NONE;
+	f->lru_prev = l->tail;
+	if (l->tail != BS_FLOW_NONE)
+		t->ent[l->tail].lru_next = idx;
+	else
+		l->head = idx;
+	l->tail = idx;
+}
+
+static void
+touch(struct bs_flow_table *t, struct bs_flow *f, uint64_t now)
+{
+	f->last_seen = now;
+	if (t->lru[f->tmo].tail != (uint32_t)(f - t->ent)) {
+		lru_unlink(t, f);
+		lru_append(t, f);
+	}
+}
+
+/* ---- Table. ---- */
+
+static uint32_t
+pow2_ceil(uint32_t v)
+{
+	uint32_t p = 1;
+	while (p < v && p < (1u << 31))
+		p <<= 1;
+	return p;
+}
+
+uint64_t
+bs_flow_table_mem(uint32_t capacity)
+{
+	return sizeof(struct bs_flow_table) +
+		(uint64_t)pow2_ceil(capacity) * sizeof(uint32_t) +
+		(uint64_t)capacity * sizeof(struct bs_flow);
+}
+
+struct bs_flow_table *
+bs_flow_table_create(uint32_t capacity,
+	const uint64_t timeout_ms[BS_FLOW_TMO__MAX], bs_flow_release_fn release,
+	void *release_arg, uint64_t seed)
+{
+	if (capacity == 0 || capacity >= BS_FLOW_NONE)
+		return NULL;
+	struct bs_flow_table *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	uint32_t nb = pow2_ceil(capacity);
+	t->bucket = malloc((size_t)nb * sizeof(uint32_t));
+	t->ent = calloc(capacity, sizeof(struct bs_flow));
+	if (t->bucket == NULL || t->ent == NULL) {
+		bs_flow_table_free(t);
+		return NULL;
+	}
+	t->capacity = capacity;
+	t->bucket_mask = nb - 1;
+	memset(t->bucket, 0xff, (size_t)nb * sizeof(uint32_t));
+	for (uint32_t i = 0; i < capacity; i++)
+		t->ent[i].chain_next = i + 1 < capacity ? i + 1 : BS_FLOW_NONE;
+	t->free_head = 0;
+	for (int c = 0; c < BS_FLOW_TMO__MAX; c++) {
+		t->timeout[c] = timeout_ms[c];
+		t->lru[c].head = t->lru[c].tail = BS_FLOW_NONE;
+	}
+	/* Derive the two key words from the seed (splitmix64). */
+	uint64_t z = seed;
+	for (int i = 0; i < 2; i++) {
+		z += 0x9e3779b97f4a7c15ULL;
+		uint64_t x = z;
+		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+		x ^= x >> 31;
+		if (i == 0)
+			t->k0 = x;
+		else
+			t->k1 = x;
+	}
+	t->release = release;
+	t->release_arg = release_arg;
+	return t;
+}
+
+void
+bs_flow_table_free(struct bs_flow_table *t)
+{
+	if (t == NULL)
+		return;
+	if (t->ent != NULL && t->release != NULL)
+		for (uint32_t i = 0; i < t->capacity; i++)
+			if (t->ent[i].in_use)
+				t->release(&t->ent[i], t->release_arg);
+	free(t->bucket);
+	free(t->ent);
+	free(t);
+}
+
+int
+bs_flow_key_from_pkt(const struct bs_pkt *p, struct bs_flow_key *k)
+{
+	size_t alen = p->l3 == BS_L3_IPV4 ? 4 : 16;
+	int c = memcmp(p->src, p->dst, alen);
+	int swap = c > 0 || (c == 0 && p->sport > p->dport);
+
+	memset(k, 0, sizeof(*k));
+	k->l3 = p->l3;
+	if (!swap) {
+		memcpy(k->addr[0], p->src, alen);
+		memcpy(k->addr[1], p->dst, alen);
+		k->port[0] = p->sport;
+		k->port[1] = p->dport;
+	} else {
+		memcpy(k->addr[0], p->dst, alen);
+		memcpy(k->addr[1], p->src, alen);
+		k->port[0] = p->dport;
+		k->port[1] = p->sport;
+	}
+	return swap ? BS_DIR_1TO0 : BS_DIR_0TO1;
+}
+
+static void
+unlink_and_free(struct bs_flow_table *t, struct bs_flow *f)
+{
+	uint32_t idx = (uint32_t)(f - t->ent);
+	uint32_t *pp = &t->bucket[f->hash & t->bucket_mask];
+	while (*pp != idx)
+		pp = &t->ent[*pp].chain_next; /* present by invariant */
+	*pp = f->chain_next;
+	lru_unlink(t, f);
+	if (t->release != NULL)
+		t->release(f, t->release_arg);
+	f->in_use = 0;
+	f->app = NULL;
+	f->chain_next = t->free_head;
+	t->free_head = idx;
+	t->count--;
+}
+
+static int
+is_expired(const struct bs_flow_table *t, const struct bs_flow *f, uint64_t now)
+{
+	return now >= f->last_seen && now - f->last_seen >= t->timeout[f->tmo];
+}
+
+/* Take an entry: from the free list, else by recycling an expired head. */
+static struct bs_flow *
+alloc_entry(struct bs_flow_table *t, uint64_t now)
+{
+	if (t->free_head == BS_FLOW_NONE) {
+		for (int c = 0; c < BS_FLOW_TMO__MAX; c++) {
+			uint32_t h = t->lru[c].head;
+			if (h != BS_FLOW_NONE && is_expired(t, &t->ent[h], now)) {
+				unlink_and_free(t, &t->ent[h]);
+				t->expired++;
+				break;
+			}
+		}
+		if (t->free_head == BS_FLOW_NONE)
+			return NULL;
+	}
+	struct bs_flow *f = &t->ent[t->free_head];
+	t->free_head = f->chain_next;
+	return f;
+}
+
+struct bs_flow *
+bs_flow_lookup(struct bs_flow_table *t, const struct bs_flow_key *k,
+	uint64_t now, bool create, bool *created)
+{
+	uint32_t h = key_hash(t, k);
+	uint32_t *head = &t->bucket[h & t->bucket_mask];
+
+	*created = false;
+	for (uint32_t i = *head; i != BS_FLOW_NONE; i = t->ent[i].chain_next) {
+		struct bs_flow *f = &t->ent[i];
+		if (f->hash == h && memcmp(&f->key, k, sizeof(*k)) == 0) {
+			touch(t, f, now);
+			return f;
+		}
+	}
+	if (!create)
+		return NULL;
+	struct bs_flow *f = alloc_entry(t, now);
+	if (f == NULL)
+		return NULL;
+	/* alloc_entry may have changed this very chain: reload head. */
+	head = &t->bucket[h & t->bucket_mask];
+	memset(f, 0, sizeof(*f));
+	f->key = *k;
+	f->hash = h;
+	f->in_use = 1;
+	f->tmo = BS_FLOW_TMO_SHORT;
+	f->last_seen = now;
+	f->chain_next = *head;
+	*head = (uint32_t)(f - t->ent);
+	lru_append(t, f);
+	t->count++;
+	*created = true;
+	return f;
+}
+
+void
+bs_flow_set_tmo(struct bs_flow_table *t, struct bs_flow *f,
+	enum bs_flow_tmo tmo)
+{
+	if (f->tmo == tmo)
+		return;
+	lru_unlink(t, f);
+	f->tmo = (uint8_t)tmo;
+	lru_append(t, f);
+}
+
+void
+bs_flow_remove(struct bs_flow_table *t, struct bs_flow *f)
+{
+	unlink_and_free(t, f);
+}
+
+uint32_t
+bs_flow_expire(struct bs_flow_table *t, uint64_t now, uint32_t max)
+{
+	uint32_t n = 0;
+	for (int c = 0; c < BS_FLOW_TMO__MAX; c++) {
+		while (n < max) {
+			uint32_t h = t->lru[c].head;
+			if (h == BS_FLOW_NONE || !is_expired(t, &t->ent[h], now))
+				break;
+			unlink_and_free(t, &t->ent[h]);
+			n++;
+			t->expired++;
+		}
+	}
+	return n;
+}
+
+uint64_t
+bs_flow_expired(const struct bs_flow_table *t)
+{
+	return t->expired;
+}
+
+uint32_t
+bs_flow_count(const struct bs_flow_table *t)
+{
+	return t->count;
+}
+
+uint32_t
+bs_flow_capacity(const struct bs_flow_table *t)
+{
+	return t->capacity;
+}

@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * backstop: start-up, the main lcore's supervision loop, and shutdown.
+ *
+ *   backstop [EAL options] -- [--config FILE] [--idle-exit MS]
+ *            [--duration S] [--stats-period S] [--show-config]
+ *
+ * The main lcore does no packet work: it launches one worker per worker
+ * lcore (as many as the ports have queues), watches for signals, idle
+ * queues and the run time, prints periodic rates, and on exit stops the
+ * workers, closes the ports (so net_pcap writes complete files) and
+ * prints per-port figures and every counter.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_random.h>
+
+#include "dataplane.h"
+
+#define RTE_LOGTYPE_BACKSTOP RTE_LOGTYPE_USER1
+
+/* mbufs each lcore keeps in its mempool cache. */
+#define BS_MBUF_CACHE 256
+
+volatile bool bs_running = true;
+
+struct opts {
+	const char *config;
+	uint64_t idle_exit_ms;
+	uint64_t duration_s;
+	uint64_t stats_period_s;
+	bool show_config;
+};
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	bs_running = false;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: backstop [EAL options] -- [options]\n"
+		"  --config FILE       YAML configuration (docs/CONFIG.md)\n"
+		"  --idle-exit MS      exit once every RX queue has been idle MS ms\n"
+		"  --duration S        exit after S seconds of forwarding\n"
+		"  --stats-period S    print packet rates every S seconds\n"
+		"  --show-config       print the effective configuration and exit\n"
+		"  --help              this text\n");
+}
+
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "idle-exit", required_argument, NULL, 'i' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "stats-period", required_argument, NULL, 's' },
+		{ "show-config", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		uint64_t *dst = NULL;
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'i':
+			dst = &o->idle_exit_ms;
+			break;
+		case 'd':
+			dst = &o->duration_s;
+			break;
+		case 's':
+			dst = &o->stats_period_s;
+			break;
+		case 'S':
+			o->show_config = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+		if (dst != NULL && parse_u64(optarg, dst) < 0) {
+			fprintf(stderr, "backstop: bad number '%.32s'\n", optarg);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "backstop: unexpected argument '%.64s'\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sum_counters(const struct bs_app *app, struct bs_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < app->n_workers; i++)
+		for (unsigned int j = 0; j < BS_CNT__MAX; j++)
+			out->v[j] += app->worker[i]->cnt.v[j];
+}
+
+static void
+report(const struct bs_app *app, double secs)
+{
+	struct bs_counters c;
+
+	for (uint16_t i = 0; i < app->n_ports; i++) {
+		const struct bs_port *p = &app->port[i];
+		struct bs_port_cnt pc = { 0 };
+		struct rte_eth_stats st;
+		memset(&st, 0, sizeof(st));
+		for (unsigned int w = 0; w < app->n_workers; w++) {
+			pc.rx += app->worker[w]->port_cnt[p->id].rx;
+			pc.tx += app->worker[w]->port_cnt[p->id].tx;
+			pc.tx_drop += app->worker[w]->port_cnt[p->id].tx_drop;
+		}
+		rte_eth_stats_get(p->id, &st);
+		printf("port %u (%s): rx %" PRIu64 " tx %" PRIu64
+		       " tx_dropped %" PRIu64 " imissed %" PRIu64
+		       " rx_nombuf %" PRIu64 "\n",
+			p->id, p->name, pc.rx, pc.tx, pc.tx_drop, st.imissed,
+			st.rx_nombuf);
+	}
+	sum_counters(app, &c);
+	printf("elapsed_s %.3f\n", secs);
+	printf("workers %u\n", app->n_workers);
+	bs_counters_print(stdout, &c);
+	fflush(stdout);
+}
+
+static struct bs_worker *
+worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx)
+{
+	struct bs_worker *w = rte_zmalloc_socket("worker", sizeof(*w),
+		RTE_CACHE_LINE_SIZE, (int)rte_lcore_to_socket_id(lcore));
+	if (w == NULL)
+		return NULL;
+	const uint64_t tmo[BS_FLOW_TMO__MAX] = {
+		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
+		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
+	};
+	w->flows = bs_flow_table_create(app->cfg.flow_table_size, tmo, NULL,
+		NULL, rte_rand());
+	if (w->flows == NULL) {
+		rte_free(w);
+		return NULL;
+	}
+	w->lcore = lcore;
+	w->idx = idx;
+	w->cfg = &app->cfg;
+	w->tsc_per_ms = rte_get_tsc_hz() / 1000;
+	if (w->tsc_per_ms == 0)
+		w->tsc_per_ms = 1;
+	for (uint16_t i = 0; i < app->n_ports; i++) {
+		w->rxq[w->n_rxq++] = (struct bs_rxq){
+			.port = app->port[i].id,
+			.queue = (uint16_t)idx,
+			.peer = app->port[i].peer,
+		};
+	}
+	return w;
+}
+
+static unsigned int
+pool_size_needed(const struct bs_app *app, unsigned int nq, uint16_t nports)
+{
+	/* Every RX and TX ring full, plus a burst and a cache per lcore. */
+	uint64_t n = (uint64_t)nports * nq *
+		(app->cfg.rx_ring_size + app->cfg.tx_ring_size);
+	n += (uint64_t)rte_lcore_count() * (BS_MAX_BURST + BS_MBUF_CACHE);
+	return n > UINT32_MAX ? UINT32_MAX : (unsigned int)n;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct bs_app app;
+	struct opts o = { 0 };
+	char err[512];
+
+	int n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "backstop: EAL init failed: %s\n",
+			rte_strerror(rte_errno));
+		return 1;
+	}
+	argc -= n;
+	argv += n;
+	argv[0] = (char *)"backstop";
+	if (parse_opts(argc, argv, &o) < 0)
+		goto fail;
+	if (bs_config_defaults(&app.cfg) < 0)
+		goto fail;
+	if (o.config != NULL &&
+			bs_config_load(&app.cfg, o.config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "backstop: config: %s\n", err);
+		goto fail;
+	}
+	if (o.show_config) {
+		bs_config_show(stdout, &app.cfg);
+		bs_config_free(&app.cfg);
+		rte_eal_cleanup();
+		return 0;
+	}
+
+	unsigned int n_lcores = rte_lcore_count() - 1;
+	if (n_lcores == 0) {
+		fprintf(stderr, "backstop: no worker lcore: give EAL at least "
+				"two lcores (e.g. -l 0-1)\n");
+		goto fail;
+	}
+	if (n_lcores > BS_MAX_WORKERS)
+		n_lcores = BS_MAX_WORKERS;
+
+	/* Ports first learn how many queues they get; size the pool for the
+	 * worst case (every lcore a queue) since queues need it to exist. */
+	uint16_t nports = rte_eth_dev_count_avail();
+	unsigned int psize = pool_size_needed(&app, n_lcores, nports);
+	if (psize < app.cfg.mbuf_pool_size)
+		psize = app.cfg.mbuf_pool_size;
+	app.pool = rte_pktmbuf_pool_create("bs_mbufs", psize, BS_MBUF_CACHE,
+		0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (app.pool == NULL) {
+		fprintf(stderr, "backstop: mbuf pool of %u: %s\n", psize,
+			rte_strerror(rte_errno));
+		goto fail;
+	}
+	int nq = bs_ports_init(&app, n_lcores);
+	if (nq < 0)
+		goto fail;
+
+	unsigned int lcore, idx = 0;
+	RTE_LCORE_FOREACH_WORKER(lcore) {
+		if (idx == (unsigned int)nq)
+			break;
+		struct bs_worker *w = worker_create(&app, lcore, idx);
+		if (w == NULL) {
+			fprintf(stderr, "backstop: worker %u: out of memory "
+					"(flow.table_size %u)\n", idx,
+				app.cfg.flow_table_size);
+			goto fail;
+		}
+		app.worker[idx++] = w;
+	}
+	app.n_workers = idx;
+	if (app.n_workers < n_lcores)
+		RTE_LOG(NOTICE, BACKSTOP, "%u of %u worker lcores used\n",
+			app.n_workers, n_lcores);
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	for (unsigned int i = 0; i < app.n_workers; i++)
+		rte_eal_remote_launch(bs_worker_main, app.worker[i],
+			app.worker[i]->lcore);
+
+	const uint64_t hz = rte_get_tsc_hz();
+	const uint64_t start = rte_rdtsc();
+	uint64_t last_stats = start;
+	uint64_t last_rx = 0;
+	while (bs_running) {
+		usleep(10 * 1000);
+		uint64_t now = rte_rdtsc();
+		if (o.duration_s && now - start >= o.duration_s * hz)
+			bs_running = false;
+		if (o.idle_exit_ms) {
+			bool idle = true;
+			for (unsigned int i = 0; i < app.n_workers; i++) {
+				uint64_t l = app.worker[i]->last_rx_tsc;
+				if (!app.worker[i]->running ||
+						now < l ||
+						(now - l) * 1000 <
+							o.idle_exit_ms * hz)
+					idle = false;
+			}
+			if (idle)
+				bs_running = false;
+		}
+		if (o.stats_period_s &&
+				now - last_stats >= o.stats_period_s * hz) {
+			struct bs_counters c;
+			sum_counters(&app, &c);
+			double dt = (double)(now - last_stats) / (double)hz;
+			uint64_t rx = c.v[BS_CNT_rx_packets];
+			printf("stats: rx_pps %.0f flows %" PRIu64 "\n",
+				(double)(rx - last_rx) / dt,
+				c.v[BS_CNT_flow_active]);
+			fflush(stdout);
+			last_rx = rx;
+			last_stats = now;
+		}
+	}
+	rte_eal_mp_wait_lcore();
+	double secs = (double)(rte_rdtsc() - start) / (double)hz;
+
+	report(&app, secs);
+	bs_ports_close(&app);
+	for (unsigned int i = 0; i < app.n_workers; i++) {
+		bs_flow_table_free(app.worker[i]->flows);
+		rte_free(app.worker[i]);
+	}
+	bs_config_free(&app.cfg);
+	rte_mempool_free(app.pool);
+	rte_eal_cleanup();
+	return 0;
+fail:
+	bs_config_free(&app.cfg);
+	rte_eal_cleanup();
+	return 1;
+}

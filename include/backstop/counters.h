@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Counters, declared once.
+ *
+ * Every counter the product keeps is one line in an X-macro table below
+ * (name, help text, kind).  The table generates the enum, the per-worker
+ * counter block, the exit report, the control socket's stats and the
+ * Prometheus exposition: nothing else names counters one by one.  Modules
+ * keep their own rows (BS_CNT_<MODULE>) so that adding a counter touches
+ * one line in the module's own header.
+ *
+ * Counters live in one block per worker, written only by that worker with
+ * plain stores; readers sum the blocks and tolerate a torn view of a value
+ * that is at most one burst old.
+ */
+#ifndef BACKSTOP_COUNTERS_H
+#define BACKSTOP_COUNTERS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backstop/counters_smtp.h"
+#include "backstop/counters_detect.h"
+
+/* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers). */
+#define BS_CNT_KIND_COUNTER 0
+#define BS_CNT_KIND_GAUGE 1
+
+/* Packet path: receive, parse, forward. */
+#define BS_CNT_PKT(X)                                                        \
+	X(rx_packets, "Packets received on all ports", COUNTER)              \
+	X(rx_bytes, "Bytes received on all ports", COUNTER)                  \
+	X(tx_packets, "Packets transmitted on all ports", COUNTER)           \
+	X(tx_bytes, "Bytes transmitted on all ports", COUNTER)               \
+	X(tx_dropped, "Packets the TX queue refused after retries", COUNTER) \
+	X(pkt_non_ip, "Frames that are not IPv4 or IPv6 (passed)", COUNTER)  \
+	X(pkt_ipv4, "IPv4 packets", COUNTER)                                 \
+	X(pkt_ipv6, "IPv6 packets", COUNTER)                                 \
+	X(pkt_vlan, "Frames with one or two VLAN tags", COUNTER)             \
+	X(pkt_ipv4_options, "IPv4 packets with options", COUNTER)            \
+	X(pkt_ipv6_ext, "IPv6 packets with extension headers", COUNTER)      \
+	X(pkt_fragment, "IP fragments (passed uninspected)", COUNTER)        \
+	X(pkt_tcp, "TCP segments", COUNTER)                                  \
+	X(pkt_udp, "UDP datagrams", COUNTER)                                 \
+	X(pkt_other_l4, "IP packets neither TCP nor UDP", COUNTER)           \
+	X(pkt_truncated, "Frames shorter than their headers say (passed)",   \
+		COUNTER)                                                     \
+	X(pkt_malformed, "Frames with invalid headers (passed)", COUNTER)
+
+/* Flow table. */
+#define BS_CNT_FLOW(X)                                                       \
+	X(smtp_packets, "TCP segments on SMTP ports", COUNTER)               \
+	X(flow_created, "SMTP flows created", COUNTER)                       \
+	X(flow_expired, "SMTP flows aged out", COUNTER)                      \
+	X(flow_closed, "SMTP flows removed after FIN/RST", COUNTER)          \
+	X(flow_table_full, "SMTP segments passed untracked: table full",     \
+		COUNTER)                                                     \
+	X(flow_active, "SMTP flows in the table", GAUGE)
+
+#define BS_COUNTERS(X)                                                       \
+	BS_CNT_PKT(X)                                                        \
+	BS_CNT_FLOW(X)                                                       \
+	BS_CNT_SMTP(X)                                                       \
+	BS_CNT_DETECT(X)
+
+enum bs_counter {
+#define BS_CNT_ENUM_(name, help, kind) BS_CNT_##name,
+	BS_COUNTERS(BS_CNT_ENUM_)
+#undef BS_CNT_ENUM_
+	BS_CNT__MAX
+};
+
+struct bs_counter_desc {
+	const char *name;
+	const char *help;
+	int kind;
+};
+
+/* Name, help and kind of every counter, indexed by enum bs_counter. */
+extern const struct bs_counter_desc bs_counter_desc[BS_CNT__MAX];
+
+/* One block per worker; aligned so two workers never share a line. */
+struct bs_counters {
+	uint64_t v[BS_CNT__MAX];
+} __attribute__((aligned(64)));
+
+#define BS_CNT_INC(c, name) ((c)->v[BS_CNT_##name]++)
+#define BS_CNT_ADD(c, name, n) ((c)->v[BS_CNT_##name] += (n))
+
+/*
+ * Sum n blocks into *out.  Any thread; the blocks may be written meanwhile.
+ */
+void bs_counters_sum(struct bs_counters *out, const struct bs_counters *blk,
+	unsigned int n);
+
+/* Print "name value" lines, one per counter, in table order. */
+void bs_counters_print(FILE *f, const struct bs_counters *c);
+
+#endif /* BACKSTOP_COUNTERS_H */

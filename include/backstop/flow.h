@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per-worker SMTP flow table.
+ *
+ * One table per worker, touched by that worker only: no locks, no atomics.
+ * Keys are symmetric (the two endpoints are stored in a canonical order),
+ * so both directions of a connection find the same entry and the lookup
+ * also says which direction a packet travels.
+ *
+ * Storage is preallocated at creation (entries, bucket heads): input can
+ * never make the table allocate.  The bucket hash is keyed with a random
+ * secret chosen at creation, so a sender cannot aim collisions at one
+ * chain.
+ *
+ * Aging is O(1) per packet: every entry sits on one of two LRU lists (one
+ * per timeout class) and is moved to the tail when touched, so the
+ * oldest entry of each list is at its head; bs_flow_expire() pops expired
+ * heads, a bounded number per call.  When the table is full a new flow
+ * first reclaims an expired head; failing that it is refused and the
+ * caller passes the packet untracked (forwarding never stops).
+ */
+#ifndef BACKSTOP_FLOW_H
+#define BACKSTOP_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backstop/pkt.h"
+
+#define BS_FLOW_NONE UINT32_MAX
+
+enum bs_flow_tmo {
+	BS_FLOW_TMO_LONG = 0,  /* established */
+	BS_FLOW_TMO_SHORT = 1, /* handshake only, or FIN/RST seen */
+	BS_FLOW_TMO__MAX
+};
+
+struct bs_flow_key {
+	uint8_t addr[2][16]; /* canonical order: side 0 <= side 1 */
+	uint16_t port[2];
+	uint8_t l3;          /* BS_L3_IPV4 or BS_L3_IPV6 */
+	uint8_t pad[3];
+};
+
+/* Direction of a packet relative to the canonical key. */
+#define BS_DIR_0TO1 0 /* sent by side 0 */
+#define BS_DIR_1TO0 1
+
+struct bs_flow {
+	struct bs_flow_key key;
+	uint32_t hash;
+	uint32_t chain_next;      /* bucket chain, or BS_FLOW_NONE */
+	uint32_t lru_prev, lru_next;
+	uint8_t tmo;              /* enum bs_flow_tmo; list it sits on */
+	uint8_t in_use;
+	uint8_t server_side;      /* side (0/1) that listens on the SMTP port */
+	uint8_t fin_seen;         /* bit per direction */
+	uint64_t last_seen;       /* caller's clock (ms) */
+	uint64_t pkts[2];
+	uint64_t bytes[2];
+	void *app;                /* owned by the app layer (reassembly/SMTP) */
+};
+
+/* Called when an entry leaves the table (expiry or removal), to free app. */
+typedef void (*bs_flow_release_fn)(struct bs_flow *f, void *arg);
+
+struct bs_flow_table;
+
+/*
+ * Create a table of capacity entries (rounded up to a power of two for
+ * the buckets).  timeout_ms[] gives the idle timeout per class.  release
+ * may be NULL.  Returns NULL on allocation failure.  Start-up only.
+ */
+struct bs_flow_table *bs_flow_table_create(uint32_t capacity,
+	const uint64_t timeout_ms[BS_FLOW_TMO__MAX], bs_flow_release_fn release,
+	void *release_arg, uint64_t seed);
+
+void bs_flow_table_free(struct bs_flow_table *t);
+
+/* Build the canonical key of a parsed packet; returns its direction. */
+int bs_flow_key_from_pkt(const struct bs_pkt *p, struct bs_flow_key *k);
+
+/*
+ * Find the entry of key k; create it when create is true and none exists.
+ * now is the caller's clock in ms.  On success returns the entry, marks
+ * it touched and sets *created.  Returns NULL if absent (create false) or
+ * if the table is full of live flows.  Owner worker only.
+ */
+struct bs_flow *bs_flow_lookup(struct bs_flow_table *t,
+	const struct bs_flow_key *k, uint64_t now, bool create, bool *created);
+
+/* Move f to timeout class tmo (and to the tail of that list). */
+void bs_flow_set_tmo(struct bs_flow_table *t, struct bs_flow *f,
+	enum bs_flow_tmo tmo);
+
+/* Remove f now (calls release). */
+void bs_flow_remove(struct bs_flow_table *t, struct bs_flow *f);
+
+/*
+ * Remove up to max entries idle longer than their class timeout at now.
+ * Returns how many were removed.  Owner worker only.
+ */
+uint32_t bs_flow_expire(struct bs_flow_table *t, uint64_t now, uint32_t max);
+
+/* Entries removed by aging so far (bs_flow_expire and recycling). */
+uint64_t bs_flow_expired(const struct bs_flow_table *t);
+
+/* Entries in use. */
+uint32_t bs_flow_count(const struct bs_flow_table *t);
+uint32_t bs_flow_capacity(const struct bs_flow_table *t);
+
+/* Bytes the table holds for capacity entries (for docs and metrics). */
+uint64_t bs_flow_table_mem(uint32_t capacity);
+
+#endif /* BACKSTOP_FLOW_H */

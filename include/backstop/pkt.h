@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Packet header parsing: Ethernet, up to two VLAN tags, IPv4 (options,
+ * fragments), IPv6 (extension headers), TCP.
+ *
+ * The parser reads headers only, never past the captured length, and
+ * never writes to the packet: forwarding stays byte-exact whatever it
+ * decides.  It is pure (no EAL, no allocation) so unit tests and fuzzers
+ * drive it directly.
+ */
+#ifndef BACKSTOP_PKT_H
+#define BACKSTOP_PKT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most VLAN tags we look through (802.1Q, 802.1ad QinQ). */
+#define BS_PKT_MAX_VLAN 2
+/*
+ * Most IPv6 extension headers we walk before giving up.  Real traffic
+ * carries zero to two; a long chain is an evasion or DoS attempt.
+ */
+#define BS_PKT_MAX_IPV6_EXT 8
+
+enum bs_pkt_l3 { BS_L3_NONE = 0, BS_L3_IPV4 = 4, BS_L3_IPV6 = 6 };
+
+/* Outcome of bs_pkt_parse(); every outcome forwards the packet. */
+enum bs_pkt_result {
+	BS_PKT_TCP = 0,     /* TCP header parsed, payload located */
+	BS_PKT_UDP,         /* UDP over IP (ports filled) */
+	BS_PKT_OTHER_L4,    /* IP, neither TCP nor UDP */
+	BS_PKT_FRAGMENT,    /* IP fragment: not inspected */
+	BS_PKT_NON_IP,      /* not IPv4/IPv6 */
+	BS_PKT_TRUNCATED,   /* headers run past the captured bytes */
+	BS_PKT_MALFORMED,   /* header fields are inconsistent */
+};
+
+/* TCP flags. */
+#define BS_TCP_FIN 0x01
+#define BS_TCP_SYN 0x02
+#define BS_TCP_RST 0x04
+#define BS_TCP_PSH 0x08
+#define BS_TCP_ACK 0x10
+#define BS_TCP_URG 0x20
+
+struct bs_pkt {
+	uint16_t ethertype;   /* innermost, host order */
+	uint8_t vlan_count;
+	uint8_t l3;           /* enum bs_pkt_l3 */
+	uint8_t proto;        /* IP protocol of the transport header */
+	uint8_t has_ip_opts;  /* IPv4 options or IPv6 extension headers */
+	uint16_t l3_off;      /* offset of the IP header */
+	uint16_t l4_off;      /* offset of the transport header */
+	uint16_t vlan[BS_PKT_MAX_VLAN]; /* TCI, host order */
+	/* Addresses: IPv4 in the first 4 bytes, rest zero. */
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint16_t sport, dport; /* host order */
+	/* TCP only. */
+	uint32_t seq, ack;     /* host order */
+	uint16_t win;          /* unscaled */
+	uint16_t urg;          /* urgent pointer */
+	uint8_t tcp_flags;
+	uint16_t payload_off;  /* offset of the TCP payload */
+	uint32_t payload_len;  /* bytes of TCP payload per the IP length */
+};
+
+/*
+ * Parse the headers of one frame of len captured bytes.
+ * Returns an enum bs_pkt_result; *p is filled as far as parsing got.
+ * Trailing bytes after the IP datagram (Ethernet padding) are ignored.
+ * Any thread; no allocation.
+ */
+int bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p);
+
+/* Short name of a result, for logs and tests. */
+const char *bs_pkt_result_name(int r);
+
+#endif /* BACKSTOP_PKT_H */
