@@ -161,8 +161,10 @@ parse_ipv6(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
 			 * An atomic fragment (offset 0, M clear; RFC 6946) is
 			 * a whole datagram: parse through it.
 			 */
-			if (rd16(buf + l4 + 2) & 0xfff9)
+			if (rd16(buf + l4 + 2) & 0xfff9) {
+				p->has_ip_opts = 1;
 				return BS_PKT_FRAGMENT;
+			}
 			hl = 8;
 			break;
 		default:

@@ -1,0 +1,405 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Generate test, demo and benchmark captures for backstop.
+
+Every capture comes with a manifest (JSON) that says, from the generator's
+own knowledge, how many frames of each kind it wrote, so tests compare the
+filter's counters with figures that do not come from the filter.
+
+  gen_pcap.py mixed  OUT.pcap [--seed N] [--split A.pcap B.pcap]
+  gen_pcap.py random OUT.pcap [--seed N] [--count N]
+  gen_pcap.py bench  OUT.pcap [--seed N] [--flows N] [--packets N]
+  gen_pcap.py smtp   OUT.pcap [--seed N] [--messages DIR...] [--max N]
+                     [--with-mixed]
+
+mixed:  SMTP sessions (IPv4, IPv6, VLAN, QinQ, ports 25 and 587), other
+        TCP, UDP, ICMP, ARP, IPv4 options, IPv6 extension headers,
+        fragments, truncated and malformed frames, interleaved.
+random: frames the tests never saw: random mutations of the above and
+        random bytes (the seed is printed).
+bench:  many concurrent flows, mixed sizes, ~1/3 SMTP.
+smtp:   one SMTP session per message file (LF converted to CRLF,
+        dot-stuffed), as a mail gateway sees them.
+
+--split writes client-to-server frames to A and the rest to B, for the
+two-port inline test.  Uses Debian's python3-scapy.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+from scapy.all import (ARP, Dot1AD, Dot1Q, Ether, ICMP, IP, IPOption_RR,
+                       IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
+                       IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, PcapWriter,
+                       Raw, TCP, UDP, DNS, DNSQR, fragment, raw)
+
+MSS = 1460
+
+
+class Manifest:
+    def __init__(self):
+        self.c = {}
+
+    def add(self, kind, n=1):
+        self.c[kind] = self.c.get(kind, 0) + n
+
+
+def ether(vlan):
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    if vlan == 1:
+        return e / Dot1Q(vlan=100)
+    if vlan == 2:
+        return e / Dot1AD(vlan=200) / Dot1Q(vlan=100)
+    return e
+
+
+def iphdr(v6, src, dst, opts=False, ext=False):
+    if v6:
+        h = IPv6(src=src, dst=dst)
+        if ext:
+            h = h / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
+        return h
+    if opts:
+        return IP(src=src, dst=dst, options=[IPOption_RR()])
+    return IP(src=src, dst=dst)
+
+
+class TcpConv:
+    """A TCP conversation with correct sequence numbers in both directions."""
+
+    def __init__(self, rnd, cli, srv, sport, dport, v6=False, vlan=0,
+                 opts=False, ext=False):
+        self.rnd = rnd
+        self.cli, self.srv, self.sport, self.dport = cli, srv, sport, dport
+        self.v6, self.vlan, self.opts, self.ext = v6, vlan, opts, ext
+        self.cseq = rnd.randrange(1 << 32)
+        self.sseq = rnd.randrange(1 << 32)
+        self.pkts = []  # (frame, from_client)
+
+    def _pkt(self, from_cli, flags, payload=b""):
+        src, dst = (self.cli, self.srv) if from_cli else (self.srv, self.cli)
+        sp, dp = (self.sport, self.dport) if from_cli else (self.dport,
+                                                             self.sport)
+        seq = self.cseq if from_cli else self.sseq
+        ack = self.sseq if from_cli else self.cseq
+        t = TCP(sport=sp, dport=dp, flags=flags, seq=seq,
+                ack=ack if "A" in flags else 0, window=65535)
+        f = ether(self.vlan) / iphdr(self.v6, src, dst, self.opts,
+                                     self.ext) / t
+        if payload:
+            f = f / Raw(payload)
+        self.pkts.append((f, from_cli))
+        adv = len(payload) + (1 if ("S" in flags or "F" in flags) else 0)
+        if from_cli:
+            self.cseq = (self.cseq + adv) & 0xffffffff
+        else:
+            self.sseq = (self.sseq + adv) & 0xffffffff
+
+    def handshake(self):
+        self._pkt(True, "S")
+        self._pkt(False, "SA")
+        self._pkt(True, "A")
+
+    def send(self, from_cli, data):
+        for i in range(0, len(data), MSS):
+            self._pkt(from_cli, "PA", data[i:i + MSS])
+        self._pkt(not from_cli, "A")
+
+    def close(self):
+        self._pkt(True, "FA")
+        self._pkt(False, "FA")
+        self._pkt(True, "A")
+
+
+def dot_stuff(msg):
+    msg = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if not msg.endswith(b"\r\n"):
+        msg += b"\r\n"
+    lines = msg.split(b"\r\n")
+    return b"\r\n".join(b"." + l if l.startswith(b".") else l
+                        for l in lines)
+
+
+DEFAULT_MSG = (b"From: alice@example.org\r\nTo: bob@example.net\r\n"
+               b"Subject: hello\r\nMessage-ID: <1@example.org>\r\n\r\n"
+               b"Hello Bob,\r\n.leading dot line\r\nbye\r\n")
+
+
+def smtp_session(conv, mail_from=b"alice@example.org",
+                 rcpt=(b"bob@example.net",), msg=DEFAULT_MSG):
+    conv.handshake()
+    conv.send(False, b"220 mx.example.net ESMTP\r\n")
+    conv.send(True, b"EHLO client.example.org\r\n")
+    conv.send(False, b"250-mx.example.net\r\n250-PIPELINING\r\n"
+              b"250-SIZE 10240000\r\n250 8BITMIME\r\n")
+    conv.send(True, b"MAIL FROM:<" + mail_from + b">\r\n")
+    conv.send(False, b"250 2.1.0 Ok\r\n")
+    for r in rcpt:
+        conv.send(True, b"RCPT TO:<" + r + b">\r\n")
+        conv.send(False, b"250 2.1.5 Ok\r\n")
+    conv.send(True, b"DATA\r\n")
+    conv.send(False, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    conv.send(True, dot_stuff(msg) + b".\r\n")
+    conv.send(False, b"250 2.0.0 Ok: queued\r\n")
+    conv.send(True, b"QUIT\r\n")
+    conv.send(False, b"221 2.0.0 Bye\r\n")
+    conv.close()
+
+
+def interleave(rnd, convs):
+    """Merge conversations, keeping each one's own order."""
+    return interleave_lists(rnd, [c.pkts for c in convs])
+
+
+def interleave_lists(rnd, lists):
+    """Merge frame lists, keeping each list's own order."""
+    queues = [list(x) for x in lists if x]
+    out = []
+    while queues:
+        q = rnd.choice(queues)
+        out.append(q.pop(0))
+        if not q:
+            queues.remove(q)
+    return out
+
+
+def gen_mixed(rnd, man):
+    convs = []
+    cases = [
+        dict(v6=False, vlan=0, dport=25),
+        dict(v6=False, vlan=1, dport=25),
+        dict(v6=False, vlan=2, dport=587),
+        dict(v6=True, vlan=0, dport=25),
+        dict(v6=True, vlan=1, dport=587, ext=True),
+        dict(v6=False, vlan=0, dport=25, opts=True),
+    ]
+    for i, c in enumerate(cases):
+        v6 = c["v6"]
+        cli = "2001:db8::%x" % (i + 10) if v6 else "192.0.2.%d" % (i + 10)
+        srv = "2001:db8:1::25" if v6 else "198.51.100.25"
+        conv = TcpConv(rnd, cli, srv, 40000 + i, c["dport"], v6=v6,
+                       vlan=c["vlan"], opts=c.get("opts", False),
+                       ext=c.get("ext", False))
+        smtp_session(conv)
+        convs.append(conv)
+        man.add("smtp_sessions")
+        man.add("smtp_packets", len(conv.pkts))
+        man.add("pkt_tcp", len(conv.pkts))
+        man.add("pkt_ipv6" if v6 else "pkt_ipv4", len(conv.pkts))
+        if c["vlan"]:
+            man.add("pkt_vlan", len(conv.pkts))
+        if c.get("opts"):
+            man.add("pkt_ipv4_options", len(conv.pkts))
+        if c.get("ext"):
+            man.add("pkt_ipv6_ext", len(conv.pkts))
+    # Non-SMTP TCP (HTTP).
+    web = TcpConv(rnd, "192.0.2.50", "198.51.100.80", 50000, 80)
+    web.handshake()
+    web.send(True, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    web.send(False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    web.close()
+    convs.append(web)
+    man.add("pkt_tcp", len(web.pkts))
+    man.add("pkt_ipv4", len(web.pkts))
+    frames = [(f, c) for f, c in interleave(rnd, convs)]
+
+    def extra(f, kind, cli=True, **more):
+        frames.insert(rnd.randrange(len(frames) + 1), (f, cli))
+        man.add(kind)
+        for k, v in more.items():
+            man.add(k, v)
+
+    e = ether(0)
+    extra(e / IP(src="192.0.2.7", dst="198.51.100.53") / UDP(sport=5353,
+          dport=53) / DNS(qd=DNSQR(qname="example.org")), "pkt_udp",
+          pkt_ipv4=1)
+    extra(e / IPv6(src="2001:db8::7", dst="2001:db8::53") / UDP(dport=53) /
+          Raw(b"q"), "pkt_udp", pkt_ipv6=1)
+    extra(e / IP(src="192.0.2.7", dst="198.51.100.1") / ICMP(), "pkt_other_l4",
+          pkt_ipv4=1)
+    extra(e / ARP(psrc="192.0.2.7", pdst="192.0.2.1"), "pkt_non_ip")
+    extra(ether(1) / ARP(), "pkt_non_ip", pkt_vlan=1)
+    # Fragments of an SMTP-port segment: passed, not tracked.
+    big = IP(src="192.0.2.8", dst="198.51.100.25", id=7) / TCP(
+        sport=40100, dport=25, flags="PA") / Raw(b"X" * 3000)
+    for fr in fragment(big, fragsize=1000):
+        extra(e / fr, "pkt_fragment", pkt_ipv4=1)
+    f6 = IPv6(src="2001:db8::8", dst="2001:db8:1::25") / IPv6ExtHdrFragment(
+        offset=0, m=1, id=9) / Raw(b"Y" * 64)
+    extra(e / f6, "pkt_fragment", pkt_ipv6=1, pkt_ipv6_ext=1)
+    # IPv6 routing header + TCP on a non-SMTP port.
+    extra(e / IPv6(src="2001:db8::9", dst="2001:db8::1") /
+          IPv6ExtHdrRouting() / TCP(sport=1, dport=443, flags="S"),
+          "pkt_tcp", pkt_ipv6=1, pkt_ipv6_ext=1)
+    # Truncated: IP header says longer than captured.
+    t = raw(e / IP(src="192.0.2.9", dst="198.51.100.25") / TCP(dport=25) /
+            Raw(b"Z" * 100))
+    extra(Raw(t[:60]), "pkt_truncated", pkt_ipv4=1)
+    extra(Raw(raw(e)[:10]), "pkt_truncated")  # runt
+    # TCP header cut.
+    t2 = raw(e / IP(src="192.0.2.9", dst="198.51.100.25", len=24) /
+             TCP(dport=25))
+    extra(Raw(t2[:38]), "pkt_truncated", pkt_ipv4=1)
+    # Malformed: IHL < 5; TCP data offset < 5; IPv6 version mismatch.
+    m1 = bytearray(raw(e / IP(src="192.0.2.9", dst="198.51.100.25") /
+                       TCP(dport=25)))
+    m1[14] = 0x43
+    extra(Raw(bytes(m1)), "pkt_malformed")
+    m2 = bytearray(raw(e / IP(src="192.0.2.9", dst="198.51.100.25") /
+                       TCP(dport=25)))
+    m2[14 + 20 + 12] = 0x30
+    extra(Raw(bytes(m2)), "pkt_malformed", pkt_ipv4=1)
+    m3 = bytearray(raw(e / IPv6(src="2001:db8::9", dst="2001:db8::1") /
+                       TCP(dport=25)))
+    m3[14] = 0x40
+    extra(Raw(bytes(m3)), "pkt_malformed")
+    return frames
+
+
+def gen_random(rnd, man, count):
+    base = gen_mixed(rnd, Manifest())
+    frames = []
+    for _ in range(count):
+        r = rnd.random()
+        if r < 0.4:
+            f, c = rnd.choice(base)
+            b = bytearray(raw(f))
+            for _ in range(rnd.randrange(1, 6)):
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+            if rnd.random() < 0.3:
+                b = b[:rnd.randrange(1, len(b) + 1)]
+            frames.append((Raw(bytes(b)),
+                           c))
+        elif r < 0.6:
+            n = rnd.randrange(1, 1515)
+            frames.append((Raw(bytes(rnd.randrange(256) for _ in range(n))),
+                           True))
+        else:
+            frames.append(rnd.choice(base))
+    man.add("frames", len(frames))
+    return frames
+
+
+def gen_bench(rnd, man, nflows, npackets):
+    convs = []
+    total = 0
+    i = 0
+    while total < npackets:
+        kind = rnd.random()
+        cli = "10.%d.%d.%d" % (1 + i // 65536 % 200, i // 256 % 256, i % 256)
+        srv = "172.16.%d.%d" % (i // 250 % 250, 1 + i % 250)
+        if kind < 0.33:
+            conv = TcpConv(rnd, cli, srv, 1024 + i % 60000, 25)
+            body = DEFAULT_MSG + b"x" * rnd.choice((200, 2000, 20000))
+            smtp_session(conv, msg=body)
+        else:
+            conv = TcpConv(rnd, cli, srv, 1024 + i % 60000,
+                           rnd.choice((80, 443, 8080)))
+            conv.handshake()
+            for _ in range(rnd.randrange(1, 8)):
+                conv.send(True, b"q" * rnd.choice((64, 300)))
+                conv.send(False, b"r" * rnd.choice((100, 1400, 9000)))
+            conv.close()
+        convs.append(conv)
+        total += len(conv.pkts)
+        i += 1
+    # Keep about nflows conversations open at once.
+    frames = []
+    active = []
+    pending = list(convs)
+    while pending or active:
+        while pending and len(active) < nflows:
+            active.append(list(pending.pop(0).pkts))
+        q = rnd.choice(active)
+        frames.append(q.pop(0))
+        if not q:
+            active.remove(q)
+    man.add("frames", len(frames))
+    man.add("conversations", len(convs))
+    return frames
+
+
+def gen_smtp(rnd, man, paths, maxn):
+    """One session per message; at most maxn from each path given."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            here = sorted(os.path.join(p, f) for f in os.listdir(p)
+                          if os.path.isfile(os.path.join(p, f)) and
+                          not f.startswith(("LICENSE", "README")))
+            files += here[:maxn] if maxn else here
+        else:
+            files.append(p)
+    convs = []
+    for i, fn in enumerate(files):
+        with open(fn, "rb") as fh:
+            msg = fh.read()
+        conv = TcpConv(rnd, "203.0.113.%d" % (1 + i % 250),
+                       "198.51.100.25", 30000 + i, 25)
+        # Bounces come with the null reverse path (RFC 5321 4.5.5).
+        bounce = "/ndr/" in fn or "/autoreply/" in fn
+        smtp_session(conv, mail_from=b"" if bounce else b"sender@example.org",
+                     rcpt=(b"user@example.net",), msg=msg)
+        convs.append(conv)
+        man.add("smtp_sessions")
+        man.add("smtp_packets", len(conv.pkts))
+    man.add("messages", len(files))
+    return interleave(rnd, convs)
+
+
+def write(path, frames):
+    w = PcapWriter(path, sync=False, linktype=1)
+    for f, _ in frames:
+        w.write(bytes(f))
+    w.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=("mixed", "random", "bench", "smtp"))
+    ap.add_argument("out")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--split", nargs=2, metavar=("A", "B"))
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--flows", type=int, default=1000)
+    ap.add_argument("--packets", type=int, default=50000)
+    ap.add_argument("--messages", nargs="+", default=[])
+    ap.add_argument("--max", type=int, default=0)
+    ap.add_argument("--manifest")
+    ap.add_argument("--with-mixed", action="store_true",
+                    help="smtp: add the mixed capture's frames")
+    a = ap.parse_args()
+    seed = a.seed if a.seed is not None else random.SystemRandom().randrange(
+        1 << 31)
+    rnd = random.Random(seed)
+    man = Manifest()
+    if a.mode == "mixed":
+        frames = gen_mixed(rnd, man)
+    elif a.mode == "random":
+        frames = gen_random(rnd, man, a.count)
+    elif a.mode == "bench":
+        frames = gen_bench(rnd, man, a.flows, a.packets)
+    else:
+        frames = gen_smtp(rnd, man, a.messages, a.max)
+        if a.with_mixed:
+            mixed = gen_mixed(rnd, man)
+            frames = interleave_lists(rnd, [frames, mixed])
+    man.add("frames_total", len(frames))
+    write(a.out, frames)
+    if a.split:
+        write(a.split[0], [x for x in frames if x[1]])
+        write(a.split[1], [x for x in frames if not x[1]])
+        man.add("split_a", sum(1 for x in frames if x[1]))
+        man.add("split_b", sum(1 for x in frames if not x[1]))
+    m = dict(man.c, seed=seed)
+    if a.manifest:
+        with open(a.manifest, "w") as fh:
+            json.dump(m, fh, indent=1, sort_keys=True)
+    print("gen_pcap: %s: %d frames, seed %d" % (a.out, len(frames), seed),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Install every build and test dependency of Backstop from Debian 12's
+# packages (idempotent: quiet and quick when all is there), and optionally
+# reserve hugepages.
+#
+#   scripts/setup.sh [--hugepages N]
+#
+# The README's commands and .ci/run call this first, so both work on a
+# fresh machine.  The demo and the tests run DPDK with --no-huge and need
+# no hugepages; --hugepages N reserves N 2 MiB pages for runs that want
+# them (benchmarks on real NICs).
+set -euo pipefail
+
+PKGS=(
+	# build
+	build-essential meson ninja-build pkg-config clang
+	libdpdk-dev dpdk libhyperscan-dev liburcu-dev libssl-dev libyaml-dev
+	# tests
+	libcmocka-dev libclang-rt-14-dev python3-scapy tcpdump ethtool
+	iproute2 libpcap-dev
+)
+
+hugepages=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--hugepages) hugepages="$2"; shift 2 ;;
+	*) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+missing=()
+for p in "${PKGS[@]}"; do
+	[[ "$p" == \#* ]] && continue
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+		>/dev/null
+fi
+
+if [ "$hugepages" -gt 0 ]; then
+	echo "$hugepages" > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+	mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages
+	echo "setup: $(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) hugepages of 2 MiB"
+fi

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Run every test: installs what is missing, builds (gcc, -Werror), runs the
+# unit, integration, corpus and end-to-end suites, then builds the fuzz
+# targets with clang (ASan/UBSan, libFuzzer) and runs each briefly.
+# Ends with one line "N passed, M failed".
+#
+#   scripts/test.sh            everything
+#   FUZZ_SECONDS=300 scripts/test.sh   longer fuzzing
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+scripts/setup.sh
+scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# Fuzz build: clang, sanitizers, libFuzzer.
+fuzz_ok=1
+if [ ! -f build-fuzz/build.ninja ]; then
+	CC=clang meson setup build-fuzz -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debugoptimized >/dev/null || fuzz_ok=0
+fi
+[ $fuzz_ok = 1 ] && { ninja -C build-fuzz >/dev/null || fuzz_ok=0; }
+
+meson test -C build --no-rebuild --print-errorlogs --num-processes 2 \
+	--no-suite fuzz
+rc_main=$?
+if [ $fuzz_ok = 1 ]; then
+	fuzz_args=()
+	if [ -n "${FUZZ_SECONDS:-}" ]; then
+		fuzz_args=(--test-args "-max_total_time=$FUZZ_SECONDS")
+		# meson appends test-args after the defined ones; the last wins.
+	fi
+	meson test -C build-fuzz --no-rebuild --print-errorlogs \
+		--num-processes 2 --suite fuzz --timeout-multiplier 0 \
+		"${fuzz_args[@]}" 2>&1 | grep -v "^No tests defined" || true
+fi
+
+# Sum both runs from meson's machine-readable logs.
+/usr/bin/python3 - "$top" "$fuzz_ok" <<'PY'
+import json, os, sys
+top, fuzz_ok = sys.argv[1], sys.argv[2] == "1"
+passed = failed = skipped = 0
+logs = [os.path.join(top, "build/meson-logs/testlog.json")]
+if fuzz_ok:
+    logs.append(os.path.join(top, "build-fuzz/meson-logs/testlog.json"))
+for log in logs:
+    if not os.path.exists(log):
+        continue
+    with open(log) as f:
+        for line in f:
+            r = json.loads(line)
+            if "build-fuzz" in log and r.get("suite") and \
+               not any("fuzz" in s for s in r["suite"]):
+                continue
+            res = r.get("result")
+            if res in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif res == "SKIP":
+                skipped += 1
+            else:
+                failed += 1
+if not fuzz_ok:
+    failed += 1
+    print("fuzz build failed")
+print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+sys.exit(1 if failed else 0)
+PY

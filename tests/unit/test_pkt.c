@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Unit tests of the packet parser: each header type, the bounds checks
+ * (every prefix of a valid frame must parse as truncated, never read past
+ * the end), and the IPv6 extension header walk limit.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "backstop/pkt.h"
+
+struct frame {
+	uint8_t b[2048];
+	size_t len;
+};
+
+static void
+put(struct frame *f, const void *p, size_t n)
+{
+	memcpy(f->b + f->len, p, n);
+	f->len += n;
+}
+
+static void
+put16(struct frame *f, uint16_t v)
+{
+	uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	put(f, b, 2);
+}
+
+static void
+eth(struct frame *f, uint16_t type)
+{
+	static const uint8_t macs[12] = { 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1 };
+	f->len = 0;
+	put(f, macs, 12);
+	put16(f, type);
+}
+
+/* IPv4 header with optional options; total length covers l4len. */
+static void
+ipv4(struct frame *f, uint8_t proto, size_t optlen, size_t l4len,
+	uint16_t frag)
+{
+	uint8_t h[60] = { 0 };
+	size_t ihl = 20 + optlen;
+	h[0] = (uint8_t)(0x40 | (ihl / 4));
+	h[2] = (uint8_t)((ihl + l4len) >> 8);
+	h[3] = (uint8_t)(ihl + l4len);
+	h[6] = (uint8_t)(frag >> 8);
+	h[7] = (uint8_t)frag;
+	h[8] = 64;
+	h[9] = proto;
+	uint8_t src[4] = { 192, 0, 2, 1 }, dst[4] = { 198, 51, 100, 25 };
+	memcpy(h + 12, src, 4);
+	memcpy(h + 16, dst, 4);
+	for (size_t i = 20; i < ihl; i++)
+		h[i] = 1; /* NOP options */
+	put(f, h, ihl);
+}
+
+static void
+tcp(struct frame *f, uint16_t sport, uint16_t dport, uint32_t seq,
+	uint8_t flags, const char *payload)
+{
+	uint8_t h[20] = { 0 };
+	h[0] = (uint8_t)(sport >> 8);
+	h[1] = (uint8_t)sport;
+	h[2] = (uint8_t)(dport >> 8);
+	h[3] = (uint8_t)dport;
+	h[4] = (uint8_t)(seq >> 24);
+	h[5] = (uint8_t)(seq >> 16);
+	h[6] = (uint8_t)(seq >> 8);
+	h[7] = (uint8_t)seq;
+	h[12] = 5 << 4;
+	h[13] = flags;
+	h[14] = 0xff;
+	h[15] = 0xff;
+	put(f, h, 20);
+	put(f, payload, strlen(payload));
+}
+
+static void
+test_ipv4_tcp(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	const char *pl = "EHLO x\r\n";
+	eth(&f, 0x0800);
+	ipv4(&f, 6, 0, 20 + strlen(pl), 0);
+	tcp(&f, 40000, 25, 0xfffffff0u, BS_TCP_PSH | BS_TCP_ACK, pl);
+	/* Ethernet padding after the datagram must be ignored. */
+	memset(f.b + f.len, 0, 10);
+	assert_int_equal(bs_pkt_parse(f.b, f.len + 10, &p), BS_PKT_TCP);
+	assert_int_equal(p.l3, BS_L3_IPV4);
+	assert_int_equal(p.sport, 40000);
+	assert_int_equal(p.dport, 25);
+	assert_int_equal(p.seq, 0xfffffff0u);
+	assert_int_equal(p.tcp_flags, BS_TCP_PSH | BS_TCP_ACK);
+	assert_int_equal(p.payload_len, strlen(pl));
+	assert_memory_equal(f.b + p.payload_off, pl, strlen(pl));
+	assert_int_equal(p.src[0], 192);
+	assert_int_equal(p.dst[3], 25);
+	assert_false(p.has_ip_opts);
+}
+
+static void
+test_ipv4_options_vlan(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	eth(&f, 0x88a8);
+	put16(&f, 200);
+	put16(&f, 0x8100);
+	put16(&f, 100);
+	put16(&f, 0x0800);
+	ipv4(&f, 6, 8, 20 + 4, 0);
+	tcp(&f, 25, 1025, 1, BS_TCP_ACK, "250 ");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_TCP);
+	assert_int_equal(p.vlan_count, 2);
+	assert_int_equal(p.vlan[0], 200);
+	assert_int_equal(p.vlan[1], 100);
+	assert_true(p.has_ip_opts);
+	assert_int_equal(p.l4_off, 14 + 8 + 28);
+	assert_int_equal(p.payload_len, 4);
+}
+
+static void
+test_three_vlan_tags_not_followed(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	eth(&f, 0x8100);
+	for (int i = 0; i < 3; i++) {
+		put16(&f, (uint16_t)(10 + i));
+		put16(&f, i < 2 ? 0x8100 : 0x0800);
+	}
+	ipv4(&f, 6, 0, 20, 0);
+	tcp(&f, 1, 25, 1, BS_TCP_SYN, "");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_NON_IP);
+}
+
+static void
+test_ipv4_fragments(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	eth(&f, 0x0800);
+	ipv4(&f, 6, 0, 20, 0x2000); /* MF */
+	tcp(&f, 1, 25, 1, BS_TCP_SYN, "");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_FRAGMENT);
+	eth(&f, 0x0800);
+	ipv4(&f, 6, 0, 20, 0x0005); /* offset 40 */
+	tcp(&f, 1, 25, 1, BS_TCP_SYN, "");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_FRAGMENT);
+	eth(&f, 0x0800);
+	ipv4(&f, 6, 0, 20, 0x4000); /* DF only: not a fragment */
+	tcp(&f, 1, 25, 1, BS_TCP_SYN, "");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_TCP);
+}
+
+static void
+ipv6(struct frame *f, uint8_t nh, size_t plen)
+{
+	uint8_t h[40] = { 0x60 };
+	h[4] = (uint8_t)(plen >> 8);
+	h[5] = (uint8_t)plen;
+	h[6] = nh;
+	h[7] = 64;
+	h[8] = 0x20;
+	h[9] = 0x01;
+	h[24] = 0x20;
+	h[25] = 0x01;
+	h[39] = 0x25;
+	put(f, h, 40);
+}
+
+static void
+test_ipv6_ext_headers(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	uint8_t hbh[8] = { 60, 0, 1, 4, 0, 0, 0, 0 };  /* -> dstopts */
+	uint8_t dst[16] = { 44, 1, 1, 12 };             /* 16 bytes -> frag */
+	uint8_t frag[8] = { 6, 0, 0, 0, 0, 0, 0, 7 };   /* atomic -> TCP */
+	eth(&f, 0x86dd);
+	ipv6(&f, 0, 8 + 16 + 8 + 20 + 3);
+	put(&f, hbh, 8);
+	put(&f, dst, 16);
+	put(&f, frag, 8);
+	tcp(&f, 1025, 587, 5, BS_TCP_ACK, "abc");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_TCP);
+	assert_int_equal(p.l3, BS_L3_IPV6);
+	assert_true(p.has_ip_opts);
+	assert_int_equal(p.dport, 587);
+	assert_int_equal(p.payload_len, 3);
+	assert_int_equal(p.dst[15], 0x25);
+
+	/* A real fragment (M set) is not followed. */
+	frag[3] = 1;
+	eth(&f, 0x86dd);
+	ipv6(&f, 44, 8 + 20);
+	put(&f, frag, 8);
+	tcp(&f, 1025, 25, 5, BS_TCP_ACK, "");
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_FRAGMENT);
+}
+
+static void
+test_ipv6_ext_chain_limit(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	uint8_t dst[8] = { 60, 0, 1, 4 };
+	eth(&f, 0x86dd);
+	ipv6(&f, 60, (BS_PKT_MAX_IPV6_EXT + 4) * 8);
+	for (int i = 0; i < BS_PKT_MAX_IPV6_EXT + 4; i++)
+		put(&f, dst, 8);
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_MALFORMED);
+}
+
+static void
+test_malformed(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	eth(&f, 0x0800);
+	ipv4(&f, 6, 0, 20, 0);
+	tcp(&f, 1, 25, 1, 0, "");
+	f.b[14] = 0x44; /* IHL 4 */
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_MALFORMED);
+	f.b[14] = 0x45;
+	f.b[14 + 20 + 12] = 0x40; /* TCP data offset 4 */
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_MALFORMED);
+	f.b[14 + 20 + 12] = 0x50;
+	f.b[16] = 0;
+	f.b[17] = 10; /* total length below IHL */
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_MALFORMED);
+}
+
+/*
+ * Every strict prefix of a valid frame is truncated (or, for very short
+ * prefixes, too short to say): never TCP with a payload past the end.
+ * Each prefix is copied to an exact-size heap block so ASan catches any
+ * read past it.
+ */
+static void
+test_every_prefix(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	eth(&f, 0x8100);
+	put16(&f, 7);
+	put16(&f, 0x86dd);
+	uint8_t hbh[8] = { 6, 0, 1, 4 };
+	ipv6(&f, 0, 8 + 20 + 5);
+	put(&f, hbh, 8);
+	tcp(&f, 1, 25, 9, BS_TCP_ACK, "hello");
+	for (size_t n = 0; n < f.len; n++) {
+		uint8_t *b = malloc(n ? n : 1);
+		assert_non_null(b);
+		memcpy(b, f.b, n);
+		int r = bs_pkt_parse(b, n, &p);
+		assert_int_equal(r, BS_PKT_TRUNCATED);
+		free(b);
+	}
+	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_TCP);
+}
+
+static void
+test_non_ip(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	eth(&f, 0x0806);
+	memset(f.b + f.len, 0, 28);
+	assert_int_equal(bs_pkt_parse(f.b, f.len + 28, &p), BS_PKT_NON_IP);
+	assert_int_equal(p.ethertype, 0x0806);
+	assert_string_equal(bs_pkt_result_name(BS_PKT_NON_IP), "non_ip");
+	assert_string_equal(bs_pkt_result_name(99), "unknown");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ipv4_tcp),
+		cmocka_unit_test(test_ipv4_options_vlan),
+		cmocka_unit_test(test_three_vlan_tags_not_followed),
+		cmocka_unit_test(test_ipv4_fragments),
+		cmocka_unit_test(test_ipv6_ext_headers),
+		cmocka_unit_test(test_ipv6_ext_chain_limit),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_every_prefix),
+		cmocka_unit_test(test_non_ip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
