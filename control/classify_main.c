@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * backstop-classify: the offline classifier.
+ *
+ *   backstop-classify [--config FILE] [--rules FILE] [--mail-from ADDR]
+ *                     [--rcpt ADDR]... [--chunk N | --random-chunks SEED]
+ *                     [--crlf] FILE...
+ *
+ * Reads each FILE as a message appears in DATA (LF or CRLF line ends),
+ * feeds it in chunks to exactly the detection code the workers run, and
+ * prints one JSON object per line per file: file, class, matched rule ids,
+ * evidence, DSN fields and the fields of the embedded original.  Operators
+ * use it to test rules; the tests use it on the corpus.
+ *
+ * Without --mail-from the envelope is unknown and the message is classified
+ * on its content alone (the corpus comes without envelopes); --mail-from ""
+ * is the null sender.  --chunk N feeds N bytes at a time (default 4096);
+ * --random-chunks SEED feeds chunks of 1..1500 bytes from a seeded PRNG, to
+ * show that the result does not depend on how TCP cut the message.
+ * Exit status: 0, 1 if a file could not be read, 2 on usage or rule errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backstop/config.h"
+#include "backstop/detect.h"
+#include "backstop/rules.h"
+
+#define CLASSIFY_RCPT_MAX 64
+/* A message bigger than this is read in part (SMTP SIZE limits are far
+ * below; the classifier is not the place to hold gigabytes). */
+#define CLASSIFY_FILE_MAX (64u << 20)
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: backstop-classify [--config FILE] [--rules FILE] "
+		"[--mail-from ADDR]\n"
+		"         [--rcpt ADDR]... [--chunk N | --random-chunks SEED] "
+		"[--crlf] FILE...\n");
+}
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+/* Read a whole file; LF -> CRLF if crlf.  Returns a malloc'd buffer. */
+static uint8_t *
+read_file(const char *path, bool crlf, size_t *lenp)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL, *out;
+	size_t len = 0, cap = 0, n, lf = 0;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 65536;
+			uint8_t *nb;
+
+			if (ncap > CLASSIFY_FILE_MAX)
+				break;
+			nb = realloc(buf, ncap);
+			if (!nb)
+				break;
+			buf = nb;
+			cap = ncap;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	fclose(f);
+	if (!buf)
+		buf = malloc(1);
+	if (!buf || !crlf) {
+		*lenp = len;
+		return buf;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+			lf++;
+	out = malloc(len + lf + 1);
+	if (!out) {
+		free(buf);
+		return NULL;
+	}
+	n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+			out[n++] = '\r';
+		out[n++] = buf[i];
+	}
+	free(buf);
+	*lenp = n;
+	return out;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"rules", required_argument, NULL, 'r'},
+		{"mail-from", required_argument, NULL, 'f'},
+		{"rcpt", required_argument, NULL, 't'},
+		{"chunk", required_argument, NULL, 'n'},
+		{"random-chunks", required_argument, NULL, 'R'},
+		{"crlf", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *rules = NULL, *mail_from = NULL;
+	const char *rcpts[CLASSIFY_RCPT_MAX];
+	unsigned int n_rcpts = 0;
+	unsigned long chunk = 4096;
+	uint64_t seed = 0;
+	bool random_chunks = false, crlf = false;
+	struct bs_config cfg;
+	struct bs_ruleset *rs;
+	struct bs_detect_ctx *ctx;
+	char err[512];
+	int c, rc = 0;
+	size_t jcap = 1 << 16;
+	char *json = malloc(jcap);
+
+	while ((c = getopt_long(argc, argv, "c:r:f:t:n:R:Ch", opts, NULL)) !=
+		-1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'r':
+			rules = optarg;
+			break;
+		case 'f':
+			mail_from = optarg;
+			/* Accept "<>" and "<a@b>" as written in MAIL FROM. */
+			if (strcmp(mail_from, "<>") == 0)
+				mail_from = "";
+			break;
+		case 't':
+			if (n_rcpts == CLASSIFY_RCPT_MAX) {
+				fprintf(stderr, "at most %u --rcpt\n",
+					CLASSIFY_RCPT_MAX);
+				return 2;
+			}
+			rcpts[n_rcpts++] = optarg;
+			break;
+		case 'n': {
+			char *end;
+
+			errno = 0;
+			chunk = strtoul(optarg, &end, 10);
+			if (errno || *end || chunk == 0 || chunk > (1u << 30)) {
+				fprintf(stderr, "--chunk: 1..2^30\n");
+				return 2;
+			}
+			break;
+		}
+		case 'R':
+			random_chunks = true;
+			seed = strtoull(optarg, NULL, 10) * 2654435761u + 1;
+			break;
+		case 'C':
+			crlf = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc || !json) {
+		usage(stderr);
+		return 2;
+	}
+	if (bs_config_defaults(&cfg) < 0)
+		return 2;
+	if (config && bs_config_load(&cfg, config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (!rules)
+		rules = cfg.detect_rules_file;
+	rs = bs_ruleset_load(rules, err, sizeof(err));
+	if (!rs) {
+		fprintf(stderr, "%s\n", err);
+		bs_config_free(&cfg);
+		return 2;
+	}
+	ctx = bs_detect_ctx_create(rs);
+	if (!ctx) {
+		fprintf(stderr, "out of memory (scratch)\n");
+		return 2;
+	}
+
+	for (int a = optind; a < argc; a++) {
+		struct bs_detect_result res;
+		struct bs_msg *msg;
+		size_t len, off = 0, need;
+		uint8_t *buf = read_file(argv[a], crlf, &len);
+		char extra[4200];
+		size_t el;
+
+		if (!buf) {
+			fprintf(stderr, "%s: %s\n", argv[a], strerror(errno));
+			rc = 1;
+			continue;
+		}
+		msg = bs_msg_begin(ctx, mail_from, rcpts, n_rcpts);
+		if (!msg) {
+			fprintf(stderr, "%s: out of memory\n", argv[a]);
+			free(buf);
+			rc = 1;
+			continue;
+		}
+		while (off < len) {
+			size_t n = random_chunks ?
+				(size_t)(xorshift(&seed) % 1500) + 1 :
+				chunk;
+
+			if (n > len - off)
+				n = len - off;
+			bs_msg_feed(msg, buf + off, n);
+			off += n;
+		}
+		bs_msg_end(msg, &res);
+		free(buf);
+
+		memcpy(extra, "\"file\":", 7);
+		el = 7 + bs_json_string(extra + 7, sizeof(extra) - 8, argv[a],
+				 strlen(argv[a]));
+		if (el + 2 > sizeof(extra))
+			el = sizeof(extra) - 2;
+		extra[el++] = ',';
+		extra[el] = '\0';
+		need = bs_detect_result_json(&res, extra, json, jcap);
+		if (need >= jcap) {
+			char *nj = realloc(json, need + 1);
+
+			if (!nj) {
+				fprintf(stderr, "out of memory\n");
+				return 2;
+			}
+			json = nj;
+			jcap = need + 1;
+			bs_detect_result_json(&res, extra, json, jcap);
+		}
+		puts(json);
+	}
+	free(json);
+	bs_detect_ctx_free(ctx);
+	bs_ruleset_free(rs);
+	bs_config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,747 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the parts of a notification mean: the facts of the top-level header
+ * that make a message a bounce candidate, the fields of a
+ * message/delivery-status part (RFC 3464), the Feedback-Type of an ARF
+ * report (RFC 5965), and the headers of the embedded original message,
+ * wherever it sits: a message/rfc822 part, a text/rfc822-headers part, or
+ * quoted in the plain text after a marker line (qmail, Exim, Sendmail and
+ * most older systems do that).  The verdict needs the original's
+ * Message-ID, Received chain and DKIM-Signature to tell a real bounce of
+ * the domain's own mail from backscatter.
+ *
+ * Everything is copied into fixed-size fields; longer values are cut and
+ * the cut is recorded, so a hostile message can make a field useless but
+ * never make us read or write out of bounds.
+ */
+#include <string.h>
+
+#include "backstop/mime.h"
+#include "mime_priv.h"
+
+static inline uint8_t
+lc(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+}
+
+static inline bool
+is_ws(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Copy v[0..n) into dst (NUL-terminated), white space runs squeezed to one
+ * space (unfolding leaves the fold's tabs behind), ends trimmed.  Returns
+ * the length; records a cut.
+ */
+static size_t
+copy_field(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v,
+	size_t n)
+{
+	size_t o = 0;
+	bool sp = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (is_ws(v[i])) {
+			sp = o > 0;
+			continue;
+		}
+		if (o + (sp ? 2 : 1) >= cap) {
+			m->info->anomalies |= BS_MIME_A_FIELD_TRUNC;
+			break;
+		}
+		if (sp)
+			dst[o++] = ' ';
+		sp = false;
+		dst[o++] = (char)v[i];
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* Name equals (case-insensitive, exact length). */
+static bool
+name_is(const uint8_t *name, size_t nl, const char *s)
+{
+	return strlen(s) == nl && bs_mime_prefix_ci(name, nl, s);
+}
+
+/* ---- RFC 2047 --------------------------------------------------------- */
+
+static int
+hexv(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = lc(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * Try to decode one encoded word at src[i]: "=?charset?B|Q?text?=".
+ * Returns the index after it, or 0 if it is not one.
+ */
+static size_t
+word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
+	size_t i)
+{
+	size_t j = i + 2, cs, e, t;
+
+	if (i + 2 > n || src[i] != '=' || src[i + 1] != '?')
+		return 0;
+	for (cs = j; j < n && src[j] != '?' && !is_ws((uint8_t)src[j]); j++)
+		;
+	if (j >= n || j == cs || j + 2 >= n || src[j + 2] != '?')
+		return 0;
+	e = (size_t)lc((uint8_t)src[j + 1]);
+	if (e != 'b' && e != 'q')
+		return 0;
+	t = j + 3;
+	for (j = t; j + 1 < n && !(src[j] == '?' && src[j + 1] == '=');
+		j++)
+		if (is_ws((uint8_t)src[j]))
+			return 0;
+	if (j + 1 >= n)
+		return 0;
+	if (e == 'b') {
+		uint8_t tmp[BS_MIME_HDR_MAX];
+		uint32_t acc = 0;
+		uint8_t na = 0;
+		bool bad = false;
+		size_t k = 0, len = j - t;
+
+		/* Decode in slices small enough for tmp. */
+		while (k < len) {
+			size_t sl = len - k;
+
+			if (sl > (sizeof(tmp) / 4) * 4)
+				sl = (sizeof(tmp) / 4) * 4;
+			size_t got = bs_mime_b64(&acc, &na,
+				(const uint8_t *)src + t + k, sl, tmp, &bad);
+
+			for (size_t q = 0; q < got && *o + 1 < dstlen; q++)
+				dst[(*o)++] = (char)tmp[q];
+			k += sl;
+		}
+	} else {
+		for (size_t k = t; k < j && *o + 1 < dstlen; k++) {
+			int h, l;
+
+			if (src[k] == '_') {
+				dst[(*o)++] = ' ';
+			} else if (src[k] == '=' && k + 2 < j &&
+				(h = hexv((uint8_t)src[k + 1])) >= 0 &&
+				(l = hexv((uint8_t)src[k + 2])) >= 0) {
+				dst[(*o)++] = (char)(h << 4 | l);
+				k += 2;
+			} else {
+				dst[(*o)++] = src[k];
+			}
+		}
+	}
+	return j + 2;
+}
+
+size_t
+bs_mime_decode_2047(char *dst, size_t dstlen, const char *src, size_t n)
+{
+	size_t i = 0, o = 0;
+	bool after_word = false;
+
+	if (dstlen == 0)
+		return 0;
+	while (i < n && o + 1 < dstlen) {
+		size_t e = word_2047(dst, dstlen, &o, src, n, i);
+
+		if (e) {
+			i = e;
+			after_word = true;
+			continue;
+		}
+		/* White space between two encoded words is dropped. */
+		if (after_word && is_ws((uint8_t)src[i])) {
+			size_t j = i;
+
+			while (j < n && is_ws((uint8_t)src[j]))
+				j++;
+			if (j < n && word_2047(NULL, 0, &(size_t){0}, src, n,
+					     j) == 0) {
+				/* Not followed by a word: keep the space. */
+			} else if (j < n) {
+				i = j;
+				continue;
+			}
+		}
+		after_word = false;
+		dst[o++] = src[i++];
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* ---- top-level facts -------------------------------------------------- */
+
+static void
+from_facts(struct bs_mime *m, const uint8_t *v, size_t n)
+{
+	static const char *const daemon[] = {
+		"mailer-daemon", "mailer_daemon", "mailerdaemon",
+		"postmaster", "post_master", "mail-daemon", "mail delivery",
+		"maildelivery",
+	};
+	static const char *const noreply[] = {
+		"no-reply@", "noreply@", "no_reply@", "do-not-reply@",
+		"donotreply@",
+	};
+	size_t i = 0;
+
+	copy_field(m, m->info->from, sizeof(m->info->from), v, n);
+	for (unsigned int k = 0; k < sizeof(daemon) / sizeof(daemon[0]); k++)
+		if (bs_mime_contains_ci(v, n, daemon[k]))
+			m->info->auto_flags |= BS_AUTO_DAEMON_FROM;
+	for (unsigned int k = 0; k < sizeof(noreply) / sizeof(noreply[0]);
+		k++)
+		if (bs_mime_contains_ci(v, n, noreply[k]))
+			m->info->auto_flags |= BS_AUTO_NOTIFY_SENDER;
+	while (i < n && is_ws(v[i]))
+		i++;
+	if (n - i >= 2 && v[i] == '<' && v[i + 1] == '>')
+		m->info->auto_flags |= BS_AUTO_NULL_FROM;
+}
+
+static void
+top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
+	size_t nl, const uint8_t *v, size_t vl)
+{
+	struct bs_mime_info *in = m->info;
+	uint32_t tgt = BS_TGT_HEADER;
+
+	if (name_is(name, nl, "subject")) {
+		/* Scan the decoded subject: rules are written in UTF-8. */
+		uint8_t buf[BS_FIELD_MAX + 16];
+		size_t k;
+
+		bs_mime_decode_2047(in->subject, sizeof(in->subject),
+			(const char *)v, vl);
+		memcpy(buf, "Subject: ", 9);
+		k = strlen(in->subject);
+		memcpy(buf + 9, in->subject, k);
+		bs_mime_emit(m, BS_TGT_HEADER | BS_TGT_SUBJECT, buf, 9 + k,
+			true);
+		return;
+	}
+	if (name_is(name, nl, "from")) {
+		from_facts(m, v, vl);
+		tgt |= BS_TGT_FROM;
+	} else if (name_is(name, nl, "auto-submitted")) {
+		if (!bs_mime_prefix_ci(v, vl, "no"))
+			in->auto_flags |= BS_AUTO_SUBMITTED;
+		if (bs_mime_prefix_ci(v, vl, "auto-replied"))
+			in->auto_flags |= BS_AUTO_REPLIED;
+	} else if (name_is(name, nl, "precedence")) {
+		if (bs_mime_prefix_ci(v, vl, "bulk") ||
+			bs_mime_prefix_ci(v, vl, "junk") ||
+			bs_mime_prefix_ci(v, vl, "list") ||
+			bs_mime_prefix_ci(v, vl, "auto_reply"))
+			in->auto_flags |= BS_AUTO_PRECEDENCE;
+	} else if (name_is(name, nl, "return-path")) {
+		size_t i = 0;
+
+		while (i < vl && is_ws(v[i]))
+			i++;
+		if (vl - i >= 2 && v[i] == '<' && v[i + 1] == '>')
+			in->auto_flags |= BS_AUTO_NULL_RP;
+	} else if (name_is(name, nl, "x-autoreply") ||
+		name_is(name, nl, "x-autorespond") ||
+		name_is(name, nl, "x-autoresponder") ||
+		name_is(name, nl, "x-autogenerated") ||
+		name_is(name, nl, "x-auto-reply")) {
+		in->auto_flags |= BS_AUTO_AUTOREPLY_HDR;
+	} else if (name_is(name, nl, "x-failed-recipients")) {
+		in->auto_flags |= BS_AUTO_FAILED_RCPT;
+	} else if (name_is(name, nl, "x-amz-sns-message-id")) {
+		/* Amazon SNS delivers SES bounce notices from no-reply. */
+		in->auto_flags |= BS_AUTO_NOTIFY_SENDER;
+	} else if (name_is(name, nl, "content-type")) {
+		if (bs_mime_prefix_ci(v, vl, "multipart/report"))
+			in->auto_flags |= BS_AUTO_REPORT_CT;
+	}
+	bs_mime_emit(m, tgt, h, n, true);
+}
+
+/* ---- the embedded original ---------------------------------------- */
+
+/* Copy the token at s[i..] (until space or a stop char) into dst. */
+static size_t
+take_token(char *dst, size_t cap, const char *s, size_t n, size_t i,
+	const char *stop)
+{
+	size_t o = 0;
+
+	while (i < n && s[i] != ' ' && !strchr(stop, s[i])) {
+		if (o + 1 < cap)
+			dst[o++] = s[i];
+		i++;
+	}
+	dst[o] = '\0';
+	return i;
+}
+
+static bool
+ip_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		(c >= 'A' && c <= 'F') || c == ':' || c == '.';
+}
+
+/* The first "[address]" in s[i..end): v4 or v6 literal. */
+static void
+take_ip(char *dst, size_t cap, const char *s, size_t i, size_t end)
+{
+	for (; i < end; i++) {
+		if (s[i] != '[')
+			continue;
+		size_t j = i + 1, o = 0;
+
+		if (end - j > 5 && bs_mime_prefix_ci((const uint8_t *)s + j,
+					   end - j, "ipv6:"))
+			j += 5;
+		while (j < end && ip_char(s[j]) && o + 1 < cap)
+			dst[o++] = s[j++];
+		dst[o] = '\0';
+		if (j < end && s[j] == ']' && o > 0)
+			return;
+		dst[0] = '\0';
+	}
+}
+
+/* Case-insensitive search for word w at a word start in s[0..n). */
+static size_t
+find_word(const char *s, size_t n, const char *w)
+{
+	size_t k = strlen(w);
+
+	for (size_t i = 0; i + k <= n; i++)
+		if ((i == 0 || s[i - 1] == ' ' || s[i - 1] == ')') &&
+			bs_mime_prefix_ci((const uint8_t *)s + i, n - i, w))
+			return i;
+	return n;
+}
+
+/*
+ * Received: from helo (rdns [ip]) by host ...; date.  Formats vary (Exim
+ * writes "([ip]:port)", Sendmail "(rdns [ip])", Postfix "(rdns[ip])"), so
+ * we look for the landmarks rather than parse the grammar.
+ */
+static void
+parse_received(struct bs_received *r)
+{
+	const char *s = r->raw;
+	size_t n = strlen(s);
+	size_t by = find_word(s, n, "by ");
+	size_t end = by;
+
+	if (bs_mime_prefix_ci((const uint8_t *)s, n, "from ")) {
+		size_t i = take_token(r->from_host, sizeof(r->from_host), s,
+			end, 5, "(;");
+
+		while (i < end && s[i] == ' ')
+			i++;
+		if (i < end && s[i] == '(') {
+			size_t j = take_token(r->from_rdns,
+				sizeof(r->from_rdns), s, end, i + 1, "[)");
+
+			(void)j;
+			if (r->from_rdns[0] == '\0' ||
+				strchr(r->from_rdns, '=') != NULL)
+				r->from_rdns[0] = '\0';
+		}
+		take_ip(r->from_ip, sizeof(r->from_ip), s, 5, end);
+	}
+	if (by < n)
+		take_token(r->by_host, sizeof(r->by_host), s, n, by + 3,
+			"(;");
+}
+
+static void
+orig_header(struct bs_mime *m, const uint8_t *name, size_t nl,
+	const uint8_t *v, size_t vl)
+{
+	struct bs_original *o = &m->info->orig;
+
+	o->present = true;
+	if (name_is(name, nl, "message-id")) {
+		if (!o->message_id[0])
+			copy_field(m, o->message_id, sizeof(o->message_id), v,
+				vl);
+	} else if (name_is(name, nl, "from")) {
+		if (!o->from[0])
+			copy_field(m, o->from, sizeof(o->from), v, vl);
+	} else if (name_is(name, nl, "return-path")) {
+		if (!o->return_path[0])
+			copy_field(m, o->return_path, sizeof(o->return_path),
+				v, vl);
+	} else if (name_is(name, nl, "to")) {
+		if (!o->to[0])
+			copy_field(m, o->to, sizeof(o->to), v, vl);
+	} else if (name_is(name, nl, "date")) {
+		if (!o->date[0])
+			copy_field(m, o->date, sizeof(o->date), v, vl);
+	} else if (name_is(name, nl, "subject")) {
+		if (!o->subject[0]) {
+			char tmp[BS_FIELD_MAX];
+
+			copy_field(m, tmp, sizeof(tmp), v, vl);
+			bs_mime_decode_2047(o->subject, sizeof(o->subject),
+				tmp, strlen(tmp));
+		}
+	} else if (name_is(name, nl, "received")) {
+		if (o->n_received_seen < UINT16_MAX)
+			o->n_received_seen++;
+		if (o->n_received < BS_RECEIVED_MAX) {
+			struct bs_received *r = &o->received[o->n_received++];
+
+			copy_field(m, r->raw, sizeof(r->raw), v, vl);
+			parse_received(r);
+		}
+	} else if (name_is(name, nl, "dkim-signature")) {
+		if (o->n_dkim < BS_DKIM_MAX)
+			copy_field(m, o->dkim[o->n_dkim++], BS_DKIM_RAW_MAX,
+				v, vl);
+	}
+}
+
+/* ---- DSN and ARF fields --------------------------------------------- */
+
+static void
+dsn_header(struct bs_mime *m, const uint8_t *name, size_t nl,
+	const uint8_t *v, size_t vl)
+{
+	struct bs_dsn *d = &m->info->dsn;
+
+	if (name_is(name, nl, "reporting-mta")) {
+		if (!d->reporting_mta[0])
+			copy_field(m, d->reporting_mta,
+				sizeof(d->reporting_mta), v, vl);
+		return;
+	}
+	if (name_is(name, nl, "final-recipient")) {
+		if (d->n_rcpt < UINT16_MAX)
+			d->n_rcpt++;
+		m->dsn_in_rcpt = true;
+		if (!m->dsn_rcpt_done && !d->final_recipient[0])
+			copy_field(m, d->final_recipient,
+				sizeof(d->final_recipient), v, vl);
+		return;
+	}
+	/* Per-recipient fields: those of the first recipient are kept. */
+	if (m->dsn_rcpt_done)
+		return;
+	if (name_is(name, nl, "original-recipient")) {
+		if (!d->original_recipient[0])
+			copy_field(m, d->original_recipient,
+				sizeof(d->original_recipient), v, vl);
+	} else if (name_is(name, nl, "action")) {
+		if (!d->action[0])
+			copy_field(m, d->action, sizeof(d->action), v, vl);
+	} else if (name_is(name, nl, "status")) {
+		if (!d->status[0])
+			copy_field(m, d->status, sizeof(d->status), v, vl);
+	} else if (name_is(name, nl, "diagnostic-code")) {
+		if (!d->diagnostic_code[0])
+			copy_field(m, d->diagnostic_code,
+				sizeof(d->diagnostic_code), v, vl);
+	}
+}
+
+static void
+arf_header(struct bs_mime *m, const uint8_t *name, size_t nl,
+	const uint8_t *v, size_t vl)
+{
+	if (name_is(name, nl, "feedback-type") && !m->info->feedback_type[0])
+		copy_field(m, m->info->feedback_type,
+			sizeof(m->info->feedback_type), v, vl);
+}
+
+/* A complete (unfolded) header field h[0..n) of the current block. */
+void
+bs_mime_header(struct bs_mime *m, uint8_t *h, size_t n)
+{
+	size_t nl = 0, i;
+
+	while (nl < n && h[nl] != ':')
+		nl++;
+	if (nl == n)
+		return; /* not a field: ignored */
+	i = nl + 1;
+	while (nl > 0 && (h[nl - 1] == ' ' || h[nl - 1] == '\t'))
+		nl--;
+	if (nl == 0)
+		return;
+	while (i < n && is_ws(h[i]))
+		i++;
+	size_t vl = n - i;
+
+	while (vl > 0 && is_ws(h[i + vl - 1]))
+		vl--;
+
+	switch (m->hb) {
+	case BS_MIME_HB_ENTITY: {
+		bool top = m->depth == 0 && !m->top_done;
+
+		if (name_is(h, nl, "content-type"))
+			bs_mime_content_type(m, (const char *)h + i, vl, top);
+		else if (name_is(h, nl, "content-transfer-encoding"))
+			bs_mime_cte(m, (const char *)h + i, vl);
+		if (top)
+			top_header(m, h, n, h, nl, h + i, vl);
+		break;
+	}
+	case BS_MIME_HB_ORIG:
+		orig_header(m, h, nl, h + i, vl);
+		break;
+	case BS_MIME_HB_DSN:
+		dsn_header(m, h, nl, h + i, vl);
+		break;
+	case BS_MIME_HB_ARF:
+		arf_header(m, h, nl, h + i, vl);
+		break;
+	}
+}
+
+/* ---- body handlers ------------------------------------------------ */
+
+/* "Name:" with a plausible field name at the start of the line. */
+static bool
+looks_like_header(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0 || !((p[0] >= 'A' && p[0] <= 'Z') ||
+			      (p[0] >= 'a' && p[0] <= 'z')))
+		return false;
+	while (i < n && i < 40 &&
+		((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+			(p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
+			p[i] == '_'))
+		i++;
+	return i < n && p[i] == ':';
+}
+
+/*
+ * Lines after which older systems quote the original inline (qmail,
+ * Exim, Sendmail, Domino, Exchange 2003, ...), lower case.
+ */
+static const char *const inline_markers[] = {
+	"copy of the message",
+	"copy of the original message",
+	"original message follows",
+	"original message headers",
+	"original message -----",
+	"original message details",
+	"message headers follow",
+	"message header follows",
+	"header of the original message",
+	"headers of the original message",
+	"returned message",
+	"unsent message",
+	"undelivered message",
+	"copy of the message header",
+	"ursprungliche nachricht",
+	"message original",
+};
+
+static bool
+inline_marker(const uint8_t *p, size_t n)
+{
+	for (unsigned int k = 0;
+		k < sizeof(inline_markers) / sizeof(inline_markers[0]); k++)
+		if (bs_mime_contains_ci(p, n, inline_markers[k]))
+			return true;
+	return false;
+}
+
+static void
+orig_begin(struct bs_mime *m, uint8_t source)
+{
+	bs_mime_hdr_flush(m);
+	m->hb = BS_MIME_HB_ORIG;
+	m->orig_hdr = true;
+	m->ctx = BS_MIME_CTX_ORIG;
+	m->info->orig.source = source;
+}
+
+static void
+orig_hdr_end(struct bs_mime *m)
+{
+	bs_mime_hdr_flush(m);
+	m->orig_hdr = false;
+	m->hb = BS_MIME_HB_ENTITY;
+}
+
+static bool
+blank(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!is_ws(p[i]))
+			return false;
+	return true;
+}
+
+static void
+text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
+{
+	bool whole = sol && eol;
+
+	if (m->orig_hdr) {
+		/* Inline original: its header ends at a blank line or at
+		 * the first line that is no field. */
+		if (whole && blank(p, n)) {
+			orig_hdr_end(m);
+		} else if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')) &&
+			!looks_like_header(p, n)) {
+			orig_hdr_end(m);
+		} else {
+			bs_mime_hdr_line(m, p, n, sol);
+		}
+		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
+		return;
+	}
+	if (m->ctx == BS_MIME_CTX_ORIG) {
+		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
+		return;
+	}
+	if (whole && !m->info->orig.present) {
+		if (m->inline_armed) {
+			if (looks_like_header(p, n)) {
+				m->inline_armed = 0;
+				orig_begin(m, BS_ORIG_INLINE);
+				bs_mime_hdr_line(m, p, n, true);
+				bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
+				return;
+			}
+			if (!blank(p, n))
+				m->inline_armed = 0;
+		} else if (bs_mime_prefix_ci(p, n, "return-path:") ||
+			bs_mime_prefix_ci(p, n, "received: from ")) {
+			orig_begin(m, BS_ORIG_INLINE);
+			bs_mime_hdr_line(m, p, n, true);
+			bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
+			return;
+		}
+		if (!m->inline_armed && inline_marker(p, n))
+			m->inline_armed = 1;
+	}
+	bs_mime_emit(m, BS_TGT_BODY, p, n, eol);
+}
+
+static void
+fields_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol,
+	uint32_t tgt)
+{
+	if (sol && eol && blank(p, n)) {
+		bs_mime_hdr_flush(m);
+		if (m->dsn_in_rcpt)
+			m->dsn_rcpt_done = true;
+	} else {
+		bs_mime_hdr_line(m, p, n, sol);
+	}
+	bs_mime_emit(m, tgt, p, n, eol);
+}
+
+void
+bs_mime_handle(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
+{
+	switch (m->handler) {
+	case BS_MIME_H_TEXT:
+	case BS_MIME_H_MDN:
+		text_line(m, p, n, sol, eol);
+		break;
+	case BS_MIME_H_DSN:
+		fields_line(m, p, n, sol, eol, BS_TGT_DSN);
+		break;
+	case BS_MIME_H_ARF:
+		fields_line(m, p, n, sol, eol, BS_TGT_ARF);
+		break;
+	case BS_MIME_H_RFC822:
+	case BS_MIME_H_HEADERS:
+		if (m->orig_hdr) {
+			if (sol && eol && blank(p, n))
+				orig_hdr_end(m);
+			else
+				bs_mime_hdr_line(m, p, n, sol);
+		}
+		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
+		break;
+	default:
+		break;
+	}
+}
+
+bool
+bs_mime_handler_wants(const struct bs_mime *m)
+{
+	switch (m->handler) {
+	case BS_MIME_H_TEXT:
+	case BS_MIME_H_MDN:
+		if (m->orig_hdr)
+			return true;
+		if (m->ctx == BS_MIME_CTX_ORIG)
+			return (m->scan_mask & BS_TGT_ORIGINAL) != 0;
+		return !m->info->orig.present ||
+			(m->scan_mask & BS_TGT_BODY) != 0;
+	case BS_MIME_H_DSN:
+	case BS_MIME_H_ARF:
+		return true;
+	case BS_MIME_H_RFC822:
+	case BS_MIME_H_HEADERS:
+		return m->orig_hdr || (m->scan_mask & BS_TGT_ORIGINAL) != 0;
+	default:
+		return false;
+	}
+}
+
+void
+bs_mime_handler_begin(struct bs_mime *m)
+{
+	m->inline_armed = 0;
+	switch (m->handler) {
+	case BS_MIME_H_DSN:
+		m->info->dsn.present = true;
+		m->hb = BS_MIME_HB_DSN;
+		m->dsn_in_rcpt = false;
+		m->dsn_rcpt_done = m->info->dsn.final_recipient[0] != '\0';
+		break;
+	case BS_MIME_H_ARF:
+		m->info->arf_present = true;
+		m->hb = BS_MIME_HB_ARF;
+		break;
+	case BS_MIME_H_MDN:
+		m->info->mdn_present = true;
+		break;
+	case BS_MIME_H_RFC822:
+	case BS_MIME_H_HEADERS:
+		m->ctx = BS_MIME_CTX_ORIG;
+		/* The first original found wins. */
+		if (!m->info->orig.present)
+			orig_begin(m, m->handler == BS_MIME_H_RFC822 ?
+					BS_ORIG_RFC822 :
+					BS_ORIG_HEADERS);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+bs_mime_handler_end(struct bs_mime *m)
+{
+	bs_mime_hdr_flush(m);
+	m->orig_hdr = false;
+	m->hb = BS_MIME_HB_ENTITY;
+	m->inline_armed = 0;
+}

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A detection result as one JSON object: the output of backstop-classify
+ * and the body of the event log's bounce records.
+ *
+ * Strings come from untrusted mail, so every byte is escaped: control
+ * characters as \u00XX, and bytes that do not form valid UTF-8 as \u00XX
+ * of their Latin-1 reading (a header in ISO-8859-1 stays readable, and the
+ * output is always valid JSON and valid UTF-8).  The writer counts what it
+ * would need past the end of the buffer, like snprintf, so callers can
+ * size a retry.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "backstop/detect.h"
+
+struct jw {
+	char *buf;
+	size_t len, pos;
+};
+
+static void
+put(struct jw *w, const char *s, size_t n)
+{
+	if (w->pos < w->len) {
+		size_t room = w->len - w->pos;
+
+		memcpy(w->buf + w->pos, s, n < room ? n : room);
+	}
+	w->pos += n;
+}
+
+static void
+puts_(struct jw *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0. */
+static size_t
+utf8_len(const uint8_t *s, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		k = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		k = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		k = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < k)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and beyond U+10FFFF are invalid. */
+	if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) ||
+		(k == 4 && cp < 0x10000) || cp > 0x10ffff ||
+		(cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k;
+}
+
+static void
+jstr(struct jw *w, const char *str, size_t n)
+{
+	const uint8_t *s = (const uint8_t *)str;
+	char esc[8];
+
+	put(w, "\"", 1);
+	for (size_t i = 0; i < n;) {
+		uint8_t c = s[i];
+		size_t k;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			put(w, esc, 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			put(w, esc, 6);
+			i++;
+		} else if ((k = utf8_len(s + i, n - i)) > 0) {
+			put(w, str + i, k);
+			i += k;
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			put(w, esc, 6);
+			i++;
+		}
+	}
+	put(w, "\"", 1);
+}
+
+size_t
+bs_json_string(char *buf, size_t len, const char *s, size_t n)
+{
+	struct jw w = {buf, len, 0};
+
+	jstr(&w, s, n);
+	if (len > 0)
+		buf[w.pos < len ? w.pos : len - 1] = '\0';
+	return w.pos;
+}
+
+/* "key":"value" (comma first unless first). */
+static void
+kv(struct jw *w, bool *first, const char *key, const char *val)
+{
+	if (!*first)
+		put(w, ",", 1);
+	*first = false;
+	jstr(w, key, strlen(key));
+	put(w, ":", 1);
+	jstr(w, val, strlen(val));
+}
+
+static void
+kv_opt(struct jw *w, bool *first, const char *key, const char *val)
+{
+	if (val[0])
+		kv(w, first, key, val);
+}
+
+static void
+kn(struct jw *w, bool *first, const char *key, unsigned long long v)
+{
+	char num[24];
+
+	if (!*first)
+		put(w, ",", 1);
+	*first = false;
+	jstr(w, key, strlen(key));
+	snprintf(num, sizeof(num), ":%llu", v);
+	puts_(w, num);
+}
+
+static void
+kb(struct jw *w, bool *first, const char *key, bool v)
+{
+	if (!*first)
+		put(w, ",", 1);
+	*first = false;
+	jstr(w, key, strlen(key));
+	puts_(w, v ? ":true" : ":false");
+}
+
+static void
+flag_list(struct jw *w, bool *first, const char *key, uint32_t bits,
+	const char *const *names, unsigned int n)
+{
+	bool f = true;
+
+	if (!*first)
+		put(w, ",", 1);
+	*first = false;
+	jstr(w, key, strlen(key));
+	put(w, ":[", 2);
+	for (unsigned int i = 0; i < n; i++) {
+		if (!(bits & (1u << i)) || !names[i])
+			continue;
+		if (!f)
+			put(w, ",", 1);
+		f = false;
+		jstr(w, names[i], strlen(names[i]));
+	}
+	put(w, "]", 1);
+}
+
+static const char *const ev_names[] = {
+	"null_sender", "null_return_path", "daemon_from", "auto_submitted",
+	"report_dsn", "report_arf", "report_mdn", "original", "rule_dsn",
+	"rule_dsn_weak", "rule_autoreply", "rule_feedback", "rule_challenge",
+	"autoreply_header", "failed_recipients",
+};
+static const char *const fail_names[] = {
+	"nomem", "hyperscan", "hold_full", "no_rules",
+};
+static const char *const anom_names[] = {
+	"line_split", "header_cut", "depth", "boundary", "bad_base64",
+	"unterminated", "field_cut", "no_header_end",
+};
+static const char *const auto_names[] = {
+	"auto_submitted", "auto_replied", "precedence", "report_type",
+	"daemon_from", "null_from", "null_return_path", "autoreply_header",
+	"failed_recipients", "notify_sender",
+};
+static const char *const src_names[] = {"none", "rfc822", "headers",
+	"inline"};
+
+#define N_(a) (unsigned int)(sizeof(a) / sizeof(a[0]))
+
+size_t
+bs_detect_result_json(const struct bs_detect_result *r, const char *extra,
+	char *buf, size_t len)
+{
+	struct jw w = {buf, len, 0};
+	const struct bs_mime_info *in = &r->mime;
+	const struct bs_original *o = &in->orig;
+	bool first = true, f;
+
+	put(&w, "{", 1);
+	if (extra && extra[0]) {
+		puts_(&w, extra);
+		/* extra ends with ',' by contract; tolerate it missing. */
+		if (extra[strlen(extra) - 1] != ',')
+			put(&w, ",", 1);
+	}
+	kv(&w, &first, "class", bs_class_name(r->cls));
+	kb(&w, &first, "candidate", r->candidate);
+	put(&w, ",\"rules\":[", 10);
+	for (unsigned int i = 0; i < r->n_rule_ids; i++) {
+		char num[16];
+
+		snprintf(num, sizeof(num), "%s%u", i ? "," : "",
+			r->rule_ids[i]);
+		puts_(&w, num);
+	}
+	put(&w, "]", 1);
+	kn(&w, &first, "n_rules", r->n_rules);
+	flag_list(&w, &first, "evidence", r->evidence, ev_names, N_(ev_names));
+	if (r->fail)
+		flag_list(&w, &first, "fail", r->fail, fail_names,
+			N_(fail_names));
+	if (in->anomalies)
+		flag_list(&w, &first, "anomalies", in->anomalies, anom_names,
+			N_(anom_names));
+	kn(&w, &first, "bytes", r->bytes);
+	kn(&w, &first, "scanned", r->bytes_scanned);
+
+	put(&w, ",\"top\":{", 8);
+	f = true;
+	kv(&w, &f, "from", in->from);
+	kv(&w, &f, "subject", in->subject);
+	kv_opt(&w, &f, "content_type", in->content_type);
+	kv_opt(&w, &f, "report_type", in->report_type);
+	flag_list(&w, &f, "auto", in->auto_flags, auto_names, N_(auto_names));
+	put(&w, "}", 1);
+
+	if (in->dsn.present) {
+		const struct bs_dsn *d = &in->dsn;
+
+		put(&w, ",\"dsn\":{", 8);
+		f = true;
+		kn(&w, &f, "recipients", d->n_rcpt);
+		kv_opt(&w, &f, "reporting_mta", d->reporting_mta);
+		kv_opt(&w, &f, "final_recipient", d->final_recipient);
+		kv_opt(&w, &f, "original_recipient", d->original_recipient);
+		kv_opt(&w, &f, "action", d->action);
+		kv_opt(&w, &f, "status", d->status);
+		kv_opt(&w, &f, "diagnostic_code", d->diagnostic_code);
+		put(&w, "}", 1);
+	}
+	if (in->feedback_type[0])
+		kv(&w, &first, "feedback_type", in->feedback_type);
+
+	if (o->present) {
+		put(&w, ",\"original\":{", 13);
+		f = true;
+		kv(&w, &f, "source", src_names[o->source < 4 ? o->source : 0]);
+		kv_opt(&w, &f, "message_id", o->message_id);
+		kv_opt(&w, &f, "from", o->from);
+		kv_opt(&w, &f, "return_path", o->return_path);
+		kv_opt(&w, &f, "to", o->to);
+		kv_opt(&w, &f, "subject", o->subject);
+		kv_opt(&w, &f, "date", o->date);
+		kn(&w, &f, "received_seen", o->n_received_seen);
+		put(&w, ",\"received\":[", 13);
+		for (unsigned int i = 0; i < o->n_received; i++) {
+			const struct bs_received *rc = &o->received[i];
+			bool g = true;
+
+			put(&w, i ? ",{" : "{", i ? 2 : 1);
+			kv_opt(&w, &g, "from", rc->from_host);
+			kv_opt(&w, &g, "rdns", rc->from_rdns);
+			kv_opt(&w, &g, "ip", rc->from_ip);
+			kv_opt(&w, &g, "by", rc->by_host);
+			kv(&w, &g, "raw", rc->raw);
+			put(&w, "}", 1);
+		}
+		put(&w, "],\"dkim\":[", 10);
+		for (unsigned int i = 0; i < o->n_dkim; i++) {
+			if (i)
+				put(&w, ",", 1);
+			jstr(&w, o->dkim[i], strlen(o->dkim[i]));
+		}
+		put(&w, "]}", 2);
+	}
+	put(&w, "}", 1);
+	if (len > 0)
+		buf[w.pos < len ? w.pos : len - 1] = '\0';
+	return w.pos;
+}

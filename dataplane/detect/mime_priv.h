@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Private interface between the two halves of the MIME parser: mime.c (the
+ * structure: lines, headers, boundaries, decoding) and dsn.c (what each
+ * kind of part means: top-level facts, DSN fields, the embedded original).
+ */
+#ifndef BACKSTOP_MIME_PRIV_H
+#define BACKSTOP_MIME_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backstop/mime.h"
+
+/* Body handlers, chosen from a part's Content-Type. */
+enum {
+	BS_MIME_H_TEXT,    /* text/ *: scanned, inline originals looked for */
+	BS_MIME_H_MULTI,   /* multipart preamble: ignored */
+	BS_MIME_H_SKIP,    /* anything else: ignored */
+	BS_MIME_H_DSN,     /* message/delivery-status */
+	BS_MIME_H_ARF,     /* message/feedback-report */
+	BS_MIME_H_MDN,     /* message/disposition-notification */
+	BS_MIME_H_RFC822,  /* message/rfc822: the original, whole */
+	BS_MIME_H_HEADERS, /* text/rfc822-headers: the original's header */
+};
+
+/* Whose text this is. */
+enum { BS_MIME_CTX_TOP, BS_MIME_CTX_ORIG };
+
+/* Kind of header block being unfolded. */
+enum {
+	BS_MIME_HB_ENTITY, /* top-level message or MIME part */
+	BS_MIME_HB_ORIG,   /* the embedded original */
+	BS_MIME_HB_DSN,    /* delivery-status fields */
+	BS_MIME_HB_ARF,    /* feedback-report fields */
+};
+
+/* mime.c */
+bool bs_mime_prefix_ci(const uint8_t *p, size_t n, const char *pfx);
+bool bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle);
+void bs_mime_emit(struct bs_mime *m, uint32_t target, uint8_t *p, size_t n,
+	bool eol);
+void bs_mime_hdr_flush(struct bs_mime *m);
+void bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n,
+	bool sol);
+int bs_mime_param(const char *v, size_t n, const char *name, char *dst,
+	size_t dstlen);
+void bs_mime_content_type(struct bs_mime *m, const char *v, size_t n,
+	bool top);
+void bs_mime_cte(struct bs_mime *m, const char *v, size_t n);
+size_t bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
+	uint8_t *out, bool *bad);
+
+/* dsn.c */
+void bs_mime_header(struct bs_mime *m, uint8_t *h, size_t n);
+void bs_mime_handle(struct bs_mime *m, uint8_t *p, size_t n, bool sol,
+	bool eol);
+void bs_mime_handler_begin(struct bs_mime *m);
+void bs_mime_handler_end(struct bs_mime *m);
+bool bs_mime_handler_wants(const struct bs_mime *m);
+
+#endif /* BACKSTOP_MIME_PRIV_H */
