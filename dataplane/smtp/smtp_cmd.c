@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The client direction: command lines, DATA content with end-of-data
+ * detection and dot-unstuffing, BDAT chunks, SASL lines after AUTH.
+ *
+ * How the client's next bytes read depends on a reply for three commands:
+ * DATA (354 or not), AUTH (334 or not) and STARTTLS (220 or not).  A
+ * well-behaved client waits for that reply; bytes that come earlier are
+ * copied into a small bounded hold and replayed once the reply says how
+ * the server read them (the server reads them the same way, in order).
+ *
+ * End of data: only CRLF "." CRLF ends DATA (RFC 5321 4.1.1.4).  A bare
+ * LF never ends a line inside DATA; lookalikes such as LF "." LF are
+ * counted.  A server that honours them replies while we are still in
+ * DATA, which we see as a desynchronisation and stop inspecting
+ * (fail-open) rather than reading message text as commands.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_int.h"
+
+static const uint8_t cr_byte = '\r';
+
+/* Case-insensitive prefix test on a byte buffer. */
+static int
+has_prefix(const uint8_t *p, size_t n, const char *pre)
+{
+	size_t k = strlen(pre);
+
+	return n >= k && strncasecmp((const char *)p, pre, k) == 0;
+}
+
+/* Is the verb exactly word (followed by end or a space)? */
+static int
+verb_is(const uint8_t *p, size_t n, const char *word)
+{
+	size_t k = strlen(word);
+
+	return has_prefix(p, n, word) && (n == k || p[k] == ' ');
+}
+
+static size_t
+skip_sp(const uint8_t *p, size_t n, size_t i)
+{
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i;
+}
+
+/*
+ * Parse a reverse or forward path starting at p[i]: "<addr>" (quoted
+ * local parts and a source route "@a,@b:" allowed, the route dropped as
+ * RFC 5321 4.1.1.3 asks) or a bare address as lenient servers accept.
+ * Copies at most cap - 1 bytes and a NUL into out; returns the index
+ * after the path.
+ */
+static size_t
+parse_path(const uint8_t *p, size_t n, size_t i, char *out, uint16_t *outlen,
+	size_t cap)
+{
+	size_t o = 0;
+	int quoted = 0;
+
+	i = skip_sp(p, n, i);
+	if (i < n && p[i] == '<') {
+		size_t j;
+
+		i++;
+		/* Source route: up to the first ':' outside quotes. */
+		if (i < n && p[i] == '@') {
+			for (j = i; j < n && p[j] != ':' && p[j] != '>'; j++)
+				;
+			if (j < n && p[j] == ':')
+				i = j + 1;
+		}
+		for (; i < n; i++) {
+			uint8_t c = p[i];
+
+			if (!quoted && c == '>') {
+				i++;
+				break;
+			}
+			if (c == '"')
+				quoted = !quoted;
+			else if (quoted && c == '\\' && i + 1 < n) {
+				if (o + 1 < cap)
+					out[o++] = (char)c;
+				c = p[++i];
+			}
+			if (o + 1 < cap)
+				out[o++] = (char)c;
+		}
+	} else {
+		for (; i < n && p[i] != ' '; i++)
+			if (o + 1 < cap)
+				out[o++] = (char)p[i];
+	}
+	out[o] = '\0';
+	*outlen = (uint16_t)o;
+	return i;
+}
+
+static void
+cmd_ehlo(struct bs_smtp_flow *f, const uint8_t *p, size_t n, int ehlo)
+{
+	size_t i = skip_sp(p, n, 4), e = n, k;
+
+	while (e > i && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+		e--;
+	k = e - i < BS_SMTP_HELO_MAX - 1 ? e - i : BS_SMTP_HELO_MAX - 1;
+	memcpy(f->helo_pending, p + i, k);
+	f->helo_pending[k] = '\0';
+	f->helo_pending_len = (uint16_t)k;
+	/* EHLO/HELO resets any transaction (RFC 5321 4.1.4). */
+	if (f->cur != NULL)
+		bs_smtp_txn_end(f, f->cur, 0);
+	bs_smtp_pend_push(f, ehlo ? BS_SMTP_CMD_EHLO : BS_SMTP_CMD_HELO, 0,
+		UINT32_MAX, 0);
+}
+
+static void
+cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_txn *t;
+	size_t i, e, k;
+
+	if (f->cur != NULL) {
+		/* Nested MAIL: the server says 503 and keeps the first. */
+		bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, 0, UINT32_MAX, 0);
+		return;
+	}
+	t = bs_smtp_txn_new(f);
+	if (t == NULL)
+		return;
+	i = parse_path(p, n, 10, t->rec.mail_from, &t->rec.mail_from_len,
+		sizeof(t->rec.mail_from));
+	i = skip_sp(p, n, i);
+	e = n;
+	while (e > i && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+		e--;
+	k = e - i < BS_SMTP_PARAMS_MAX - 1 ? e - i : BS_SMTP_PARAMS_MAX - 1;
+	memcpy(t->rec.mail_params, p + i, k);
+	t->rec.mail_params[k] = '\0';
+	t->rec.mail_params_len = (uint16_t)k;
+	f->cur = t;
+	if (bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, t->rec.seq, UINT32_MAX, 0))
+		return;
+	if (ctx->ev.on_txn_begin != NULL)
+		ctx->ev.on_txn_begin(ctx->arg, f, &t->rec);
+}
+
+static void
+cmd_rcpt(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_txn *t = f->cur;
+	uint32_t idx = UINT32_MAX;
+
+	if (t != NULL && t->rec.nrcpt >= ctx->p.smtp_rcpt_max) {
+		t->rec.rcpt_dropped++;
+		BS_CNT_INC(ctx->cnt, smtp_rcpt_over_cap);
+	} else if (t != NULL) {
+		struct bs_smtp_rcpt *r;
+
+		if (t->rec.nrcpt == t->rcpt_cap) {
+			uint32_t ncap = t->rcpt_cap ? t->rcpt_cap * 2 : 4;
+
+			if (ncap > ctx->p.smtp_rcpt_max)
+				ncap = ctx->p.smtp_rcpt_max;
+			r = realloc(t->rec.rcpt, ncap * sizeof(*r));
+			if (r == NULL) {
+				bs_smtp_uninspect(f, BS_WHY_NOMEM);
+				return;
+			}
+			t->rec.rcpt = r;
+			t->rcpt_cap = ncap;
+		}
+		idx = t->rec.nrcpt++;
+		r = &t->rec.rcpt[idx];
+		parse_path(p, n, 8, r->addr, &r->len, sizeof(r->addr));
+		r->reply = 0;
+	}
+	bs_smtp_pend_push(f, BS_SMTP_CMD_RCPT, t != NULL ? t->rec.seq : 0, idx,
+		0);
+}
+
+/* BDAT size [LAST]; returns 0 if well-formed. */
+static int
+parse_bdat(const uint8_t *p, size_t n, uint64_t *size, int *last)
+{
+	size_t i = skip_sp(p, n, 4);
+	uint64_t v = 0;
+	size_t digits = 0;
+
+	while (i < n && p[i] >= '0' && p[i] <= '9') {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+		i++;
+		digits++;
+	}
+	if (digits == 0)
+		return -1;
+	i = skip_sp(p, n, i);
+	*last = 0;
+	if (i < n) {
+		if (n - i >= 4 && strncasecmp((const char *)p + i, "LAST", 4) == 0
+			&& skip_sp(p, n, i + 4) == n)
+			*last = 1;
+		else
+			return -1;
+	}
+	*size = v;
+	return 0;
+}
+
+static void bdat_chunk_done(struct bs_smtp_flow *f, void *pkt);
+
+static void
+cmd_bdat(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
+{
+	struct bs_smtp_txn *t = f->cur;
+	uint64_t size;
+	int last;
+
+	/*
+	 * Without CHUNKING offered, or malformed, the server answers 5xx
+	 * and reads what follows as commands: so do we.
+	 */
+	if (!(f->ext & BS_SMTP_EXT_CHUNKING) || parse_bdat(p, n, &size, &last)) {
+		BS_CNT_INC(f->ctx->cnt, smtp_unknown_commands);
+		bs_smtp_pend_push(f, BS_SMTP_CMD_OTHER, 0, UINT32_MAX, 0);
+		return;
+	}
+	BS_CNT_INC(f->ctx->cnt, smtp_bdat);
+	if (bs_smtp_pend_push(f, BS_SMTP_CMD_BDAT, t ? t->rec.seq : 0,
+		    UINT32_MAX, (uint8_t)last))
+		return;
+	if (t != NULL)
+		t->rec.bdat = 1;
+	f->data_txn = t;
+	f->bdat_left = size;
+	f->bdat_last = (uint8_t)last;
+	f->cmode = BS_CM_BDAT;
+	if (size == 0)
+		bdat_chunk_done(f, pkt);
+}
+
+void
+bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
+	void *pkt)
+{
+	struct bs_counters *cnt = f->ctx->cnt;
+	uint8_t cmd;
+
+	if (f->cmode == BS_CM_SASL) {
+		/* A SASL response: not a command, never parsed. */
+		f->cmode = BS_CM_WAIT;
+		return;
+	}
+	BS_CNT_INC(cnt, smtp_commands);
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (verb_is(p, n, "EHLO")) {
+		cmd_ehlo(f, p, n, 1);
+		return;
+	}
+	if (verb_is(p, n, "HELO")) {
+		cmd_ehlo(f, p, n, 0);
+		return;
+	}
+	if (has_prefix(p, n, "MAIL FROM:")) {
+		cmd_mail(f, p, n);
+		return;
+	}
+	if (has_prefix(p, n, "RCPT TO:")) {
+		cmd_rcpt(f, p, n);
+		return;
+	}
+	if (verb_is(p, n, "BDAT")) {
+		cmd_bdat(f, p, n, pkt);
+		return;
+	}
+	if (verb_is(p, n, "DATA") && n == 4) {
+		if (bs_smtp_pend_push(f, BS_SMTP_CMD_DATA,
+			    f->cur ? f->cur->rec.seq : 0, UINT32_MAX, 0) == 0)
+			f->cmode = BS_CM_WAIT;
+		return;
+	}
+	if (verb_is(p, n, "RSET")) {
+		if (f->cur != NULL)
+			bs_smtp_txn_end(f, f->cur, 0);
+		cmd = BS_SMTP_CMD_RSET;
+	} else if (verb_is(p, n, "NOOP")) {
+		cmd = BS_SMTP_CMD_NOOP;
+	} else if (verb_is(p, n, "QUIT")) {
+		if (bs_smtp_pend_push(f, BS_SMTP_CMD_QUIT, 0, UINT32_MAX, 0) ==
+			0)
+			f->cmode = BS_CM_IGNORE;
+		return;
+	} else if (verb_is(p, n, "STARTTLS") && n == 8) {
+		if (bs_smtp_pend_push(f, BS_SMTP_CMD_STARTTLS, 0, UINT32_MAX,
+			    0) == 0)
+			f->cmode = BS_CM_WAIT;
+		return;
+	} else if (verb_is(p, n, "AUTH")) {
+		BS_CNT_INC(cnt, smtp_auth);
+		if (bs_smtp_pend_push(f, BS_SMTP_CMD_AUTH, 0, UINT32_MAX, 0) ==
+			0)
+			f->cmode = BS_CM_WAIT;
+		return;
+	} else {
+		if (!verb_is(p, n, "VRFY") && !verb_is(p, n, "EXPN") &&
+			!verb_is(p, n, "HELP"))
+			BS_CNT_INC(cnt, smtp_unknown_commands);
+		cmd = BS_SMTP_CMD_OTHER;
+	}
+	bs_smtp_pend_push(f, cmd, 0, UINT32_MAX, 0);
+}
+
+static void
+bdat_chunk_done(struct bs_smtp_flow *f, void *pkt)
+{
+	f->cmode = BS_CM_CMD;
+	if (f->bdat_last)
+		bs_smtp_txn_end_message(f, pkt);
+	f->data_txn = f->bdat_last ? NULL : f->data_txn;
+}
+
+/* Raw BDAT bytes; returns bytes consumed. */
+static size_t
+bdat_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
+{
+	size_t k = n < f->bdat_left ? n : (size_t)f->bdat_left;
+
+	bs_smtp_txn_content(f, p, (uint32_t)k);
+	f->bdat_left -= k;
+	if (f->bdat_left == 0)
+		bdat_chunk_done(f, pkt);
+	return k;
+}
+
+/* End of a DATA line: check its length. */
+static inline void
+data_eol(struct bs_smtp_flow *f)
+{
+	f->data_linelen = 0;
+}
+
+static inline void
+data_byte_len(struct bs_smtp_flow *f)
+{
+	/* Count once, when the line first passes the cap (CRLF excluded). */
+	if (++f->data_linelen == f->ctx->p.smtp_text_line_max - 1)
+		BS_CNT_INC(f->ctx->cnt, smtp_data_line_long);
+}
+
+/*
+ * DATA content.  Emits unstuffed runs straight from p; the held-back
+ * '.' at a line start is dropped (unstuffing) and a held-back CR after
+ * it is emitted from a constant.  Returns bytes consumed: all of them,
+ * or up to and including the LF of the terminating ".CRLF".
+ */
+static size_t
+data_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
+{
+	struct bs_counters *cnt = f->ctx->cnt;
+	size_t i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		uint8_t c = p[i];
+
+		switch (f->dstate) {
+		case BS_DS_BOL:
+			if (c == '.') {
+				if (i > start)
+					bs_smtp_txn_content(f, p + start,
+						(uint32_t)(i - start));
+				f->dstate = BS_DS_DOT;
+				start = i + 1;
+				continue;
+			}
+			break;
+		case BS_DS_DOT:
+			if (c == '\r') {
+				f->dstate = BS_DS_DOTCR;
+				start = i + 1;
+				continue;
+			}
+			if (c == '\n')
+				BS_CNT_INC(cnt, smtp_data_ambiguous_end);
+			/* ".x": the dot is removed, x starts the content. */
+			start = i;
+			f->dstate = BS_DS_MID;
+			break;
+		case BS_DS_DOTCR:
+			if (c == '\n') {
+				/* CRLF.CRLF: end of data (nothing unsent). */
+				uint32_t id = f->data_txn ? f->data_txn->rec.seq
+							  : 0;
+
+				f->cmode = BS_CM_CMD;
+				f->dstate = BS_DS_BOL;
+				bs_smtp_txn_end_message(f, pkt);
+				bs_smtp_pend_push(f, BS_SMTP_CMD_DOT, id,
+					UINT32_MAX, 0);
+				return i + 1;
+			}
+			/* ".\rx": the dot is removed, the CR is content. */
+			bs_smtp_txn_content(f, &cr_byte, 1);
+			data_byte_len(f);
+			start = i;
+			f->dstate = BS_DS_CR;
+			break;
+		default:
+			break;
+		}
+		/* c is content; follow CR/LF for line starts. */
+		if (f->data_bare_lf && c == '.')
+			BS_CNT_INC(cnt, smtp_data_ambiguous_end);
+		f->data_bare_lf = 0;
+		if (c == '\n') {
+			if (f->dstate == BS_DS_CR) {
+				f->dstate = BS_DS_BOL;
+				data_eol(f);
+				continue;
+			}
+			BS_CNT_INC(cnt, smtp_bare_lf);
+			f->data_bare_lf = 1;
+			f->dstate = BS_DS_MID;
+		} else {
+			f->dstate = c == '\r' ? BS_DS_CR : BS_DS_MID;
+		}
+		data_byte_len(f);
+	}
+	/* Held-back bytes moved start past themselves. */
+	if (n > start)
+		bs_smtp_txn_content(f, p + start, (uint32_t)(n - start));
+	return n;
+}
+
+/* Client bytes while a reply decides how they read: copy, bounded. */
+static void
+hold_append(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
+{
+	uint32_t cap = f->ctx->p.smtp_wait_hold_bytes;
+	uint8_t *nb;
+
+	if (n > cap || f->hold_len + n > cap) {
+		bs_smtp_uninspect(f, BS_WHY_WAIT);
+		return;
+	}
+	nb = realloc(f->hold, f->hold_len + n);
+	if (nb == NULL) {
+		bs_smtp_uninspect(f, BS_WHY_NOMEM);
+		return;
+	}
+	memcpy(nb + f->hold_len, p, n);
+	f->hold = nb;
+	f->hold_len += (uint32_t)n;
+	BS_CNT_ADD(f->ctx->cnt, smtp_wait_held, n);
+}
+
+void
+bs_smtp_client_input(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
+	void *pkt)
+{
+	while (n > 0 && f->inspected) {
+		size_t k;
+
+		switch (f->cmode) {
+		case BS_CM_CMD:
+		case BS_CM_SASL:
+			k = bs_smtp_line_feed(f, 0, p, n, pkt);
+			break;
+		case BS_CM_WAIT:
+			hold_append(f, p, n);
+			return;
+		case BS_CM_DATA:
+			k = data_feed(f, p, n, pkt);
+			break;
+		case BS_CM_BDAT:
+			k = bdat_feed(f, p, n, pkt);
+			break;
+		default:
+			return; /* after QUIT: nothing the server reads */
+		}
+		p += k;
+		n -= k;
+	}
+}
+
+void
+bs_smtp_replay_hold(struct bs_smtp_flow *f)
+{
+	uint8_t *buf = f->hold;
+	uint32_t n = f->hold_len;
+
+	if (buf == NULL)
+		return;
+	/* Detach first: replaying may hold again into a new buffer. */
+	f->hold = NULL;
+	f->hold_len = 0;
+	/* Those bytes' packets were forwarded already: no handle. */
+	bs_smtp_client_input(f, buf, n, NULL);
+	free(buf);
+}

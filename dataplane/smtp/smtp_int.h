@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Private state of the SMTP engine, shared by smtp_session.c (flows,
+ * transactions, events), smtp_cmd.c (client direction) and smtp_reply.c
+ * (server direction).  Nothing here is part of the public contract.
+ */
+#ifndef BACKSTOP_SMTP_INT_H
+#define BACKSTOP_SMTP_INT_H
+
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "backstop/smtp.h"
+
+struct bs_smtp_ctx {
+	struct bs_reasm_ctx reasm;
+	struct bs_smtp_params p;
+	struct bs_smtp_events ev;
+	void *arg;
+	struct bs_counters *cnt;
+};
+
+/*
+ * A line that spans segments is copied here (lazily allocated, cap
+ * bytes); a line inside one segment is parsed where it lies.
+ */
+struct bs_smtp_line {
+	uint8_t *buf;
+	uint32_t len;   /* bytes kept */
+	uint32_t total; /* bytes seen in this line, kept or not */
+};
+
+/* A command waiting for its reply (replies come in command order). */
+struct bs_smtp_pend {
+	uint8_t cmd;  /* enum bs_smtp_cmd */
+	uint8_t last; /* BDAT ... LAST */
+	uint16_t pad;
+	uint32_t txn;  /* transaction seq it belongs to, 0 = none */
+	uint32_t rcpt; /* RCPT index in the record, UINT32_MAX = not kept */
+};
+
+struct bs_smtp_txn {
+	struct bs_smtp_record rec;
+	EVP_MD_CTX *md;     /* SHA-256 of the content, if digests are on */
+	uint32_t rcpt_cap;  /* entries allocated in rec.rcpt */
+	uint8_t envelope_sent;
+};
+
+/* Client direction modes. */
+enum bs_smtp_cmode {
+	BS_CM_CMD = 0, /* command lines */
+	BS_CM_WAIT,    /* a reply decides how the next bytes read: hold */
+	BS_CM_SASL,    /* next line is a SASL response: skip it */
+	BS_CM_DATA,    /* DATA content until CRLF.CRLF */
+	BS_CM_BDAT,    /* bdat_left raw bytes */
+	BS_CM_IGNORE,  /* after QUIT */
+};
+
+/* DATA content states (what the last bytes were). */
+enum bs_smtp_dstate {
+	BS_DS_BOL = 0, /* at the start of a line (after CRLF) */
+	BS_DS_MID,     /* inside a line */
+	BS_DS_CR,      /* after a CR inside a line */
+	BS_DS_DOT,     /* after a '.' at the start of a line (held back) */
+	BS_DS_DOTCR,   /* after ".\r" at the start of a line (held back) */
+};
+
+struct bs_smtp_flow {
+	struct bs_reasm r;
+	struct bs_smtp_ctx *ctx;
+	void *user;
+	uint64_t now;
+	struct bs_smtp_endpoints ep;
+	uint8_t inspected;
+	uint8_t cmode;   /* enum bs_smtp_cmode */
+	uint8_t dstate;  /* enum bs_smtp_dstate */
+	uint8_t greeted; /* the greeting reply was seen */
+	uint8_t closed;  /* bit per direction: FIN reached */
+	uint8_t bdat_last;
+	uint8_t data_bare_lf; /* last DATA byte was a bare LF */
+	uint8_t reply_over;   /* this reply passed reply_lines_max */
+	uint32_t ext;         /* BS_SMTP_EXT_* of the last EHLO reply */
+	uint32_t ext_pending; /* collected from the current reply */
+	uint32_t reply_lines; /* lines of the current reply so far */
+	uint32_t data_linelen;
+	uint64_t bdat_left;
+	uint32_t txn_seq;
+	struct bs_smtp_txn *cur;      /* MAIL seen, message not ended */
+	struct bs_smtp_txn *data_txn; /* receives content, may be NULL */
+	struct bs_smtp_txn *open[BS_SMTP_TXN_OPEN_MAX];
+	struct bs_smtp_pend *pend; /* ring */
+	uint32_t pend_head, pend_n, pend_cap;
+	uint8_t *hold; /* client bytes received in BS_CM_WAIT */
+	uint32_t hold_len;
+	struct bs_smtp_line line[2]; /* per direction */
+	uint16_t helo_len, helo_pending_len;
+	char helo[BS_SMTP_HELO_MAX];
+	char helo_pending[BS_SMTP_HELO_MAX];
+};
+
+/* Reasons for bs_smtp_uninspect(). */
+enum bs_smtp_why {
+	BS_WHY_REASM = 0,
+	BS_WHY_MIDSTREAM,
+	BS_WHY_STARTTLS,
+	BS_WHY_DESYNC,
+	BS_WHY_PIPELINE,
+	BS_WHY_WAIT,
+	BS_WHY_NOMEM,
+	BS_WHY_TXN_OPEN,
+};
+
+/* smtp_session.c */
+void bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why);
+struct bs_smtp_txn *bs_smtp_txn_new(struct bs_smtp_flow *f);
+struct bs_smtp_txn *bs_smtp_txn_find(struct bs_smtp_flow *f, uint32_t seq);
+void bs_smtp_txn_content(struct bs_smtp_flow *f, const uint8_t *p,
+	uint32_t n);
+void bs_smtp_txn_end_message(struct bs_smtp_flow *f, void *pkt);
+void bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
+	uint16_t reply);
+void bs_smtp_txn_envelope(struct bs_smtp_flow *f, struct bs_smtp_txn *t);
+int bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
+	uint32_t rcpt, uint8_t last);
+size_t bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir,
+	const uint8_t *p, size_t n, void *pkt);
+
+/* smtp_cmd.c */
+void bs_smtp_client_input(struct bs_smtp_flow *f, const uint8_t *p,
+	size_t n, void *pkt);
+void bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *line,
+	size_t len, void *pkt);
+void bs_smtp_replay_hold(struct bs_smtp_flow *f);
+
+/* smtp_reply.c */
+void bs_smtp_reply_line(struct bs_smtp_flow *f, const uint8_t *line,
+	size_t len, void *pkt);
+
+#endif /* BACKSTOP_SMTP_INT_H */

@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * SMTP session engine: the per-worker context, the life of a flow and of
+ * its mail transactions, and the events given to the next stage.
+ *
+ * Reassembly (reasm.c) hands each direction's bytes here in order; the
+ * client direction goes to smtp_cmd.c, the server's to smtp_reply.c.
+ * Replies are matched to commands through a FIFO of pending commands,
+ * which is what makes PIPELINING work: a server answers in command order
+ * (RFC 2920 3.1), so the n-th reply belongs to the n-th command.
+ *
+ * Transactions live from MAIL FROM until their final reply; up to
+ * BS_SMTP_TXN_OPEN_MAX overlap, because with pipelining a client may
+ * start the next MAIL before the reply to the previous message arrives.
+ * Pending commands name their transaction by number, so replies to an
+ * aborted transaction (RSET) are ignored without dangling pointers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp_int.h"
+
+void
+bs_smtp_params_default(struct bs_smtp_params *p)
+{
+	/* Parse the defaults of the rows, so they are written only once. */
+	memset(p, 0, sizeof(*p));
+#define BS_SMTP_DEF_U32(field, def) p->field = (uint32_t)strtoul(def, NULL, 10);
+#define BS_SMTP_DEF_U64(field, def) p->field = strtoull(def, NULL, 10);
+#define BS_SMTP_DEF_BOOL(field, def) p->field = strcmp(def, "true") == 0;
+#define BS_SMTP_DEF_(field, key, type, def, lo, hi, help)                    \
+	BS_SMTP_DEF_##type(field, def)
+	BS_CFG_SMTP(BS_SMTP_DEF_)
+#undef BS_SMTP_DEF_
+#undef BS_SMTP_DEF_U32
+#undef BS_SMTP_DEF_U64
+#undef BS_SMTP_DEF_BOOL
+}
+
+/* Largest power of two not above v (0 for 0). */
+static uint32_t
+pow2_floor(uint32_t v)
+{
+	uint32_t r = 1;
+
+	if (v == 0)
+		return 0;
+	while (r <= v / 2)
+		r <<= 1;
+	return r;
+}
+
+struct bs_smtp_ctx *
+bs_smtp_ctx_create(const struct bs_smtp_params *params,
+	const struct bs_smtp_events *ev, void *arg, struct bs_counters *cnt)
+{
+	struct bs_smtp_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (ctx == NULL || cnt == NULL) {
+		free(ctx);
+		return NULL;
+	}
+	ctx->p = *params;
+	/* Lines shorter than a verb and its CRLF cannot be followed. */
+	if (ctx->p.smtp_cmd_line_max < 64)
+		ctx->p.smtp_cmd_line_max = 64;
+	if (ctx->p.smtp_reply_line_max < 64)
+		ctx->p.smtp_reply_line_max = 64;
+	if (ctx->p.smtp_pipeline_max < 8)
+		ctx->p.smtp_pipeline_max = 8;
+	if (ctx->p.smtp_rcpt_max < 1)
+		ctx->p.smtp_rcpt_max = 1;
+	if (ev != NULL)
+		ctx->ev = *ev;
+	ctx->arg = arg;
+	ctx->cnt = cnt;
+	ctx->reasm.ooo_global_max = ctx->p.smtp_ooo_global_bytes;
+	ctx->reasm.ooo_flow_max = ctx->p.smtp_ooo_flow_bytes;
+	ctx->reasm.gap_timeout_ms = ctx->p.smtp_gap_timeout_ms;
+	ctx->reasm.history = pow2_floor(ctx->p.smtp_history_bytes);
+	ctx->reasm.cnt = cnt;
+	return ctx;
+}
+
+void
+bs_smtp_ctx_free(struct bs_smtp_ctx *ctx)
+{
+	free(ctx);
+}
+
+uint64_t
+bs_smtp_ctx_held(const struct bs_smtp_ctx *ctx)
+{
+	return ctx->reasm.ooo_held;
+}
+
+size_t
+bs_smtp_flow_size(void)
+{
+	return sizeof(struct bs_smtp_flow);
+}
+
+struct bs_smtp_flow *
+bs_smtp_flow_new(struct bs_smtp_ctx *ctx, const struct bs_smtp_endpoints *ep)
+{
+	struct bs_smtp_flow *f = calloc(1, sizeof(*f));
+
+	if (f == NULL) {
+		BS_CNT_INC(ctx->cnt, smtp_nomem);
+		return NULL;
+	}
+	bs_reasm_init(&f->r);
+	f->ctx = ctx;
+	if (ep != NULL)
+		f->ep = *ep;
+	f->inspected = 1;
+	BS_CNT_INC(ctx->cnt, smtp_flows);
+	return f;
+}
+
+void *
+bs_smtp_flow_user(const struct bs_smtp_flow *f)
+{
+	return f->user;
+}
+
+void
+bs_smtp_flow_set_user(struct bs_smtp_flow *f, void *user)
+{
+	f->user = user;
+}
+
+uint32_t
+bs_smtp_flow_ext(const struct bs_smtp_flow *f)
+{
+	return f->ext;
+}
+
+bool
+bs_smtp_flow_inspected(const struct bs_smtp_flow *f)
+{
+	return f->inspected != 0;
+}
+
+bool
+bs_smtp_flow_closed(const struct bs_smtp_flow *f)
+{
+	return f->r.reset || f->closed == 3;
+}
+
+/* End every open transaction (flow over or uninspected). */
+static void
+txn_end_all(struct bs_smtp_flow *f)
+{
+	for (unsigned int i = 0; i < BS_SMTP_TXN_OPEN_MAX; i++)
+		if (f->open[i] != NULL)
+			bs_smtp_txn_end(f, f->open[i], 0);
+}
+
+/* Free what the session holds besides reassembly. */
+static void
+session_release(struct bs_smtp_flow *f)
+{
+	free(f->pend);
+	f->pend = NULL;
+	f->pend_n = f->pend_cap = f->pend_head = 0;
+	free(f->hold);
+	f->hold = NULL;
+	f->hold_len = 0;
+	for (unsigned int i = 0; i < 2; i++) {
+		free(f->line[i].buf);
+		f->line[i].buf = NULL;
+		f->line[i].len = f->line[i].total = 0;
+	}
+}
+
+void
+bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why)
+{
+	struct bs_counters *cnt = f->ctx->cnt;
+
+	if (!f->inspected)
+		return;
+	f->inspected = 0;
+	BS_CNT_INC(cnt, smtp_uninspected);
+	switch (why) {
+	case BS_WHY_MIDSTREAM:
+		BS_CNT_INC(cnt, smtp_midstream);
+		break;
+	case BS_WHY_STARTTLS:
+		BS_CNT_INC(cnt, smtp_starttls);
+		break;
+	case BS_WHY_DESYNC:
+		BS_CNT_INC(cnt, smtp_desync);
+		break;
+	case BS_WHY_PIPELINE:
+		BS_CNT_INC(cnt, smtp_pipeline_overflow);
+		break;
+	case BS_WHY_WAIT:
+		BS_CNT_INC(cnt, smtp_wait_overflow);
+		break;
+	case BS_WHY_NOMEM:
+		BS_CNT_INC(cnt, smtp_nomem);
+		break;
+	case BS_WHY_TXN_OPEN:
+		BS_CNT_INC(cnt, smtp_txn_open_over);
+		break;
+	case BS_WHY_REASM:
+		break; /* reasm_* counters say why */
+	}
+	/* Buffers are freed by the caller of reassembly, not from here. */
+	txn_end_all(f);
+}
+
+/* Reassembly's consumer: one direction's next bytes. */
+static void
+deliver_cb(void *arg, unsigned int dir, const uint8_t *p, uint32_t n,
+	void *pkt)
+{
+	struct bs_smtp_flow *f = arg;
+
+	if (!f->inspected)
+		return;
+	if (f->r.midstream) {
+		/* The state before our first byte is unknown: we could be
+		 * inside a message and read its lines as commands. */
+		bs_smtp_uninspect(f, BS_WHY_MIDSTREAM);
+		return;
+	}
+	if (p == NULL) {
+		f->closed |= (uint8_t)(1u << dir);
+		return;
+	}
+	if (dir == BS_REASM_C2S) {
+		bs_smtp_client_input(f, p, n, pkt);
+	} else {
+		size_t off = 0;
+
+		while (off < n && f->inspected)
+			off += bs_smtp_line_feed(f, 1, p + off, n - off, pkt);
+	}
+}
+
+enum bs_seg_verdict
+bs_smtp_flow_input(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
+	const struct bs_seg *seg, uint64_t now_ms)
+{
+	enum bs_seg_verdict v;
+
+	if (!f->inspected)
+		return BS_SEG_PASS;
+	f->now = now_ms;
+	v = bs_reasm_input(&ctx->reasm, &f->r, seg, now_ms, deliver_cb, f);
+	if (f->inspected && f->r.unreliable)
+		bs_smtp_uninspect(f, BS_WHY_REASM);
+	if (f->inspected && f->r.midstream)
+		bs_smtp_uninspect(f, BS_WHY_MIDSTREAM);
+	if (!f->inspected) {
+		/* Safe point: reassembly is not walking its lists now. */
+		bs_reasm_release(&ctx->reasm, &f->r);
+		session_release(f);
+	} else if (f->r.reset) {
+		txn_end_all(f);
+	}
+	return v;
+}
+
+void
+bs_smtp_flow_free(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
+	uint64_t now_ms)
+{
+	if (f == NULL)
+		return;
+	f->now = now_ms;
+	txn_end_all(f);
+	bs_reasm_release(&ctx->reasm, &f->r);
+	session_release(f);
+	free(f);
+}
+
+/* --- transactions ------------------------------------------------- */
+
+struct bs_smtp_txn *
+bs_smtp_txn_new(struct bs_smtp_flow *f)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_txn *t;
+	unsigned int slot;
+
+	for (slot = 0; slot < BS_SMTP_TXN_OPEN_MAX; slot++)
+		if (f->open[slot] == NULL)
+			break;
+	if (slot == BS_SMTP_TXN_OPEN_MAX) {
+		bs_smtp_uninspect(f, BS_WHY_TXN_OPEN);
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		bs_smtp_uninspect(f, BS_WHY_NOMEM);
+		return NULL;
+	}
+	if (ctx->p.smtp_event_digest) {
+		t->md = EVP_MD_CTX_new();
+		if (t->md == NULL ||
+			EVP_DigestInit_ex(t->md, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(t->md);
+			free(t);
+			bs_smtp_uninspect(f, BS_WHY_NOMEM);
+			return NULL;
+		}
+	}
+	t->rec.seq = ++f->txn_seq;
+	t->rec.ep = f->ep;
+	memcpy(t->rec.helo, f->helo, f->helo_len);
+	t->rec.helo[f->helo_len] = '\0';
+	t->rec.helo_len = f->helo_len;
+	t->rec.ext = f->ext;
+	f->open[slot] = t;
+	BS_CNT_INC(ctx->cnt, smtp_txn_begin);
+	return t;
+}
+
+struct bs_smtp_txn *
+bs_smtp_txn_find(struct bs_smtp_flow *f, uint32_t seq)
+{
+	if (seq == 0)
+		return NULL;
+	for (unsigned int i = 0; i < BS_SMTP_TXN_OPEN_MAX; i++)
+		if (f->open[i] != NULL && f->open[i]->rec.seq == seq)
+			return f->open[i];
+	return NULL;
+}
+
+void
+bs_smtp_txn_content(struct bs_smtp_flow *f, const uint8_t *p, uint32_t n)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_txn *t = f->data_txn;
+
+	if (t == NULL || n == 0)
+		return;
+	t->rec.size += n;
+	BS_CNT_ADD(ctx->cnt, smtp_message_bytes, n);
+	if (t->md != NULL)
+		EVP_DigestUpdate(t->md, p, n);
+	if (ctx->ev.on_data != NULL)
+		ctx->ev.on_data(ctx->arg, f, &t->rec, p, n);
+}
+
+void
+bs_smtp_txn_envelope(struct bs_smtp_flow *f, struct bs_smtp_txn *t)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+
+	if (t == NULL || t->envelope_sent)
+		return;
+	t->envelope_sent = 1;
+	if (ctx->ev.on_envelope != NULL)
+		ctx->ev.on_envelope(ctx->arg, f, &t->rec);
+}
+
+void
+bs_smtp_txn_end_message(struct bs_smtp_flow *f, void *pkt)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_txn *t = f->data_txn;
+
+	f->data_txn = NULL;
+	if (t == NULL)
+		return;
+	if (f->cur == t)
+		f->cur = NULL;
+	t->rec.complete = 1;
+	if (t->md != NULL) {
+		unsigned int mdlen = 0;
+
+		if (EVP_DigestFinal_ex(t->md, t->rec.sha256, &mdlen) == 1 &&
+			mdlen == sizeof(t->rec.sha256))
+			t->rec.has_sha256 = 1;
+		EVP_MD_CTX_free(t->md);
+		t->md = NULL;
+	}
+	if (ctx->ev.on_end_of_message != NULL)
+		ctx->ev.on_end_of_message(ctx->arg, f, &t->rec, pkt);
+}
+
+void
+bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
+	uint16_t reply)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+
+	for (unsigned int i = 0; i < BS_SMTP_TXN_OPEN_MAX; i++)
+		if (f->open[i] == t)
+			f->open[i] = NULL;
+	if (f->cur == t)
+		f->cur = NULL;
+	if (f->data_txn == t)
+		f->data_txn = NULL;
+	t->rec.reply = reply;
+	t->rec.ts_ms = f->now + (uint64_t)ctx->p.clock_offset_ms;
+	if (t->rec.complete)
+		BS_CNT_INC(ctx->cnt, smtp_txn_done);
+	else
+		BS_CNT_INC(ctx->cnt, smtp_txn_aborted);
+	if (ctx->ev.on_txn_end != NULL)
+		ctx->ev.on_txn_end(ctx->arg, f, &t->rec);
+	EVP_MD_CTX_free(t->md);
+	free(t->rec.rcpt);
+	free(t);
+}
+
+/* --- pending commands --------------------------------------------- */
+
+int
+bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
+	uint32_t rcpt, uint8_t last)
+{
+	struct bs_smtp_pend *e;
+
+	if (f->pend_n == f->pend_cap) {
+		uint32_t ncap = f->pend_cap ? f->pend_cap * 2 : 8;
+		struct bs_smtp_pend *np;
+
+		if (f->pend_n >= f->ctx->p.smtp_pipeline_max) {
+			bs_smtp_uninspect(f, BS_WHY_PIPELINE);
+			return -ENOBUFS;
+		}
+		if (ncap > f->ctx->p.smtp_pipeline_max)
+			ncap = f->ctx->p.smtp_pipeline_max;
+		np = malloc(ncap * sizeof(*np));
+		if (np == NULL) {
+			bs_smtp_uninspect(f, BS_WHY_NOMEM);
+			return -ENOMEM;
+		}
+		/* Unroll the ring into the new array. */
+		for (uint32_t i = 0; i < f->pend_n; i++)
+			np[i] = f->pend[(f->pend_head + i) % f->pend_cap];
+		free(f->pend);
+		f->pend = np;
+		f->pend_cap = ncap;
+		f->pend_head = 0;
+	}
+	e = &f->pend[(f->pend_head + f->pend_n) % f->pend_cap];
+	e->cmd = cmd;
+	e->last = last;
+	e->pad = 0;
+	e->txn = txn;
+	e->rcpt = rcpt;
+	f->pend_n++;
+	return 0;
+}
+
+/* --- lines -------------------------------------------------------- */
+
+/*
+ * Feed bytes of direction dir in line mode; handle at most one complete
+ * line, so that a command can change how the following bytes are read.
+ * Returns the bytes consumed (> 0 when n > 0).  A line ends at LF; a CR
+ * before it is removed, a bare LF is counted (Postfix accepts it in
+ * commands, and so do most clients' reply parsers).  Bytes past the cap
+ * are skipped and counted; the kept part is still parsed, as Postfix
+ * does with its line_length_limit.
+ */
+size_t
+bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir, const uint8_t *p,
+	size_t n, void *pkt)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_line *l = &f->line[dir];
+	uint32_t cap = dir == 0 ? ctx->p.smtp_cmd_line_max :
+				  ctx->p.smtp_reply_line_max;
+	const uint8_t *lf = memchr(p, '\n', n);
+	size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
+	const uint8_t *line;
+	size_t len;
+
+	if (lf != NULL && l->total == 0) {
+		/* Whole line in this buffer: parse it in place. */
+		line = p;
+		len = take;
+		l->total = (uint32_t)(take > UINT32_MAX ? UINT32_MAX : take);
+	} else {
+		size_t room = cap - l->len;
+		size_t cp = take < room ? take : room;
+
+		if (cp > 0) {
+			if (l->buf == NULL) {
+				l->buf = malloc(cap);
+				if (l->buf == NULL) {
+					bs_smtp_uninspect(f, BS_WHY_NOMEM);
+					return n;
+				}
+			}
+			memcpy(l->buf + l->len, p, cp);
+			l->len += (uint32_t)cp;
+		}
+		l->total = l->total + take > UINT32_MAX ? UINT32_MAX :
+			l->total + (uint32_t)take;
+		if (lf == NULL)
+			return take;
+		line = l->buf;
+		len = l->len;
+	}
+	/* len includes the LF unless the line was cut. */
+	if (l->total > cap) {
+		BS_CNT_INC(ctx->cnt, smtp_line_too_long);
+		if (len > cap)
+			len = cap;
+	} else {
+		len--; /* LF */
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		else
+			BS_CNT_INC(ctx->cnt, smtp_bare_lf);
+	}
+	l->len = 0;
+	l->total = 0;
+	if (dir == 0)
+		bs_smtp_cmd_line(f, line, len, pkt);
+	else
+		bs_smtp_reply_line(f, line, len, pkt);
+	return take;
+}
