@@ -56,7 +56,7 @@ struct bs_msg {
 	(BS_AUTO_SUBMITTED | BS_AUTO_PRECEDENCE | BS_AUTO_REPORT_CT |        \
 		BS_AUTO_DAEMON_FROM | BS_AUTO_NULL_FROM | BS_AUTO_NULL_RP |  \
 		BS_AUTO_AUTOREPLY_HDR | BS_AUTO_FAILED_RCPT |                \
-		BS_AUTO_NOTIFY_SENDER)
+		BS_AUTO_NOTIFY_SENDER | BS_AUTO_SUBJECT)
 
 #define CNT_INC(m, name)                                                     \
 	do {                                                                 \
@@ -301,8 +301,15 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 		return BS_CLASS_FEEDBACK;
 	if (ev & (BS_EV_REPORT_DSN | BS_EV_RULE_DSN))
 		return BS_CLASS_DSN;
-	/* A generic wording counts only beside a bounce's other marks. */
-	if ((ev & BS_EV_RULE_DSN_WEAK) &&
+	/*
+	 * A generic wording counts only beside a bounce's other marks, and
+	 * not when the message calls itself an automatic reply (RFC 3834
+	 * "auto-replied") and nothing stronger says bounce: a mailbox-full
+	 * notice from a delivery agent's vacation-like responder is not an
+	 * MTA's non-delivery report, and when in doubt we must not call a
+	 * message a bounce (the verdict may reject it).
+	 */
+	if ((ev & BS_EV_RULE_DSN_WEAK) && !(af & BS_AUTO_REPLIED) &&
 		(ev & (BS_EV_NULL_SENDER | BS_EV_NULL_RP | BS_EV_DAEMON_FROM |
 			      BS_EV_FAILED_RCPT | BS_EV_ORIGINAL)))
 		return BS_CLASS_DSN;

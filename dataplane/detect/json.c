@@ -196,7 +196,7 @@ static const char *const anom_names[] = {
 static const char *const auto_names[] = {
 	"auto_submitted", "auto_replied", "precedence", "report_type",
 	"daemon_from", "null_from", "null_return_path", "autoreply_header",
-	"failed_recipients", "notify_sender",
+	"failed_recipients", "notify_sender", "auto_subject",
 };
 static const char *const src_names[] = {"none", "rfc822", "headers",
 	"inline"};

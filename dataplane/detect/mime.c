@@ -105,11 +105,39 @@ hdr_append(struct bs_mime *m, const uint8_t *p, size_t n)
  * continues the previous field (RFC 5322 2.2.3: unfolding removes only the
  * CRLF); a piece that does not start a line continues it too.
  */
+/*
+ * "Name:" at the start of a line: a field name is printable ASCII without
+ * space or colon (RFC 5322 2.2); a few generators put a space before the
+ * colon.
+ */
+bool
+bs_mime_is_field_start(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && p[i] == ' ')
+		i++;
+	return i < n && p[i] == ':';
+}
+
 void
 bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n, bool sol)
 {
-	if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')))
+	/*
+	 * A line that is neither folded (leading white space) nor a field
+	 * start is taken as a continuation: some generators fold without
+	 * indenting ("Content-Type: multipart/mixed;\nboundary=...").
+	 */
+	if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')) &&
+		(m->hdr_len == 0 || bs_mime_is_field_start(p, n)))
 		bs_mime_hdr_flush(m);
+	else if (sol && m->hdr_len > 0 && n > 0 && p[0] != ' ' &&
+		p[0] != '\t')
+		hdr_append(m, (const uint8_t *)" ", 1);
 	hdr_append(m, p, n);
 }
 

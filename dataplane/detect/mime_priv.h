@@ -42,6 +42,7 @@ bool bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle);
 void bs_mime_emit(struct bs_mime *m, uint32_t target, uint8_t *p, size_t n,
 	bool eol);
 void bs_mime_hdr_flush(struct bs_mime *m);
+bool bs_mime_is_field_start(const uint8_t *p, size_t n);
 void bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n,
 	bool sol);
 int bs_mime_param(const char *v, size_t n, const char *name, char *dst,

@@ -130,6 +130,7 @@ enum bs_auto_flag {
 	BS_AUTO_AUTOREPLY_HDR = 1u << 7, /* X-Autoreply, X-Autorespond, ... */
 	BS_AUTO_FAILED_RCPT = 1u << 8, /* X-Failed-Recipients (Exim) */
 	BS_AUTO_NOTIFY_SENDER = 1u << 9, /* no-reply sender, SNS notice */
+	BS_AUTO_SUBJECT = 1u << 10,   /* "Auto reply:", "Out of Office", ... */
 };
 
 struct bs_mime_info {
