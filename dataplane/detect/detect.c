@@ -140,7 +140,7 @@ decide(struct bs_msg *msg, bool candidate)
 	msg->candidate = candidate;
 	if (!candidate) {
 		msg->skip = true;
-		bs_mime_set_scan_mask(&msg->mime, 0);
+		bs_mime_stop(&msg->mime);
 		return;
 	}
 	CNT_INC(msg, detect_candidates);

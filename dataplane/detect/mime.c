@@ -616,6 +616,7 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info,
 	m->inline_armed = 0;
 	m->dsn_in_rcpt = false;
 	m->dsn_rcpt_done = false;
+	m->stopped = false;
 	m->b64_acc = 0;
 	m->b64_n = 0;
 	m->line_len = 0;
@@ -627,7 +628,7 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info,
 void
 bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 {
-	while (len > 0) {
+	while (len > 0 && !m->stopped) {
 		const uint8_t *nl = memchr(buf, '\n', len);
 		size_t k = nl ? (size_t)(nl - buf) : len;
 		size_t room = BS_MIME_LINE_MAX - m->line_len;
@@ -672,6 +673,8 @@ bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 void
 bs_mime_end(struct bs_mime *m)
 {
+	if (m->stopped)
+		return;
 	if (m->line_len > 0 || m->line_cont) {
 		size_t l = m->line_len;
 

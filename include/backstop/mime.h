@@ -184,6 +184,7 @@ struct bs_mime {
 	bool orig_hdr;          /* reading the original's header block */
 	bool dsn_in_rcpt;       /* DSN: inside a per-recipient group */
 	bool dsn_rcpt_done;     /* DSN: first recipient's group complete */
+	bool stopped;           /* bs_mime_stop(): ignore the rest */
 
 	/* Part being set up from its header. */
 	uint8_t p_handler, p_enc, p_blen;
@@ -218,6 +219,17 @@ void bs_mime_init(struct bs_mime *m, struct bs_mime_info *info,
  * Thread safety: one thread per struct bs_mime.
  */
 void bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len);
+
+/*
+ * Stop parsing: the rest of the message (even the rest of the chunk being
+ * fed, when called from a callback) is ignored, and bs_mime_end() does
+ * nothing.  For the detector's "not a candidate" decision.
+ */
+static inline void
+bs_mime_stop(struct bs_mime *m)
+{
+	m->stopped = true;
+}
 
 /* End of message: flush a last line without line end, close open parts. */
 void bs_mime_end(struct bs_mime *m);
