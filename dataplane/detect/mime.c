@@ -233,7 +233,7 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 
 	token_lc(ct, sizeof(ct), v, n);
 	if (top && m->ctx == BS_MIME_CTX_TOP && m->depth == 0)
-		memcpy(m->info->content_type, ct, sizeof(ct));
+		memcpy(m->info->content_type, ct, strlen(ct) + 1);
 	m->p_blen = 0;
 	if (strncmp(ct, "multipart/", 10) == 0) {
 		int bl = bs_mime_param(v, n, "boundary", m->p_boundary,

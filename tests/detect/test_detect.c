@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Unit tests of rules and detection: rule file syntax and compile errors
+ * (naming rule and line), target filtering, candidate gating, the classes,
+ * matches across chunk boundaries, counters, and JSON escaping.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "backstop/counters.h"
+#include "backstop/detect.h"
+#include "backstop/rules.h"
+
+static const char rules_text[] =
+	"# test rules\n"
+	"\n"
+	"10 dsn subject i /undelivered mail/ subject only\n"
+	"11 dsn body i /this is the mail system/ body only\n"
+	"12 dsn body iw /user unknown/ weak\n"
+	"13 autoreply subject i /out of office/ vacation\n"
+	"14 challenge body i /confirm you are human/ C/R\n"
+	"15 dsn original i /secret-in-original/ original only\n";
+
+static struct bs_ruleset *
+load(const char *text, char *err, size_t errlen)
+{
+	return bs_ruleset_parse(text, strlen(text), "t.rules", err, errlen);
+}
+
+static void
+test_rule_errors(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_null(load("1 dsn body i /a(/ x\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "t.rules:1: rule 1:"));
+	assert_null(load("# c\n2 dsn body i /ok/ x\n2 dsn body i /b/ y\n",
+		err, sizeof(err)));
+	assert_non_null(strstr(err, "t.rules:3: rule 2: id already used"));
+	assert_null(load("3 bounce body i /a/ x\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "rule 3: class"));
+	assert_null(load("4 dsn nowhere i /a/ x\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "rule 4: bad target"));
+	assert_null(load("5 dsn body q /a/ x\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "unknown flag 'q'"));
+	assert_null(load("6 dsn body i a x\n", err, sizeof(err)));
+	assert_null(load("x dsn body i /a/\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "bad rule id"));
+	assert_null(load("\n\n7 dsn body i /a(/ x\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "t.rules:3: rule 7:"));
+}
+
+static void
+test_rule_parse(void **state)
+{
+	char err[256];
+	struct bs_ruleset *rs = load(rules_text, err, sizeof(err));
+	const struct bs_rule *r;
+
+	(void)state;
+	assert_non_null(rs);
+	assert_int_equal(bs_ruleset_count(rs), 6);
+	r = bs_ruleset_rule(rs, 2);
+	assert_int_equal(r->id, 12);
+	assert_true(r->weak);
+	assert_int_equal(r->targets, BS_TGT_BODY);
+	assert_int_equal(r->line, 5);
+	assert_string_equal(r->desc, "weak");
+	/* '/' inside the expression, several targets. */
+	bs_ruleset_free(rs);
+	rs = load("1 dsn body,subject - /a/b/ slash inside\n", err,
+		sizeof(err));
+	assert_non_null(rs);
+	assert_int_equal(bs_ruleset_rule(rs, 0)->targets,
+		BS_TGT_BODY | BS_TGT_SUBJECT);
+	bs_ruleset_free(rs);
+	/* An empty rule set loads (no database). */
+	rs = load("# nothing\n", err, sizeof(err));
+	assert_non_null(rs);
+	assert_int_equal(bs_ruleset_count(rs), 0);
+	bs_ruleset_free(rs);
+}
+
+struct fixture {
+	struct bs_ruleset *rs;
+	struct bs_detect_ctx *ctx;
+	struct bs_counters cnt;
+};
+
+static int
+setup(void **state)
+{
+	char err[256];
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	f->rs = load(rules_text, err, sizeof(err));
+	if (!f->rs)
+		return -1;
+	f->ctx = bs_detect_ctx_create(f->rs);
+	bs_detect_ctx_set_counters(f->ctx, &f->cnt);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	bs_detect_ctx_free(f->ctx);
+	bs_ruleset_free(f->rs);
+	free(f);
+	return 0;
+}
+
+static void
+run(struct fixture *f, const char *from, const char *text, size_t chunk,
+	struct bs_detect_result *res)
+{
+	struct bs_msg *m = bs_msg_begin(f->ctx, from, NULL, 0);
+	size_t len = strlen(text), off = 0;
+
+	assert_non_null(m);
+	while (off < len) {
+		size_t n = chunk < len - off ? chunk : len - off;
+
+		assert_int_equal(bs_msg_feed(m, (const uint8_t *)text + off, n),
+			0);
+		off += n;
+	}
+	assert_int_equal(bs_msg_end(m, res), 0);
+}
+
+static bool
+has_rule(const struct bs_detect_result *r, uint32_t id)
+{
+	for (unsigned int i = 0; i < r->n_rule_ids; i++)
+		if (r->rule_ids[i] == id)
+			return true;
+	return false;
+}
+
+static void
+test_gate(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_detect_result r;
+	static const char plain[] = "From: bob@example.com\n"
+				    "Subject: undelivered mail\n"
+				    "\n"
+				    "this is the mail system\n";
+
+	/* Ordinary mail: not scanned, whatever it says. */
+	run(f, NULL, plain, 4096, &r);
+	assert_false(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_NONE);
+	assert_int_equal(r.bytes_scanned, 0);
+	run(f, "bob@example.com", plain, 4096, &r);
+	assert_false(r.candidate);
+	/* Same bytes with a null envelope sender: a bounce. */
+	run(f, "", plain, 4096, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	assert_true(has_rule(&r, 10));
+	assert_true(has_rule(&r, 11));
+	assert_true(r.evidence & BS_EV_NULL_SENDER);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs], 3);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_candidates], 1);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_class_dsn], 1);
+}
+
+static void
+test_targets_and_chunks(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_detect_result r, r1;
+	/* Body wording in the subject and subject wording in the body must
+	 * not count; the header (decided late) is held and then scanned. */
+	static const char msg[] = "Subject: this is the mail system\n"
+				  "X-Other: 1\n"
+				  "Auto-Submitted: auto-generated\n"
+				  "Content-Type: multipart/mixed; boundary=q\n"
+				  "\n"
+				  "--q\n"
+				  "\n"
+				  "undelivered mail\n"
+				  "--q\n"
+				  "Content-Type: message/rfc822\n"
+				  "\n"
+				  "Subject: x\n"
+				  "\n"
+				  "secret-in-original\n"
+				  "--q--\n";
+
+	run(f, NULL, msg, 4096, &r);
+	assert_true(r.candidate);
+	assert_false(has_rule(&r, 10));
+	assert_false(has_rule(&r, 11));
+	assert_true(has_rule(&r, 15));
+	for (size_t c = 1; c < 30; c++) {
+		run(f, NULL, msg, c, &r1);
+		assert_int_equal(r1.n_rule_ids, r.n_rule_ids);
+		assert_memory_equal(r1.rule_ids, r.rule_ids,
+			sizeof(r.rule_ids));
+		assert_int_equal(r1.cls, r.cls);
+	}
+}
+
+static void
+test_classes(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_detect_result r;
+
+	/* Weak wording alone: not a bounce; with a daemon From: a bounce. */
+	run(f, NULL,
+		"Auto-Submitted: auto-generated\nFrom: a@b\n\nuser unknown\n",
+		7, &r);
+	assert_int_equal(r.cls, BS_CLASS_NONE);
+	assert_true(r.evidence & BS_EV_RULE_DSN_WEAK);
+	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser\n unknown\n", 7, &r);
+	assert_int_equal(r.cls, BS_CLASS_NONE); /* "\n " breaks the phrase */
+	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser unknown\n", 7, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	/* Weak wording in a self-declared auto-reply stays an auto-reply. */
+	run(f, NULL,
+		"From: MAILER-DAEMON@b\nAuto-Submitted: auto-replied\n\n"
+		"user unknown\n",
+		7, &r);
+	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
+	run(f, NULL, "Precedence: bulk\nSubject: Out of Office\n\nhi\n", 5,
+		&r);
+	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
+	run(f, "", "Subject: x\n\nplease confirm you are human\n", 5, &r);
+	assert_int_equal(r.cls, BS_CLASS_CHALLENGE);
+	run(f, NULL,
+		"Content-Type: multipart/report; report-type=feedback-report;"
+		" boundary=z\n\n--z\nContent-Type: message/feedback-report\n\n"
+		"Feedback-Type: abuse\n\n--z--\n",
+		3, &r);
+	assert_int_equal(r.cls, BS_CLASS_FEEDBACK);
+	assert_string_equal(r.mime.feedback_type, "abuse");
+	/* Structure alone: a delivery-status part is a DSN. */
+	run(f, NULL,
+		"Content-Type: multipart/report; report-type=delivery-status;"
+		" boundary=z\n\n--z\nContent-Type: message/delivery-status\n\n"
+		"Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y\n"
+		"Status: 5.0.0\n\n--z--\n",
+		3, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	assert_string_equal(r.mime.dsn.status, "5.0.0");
+}
+
+static void
+test_json(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_detect_result r;
+	char buf[8192], small[16];
+	size_t n;
+
+	run(f, "",
+		"Subject: =?utf-8?q?undelivered_mail_=22q=22_=5C_=01?= "
+		"\xff\xc3\xa9\n\nx\n",
+		4096, &r);
+	n = bs_detect_result_json(&r, "\"file\":\"a\",", buf, sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	assert_non_null(strstr(buf, "{\"file\":\"a\",\"class\":\"dsn\""));
+	assert_non_null(strstr(buf,
+		"\"subject\":\"undelivered mail \\\"q\\\" \\\\ \\u0001 "
+		"\\u00ff\xc3\xa9\""));
+	assert_non_null(strstr(buf, "\"rules\":[10]"));
+	/* Cut output: NUL-terminated, full length reported. */
+	assert_int_equal(bs_detect_result_json(&r, NULL, small, sizeof(small)),
+		n - strlen("\"file\":\"a\","));
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
+static void
+test_abort_and_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_msg *m = bs_msg_begin(f->ctx, "", NULL, 0);
+	struct bs_detect_result r;
+	char err[64];
+	struct bs_ruleset *rs;
+	struct bs_detect_ctx *ctx;
+
+	bs_msg_feed(m, (const uint8_t *)"Subject: x\n", 11);
+	bs_msg_abort(m);
+	bs_msg_abort(NULL);
+	/* Empty message. */
+	run(f, "", "", 1, &r);
+	assert_int_equal(r.cls, BS_CLASS_NONE);
+	assert_true(r.mime.anomalies & BS_MIME_A_NO_HEADER_END);
+	/* No rules: structure still classifies. */
+	rs = load("", err, sizeof(err));
+	ctx = bs_detect_ctx_create(rs);
+	m = bs_msg_begin(ctx, "", NULL, 0);
+	bs_msg_feed(m,
+		(const uint8_t *)"Content-Type: message/delivery-status\n\n"
+				 "Status: 5.1.1\n",
+		53);
+	bs_msg_end(m, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	assert_true(r.fail & BS_DF_NO_RULES);
+	bs_detect_ctx_free(ctx);
+	bs_ruleset_free(rs);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rule_errors),
+		cmocka_unit_test(test_rule_parse),
+		cmocka_unit_test_setup_teardown(test_gate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_targets_and_chunks, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_classes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_and_empty, setup,
+			teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
