@@ -387,3 +387,9 @@ bs_ruleset_targets(const struct bs_ruleset *rs)
 {
 	return rs->targets;
 }
+
+const struct hs_database *
+bs_ruleset_hs_db(const struct bs_ruleset *rs)
+{
+	return rs->db;
+}

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Classification throughput beside a raw Hyperscan scan of the same bytes
+ * with the same database (driven by scripts/bench_classify.sh).
+ *
+ *   bench_classify RULES_FILE MIN_MB RUNS FILE...
+ *
+ * The messages are repeated until at least MIN_MB megabytes, then fed in
+ * 1460-byte chunks (one TCP segment of payload) three ways:
+ *  - classify: the detector with the envelope unknown (gating on content),
+ *  - classify_null: the detector with MAIL FROM:<> (every message scanned),
+ *  - hs_raw: one Hyperscan stream per message over the raw bytes.
+ * Each is run RUNS times; the median is printed as "name: value" lines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hs/hs.h>
+
+#include "backstop/detect.h"
+#include "backstop/rules.h"
+
+#define SEG 1460
+
+struct msgbuf {
+	uint8_t *p;
+	size_t n;
+};
+
+static struct msgbuf *msgs;
+static size_t n_msgs;
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+nop_match(unsigned int id, unsigned long long from, unsigned long long to,
+	unsigned int flags, void *ctx)
+{
+	(void)id;
+	(void)from;
+	(void)to;
+	(void)flags;
+	(*(unsigned long *)ctx)++;
+	return 0;
+}
+
+static double
+run_classify(struct bs_detect_ctx *ctx, const char *from, size_t reps,
+	unsigned long *bounces)
+{
+	double t0 = now();
+
+	*bounces = 0;
+	for (size_t r = 0; r < reps; r++)
+		for (size_t i = 0; i < n_msgs; i++) {
+			struct bs_msg *m = bs_msg_begin(ctx, from, NULL, 0);
+			struct bs_detect_result res;
+
+			for (size_t off = 0; off < msgs[i].n; off += SEG) {
+				size_t k = msgs[i].n - off < SEG ?
+					msgs[i].n - off :
+					SEG;
+
+				bs_msg_feed(m, msgs[i].p + off, k);
+			}
+			bs_msg_end(m, &res);
+			*bounces += res.cls == BS_CLASS_DSN;
+		}
+	return now() - t0;
+}
+
+static double
+run_raw(const hs_database_t *db, hs_scratch_t *scratch, size_t reps,
+	unsigned long *matches)
+{
+	double t0 = now();
+
+	*matches = 0;
+	for (size_t r = 0; r < reps; r++)
+		for (size_t i = 0; i < n_msgs; i++) {
+			hs_stream_t *s;
+
+			if (hs_open_stream(db, 0, &s) != HS_SUCCESS)
+				exit(2);
+			for (size_t off = 0; off < msgs[i].n; off += SEG) {
+				size_t k = msgs[i].n - off < SEG ?
+					msgs[i].n - off :
+					SEG;
+
+				hs_scan_stream(s, (const char *)msgs[i].p + off,
+					(unsigned int)k, 0, scratch,
+					nop_match, matches);
+			}
+			hs_close_stream(s, scratch, nop_match, matches);
+		}
+	return now() - t0;
+}
+
+static int
+cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	char err[512];
+	struct bs_ruleset *rs;
+	struct bs_detect_ctx *ctx;
+	const hs_database_t *db;
+	hs_scratch_t *scratch = NULL;
+	size_t total = 0, reps, min_mb;
+	int runs;
+	double tc[32], tn[32], th[32];
+	unsigned long b1 = 0, b2 = 0, mt = 0;
+
+	if (argc < 5) {
+		fprintf(stderr,
+			"usage: bench_classify RULES MIN_MB RUNS FILE...\n");
+		return 2;
+	}
+	rs = bs_ruleset_load(argv[1], err, sizeof(err));
+	if (!rs) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	min_mb = strtoul(argv[2], NULL, 10);
+	runs = atoi(argv[3]);
+	if (runs < 1 || runs > 32)
+		runs = 5;
+	ctx = bs_detect_ctx_create(rs);
+	db = (const hs_database_t *)bs_ruleset_hs_db(rs);
+	if (!ctx || !db || hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
+		return 2;
+	msgs = calloc((size_t)argc, sizeof(*msgs));
+	for (int a = 4; a < argc; a++) {
+		FILE *f = fopen(argv[a], "rb");
+		size_t cap = 1 << 16, n = 0, k;
+		uint8_t *p = malloc(cap);
+
+		if (!f)
+			continue;
+		while ((k = fread(p + n, 1, cap - n, f)) > 0) {
+			n += k;
+			if (n == cap)
+				p = realloc(p, cap *= 2);
+		}
+		fclose(f);
+		msgs[n_msgs].p = p;
+		msgs[n_msgs++].n = n;
+		total += n;
+	}
+	if (total == 0)
+		return 2;
+	reps = (min_mb << 20) / total + 1;
+	for (int r = 0; r < runs; r++) {
+		tc[r] = run_classify(ctx, NULL, reps, &b1);
+		tn[r] = run_classify(ctx, "", reps, &b2);
+		th[r] = run_raw(db, scratch, reps, &mt);
+	}
+	double mb = (double)total * reps / 1e6;
+	double c = mb / median(tc, runs), n = mb / median(tn, runs),
+	       h = mb / median(th, runs);
+
+	printf("rules: %u\n", bs_ruleset_count(rs));
+	printf("messages: %zu\n", n_msgs);
+	printf("corpus_bytes: %zu\n", total);
+	printf("repeats: %zu\n", reps);
+	printf("bytes_per_run: %.0f\n", (double)total * reps);
+	printf("runs: %d\n", runs);
+	printf("classify_mbps: %.1f\n", c);
+	printf("classify_null_sender_mbps: %.1f\n", n);
+	printf("hs_raw_mbps: %.1f\n", h);
+	printf("ratio_classify_vs_raw: %.3f\n", c / h);
+	printf("ratio_classify_null_sender_vs_raw: %.3f\n", n / h);
+	printf("bounces_per_run: %lu\n", b1);
+	printf("raw_matches_per_run: %lu\n", mt);
+	hs_free_scratch(scratch);
+	bs_detect_ctx_free(ctx);
+	bs_ruleset_free(rs);
+	return 0;
+}
