@@ -110,7 +110,8 @@ parse_bool(const char *s, bool *out)
 static int
 parse_ports(const char *s, uint64_t lo, uint64_t hi, struct bs_cfg_ports *out)
 {
-	struct bs_cfg_ports p = { 0 };
+	uint16_t port[BS_CFG_MAX_PORTS];
+	unsigned int n = 0;
 	char buf[CFG_VAL_MAX];
 	if (strlen(s) >= sizeof(buf))
 		return -1;
@@ -119,16 +120,22 @@ parse_ports(const char *s, uint64_t lo, uint64_t hi, struct bs_cfg_ports *out)
 	for (char *tok = strtok_r(buf, ", ", &save); tok != NULL;
 			tok = strtok_r(NULL, ", ", &save)) {
 		uint64_t v;
-		if (p.n == BS_CFG_MAX_PORTS || parse_uint(tok, lo, hi, &v) < 0)
+		if (n == BS_CFG_MAX_PORTS || parse_uint(tok, lo, hi, &v) < 0)
 			return -1;
-		for (unsigned int i = 0; i < p.n; i++)
-			if (p.port[i] == v)
+		for (unsigned int i = 0; i < n; i++)
+			if (port[i] == v)
 				return -1;
-		p.port[p.n++] = (uint16_t)v;
+		port[n++] = (uint16_t)v;
 	}
-	if (p.n == 0)
+	if (n == 0)
 		return -1;
-	*out = p;
+	/* Valid: only now replace the old value (list and bitmap). */
+	memset(out, 0, sizeof(*out));
+	out->n = (uint16_t)n;
+	for (unsigned int i = 0; i < n; i++) {
+		out->port[i] = port[i];
+		out->bitmap[port[i] >> 6] |= 1ULL << (port[i] & 63);
+	}
 	return 0;
 }
 

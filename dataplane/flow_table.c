@@ -28,6 +28,7 @@ struct bs_flow_table {
 	uint64_t expired;            /* entries removed by aging */
 	uint32_t free_head;          /* free entries, chained by chain_next */
 	uint64_t timeout[BS_FLOW_TMO__MAX];
+	uint64_t granule[BS_FLOW_TMO__MAX]; /* relink at most this often */
 	struct lru lru[BS_FLOW_TMO__MAX];
 	uint64_t k0, k1;             /* SipHash key */
 	bs_flow_release_fn release;
@@ -47,22 +48,39 @@ struct bs_flow_table {
 		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);   \
 	} while (0)
 
-static uint32_t
-key_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
+uint32_t
+bs_flow_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
 {
 	uint64_t v0 = 0x736f6d6570736575ULL ^ t->k0;
 	uint64_t v1 = 0x646f72616e646f6dULL ^ t->k1;
 	uint64_t v2 = 0x6c7967656e657261ULL ^ t->k0;
 	uint64_t v3 = 0x7465646279746573ULL ^ t->k1;
 	uint64_t w[5];
+	unsigned int nw;
 
-	memcpy(w, k, sizeof(w));
-	for (int i = 0; i < 5; i++) {
+	/*
+	 * An IPv4 key is 12 meaningful bytes (the rest is zero): hash two
+	 * words, not five.  The family is in the last word, so the two
+	 * encodings cannot collide by construction.
+	 */
+	if (k->l3 == BS_L3_IPV4) {
+		uint32_t a0, a1;
+		memcpy(&a0, k->addr[0], 4);
+		memcpy(&a1, k->addr[1], 4);
+		w[0] = (uint64_t)a0 | ((uint64_t)a1 << 32);
+		w[1] = (uint64_t)k->port[0] | ((uint64_t)k->port[1] << 16) |
+			((uint64_t)k->l3 << 32);
+		nw = 2;
+	} else {
+		memcpy(w, k, sizeof(w));
+		nw = 5;
+	}
+	for (unsigned int i = 0; i < nw; i++) {
 		v3 ^= w[i];
 		SIPROUND;
 		v0 ^= w[i];
 	}
-	uint64_t b = (uint64_t)sizeof(w) << 56;
+	uint64_t b = (uint64_t)(nw * 8) << 56;
 	v3 ^= b;
 	SIPROUND;
 	v0 ^= b;
@@ -105,13 +123,21 @@ lru_append(struct bs_flow_table *t, struct bs_flow *f)
 }
 
 static void
-touch(struct bs_flow_table *t, struct bs_flow *f, uint64_t now)
+relink(struct bs_flow_table *t, struct bs_flow *f)
 {
-	f->last_seen = now;
+	f->lru_stamp = f->last_seen;
 	if (t->lru[f->tmo].tail != (uint32_t)(f - t->ent)) {
 		lru_unlink(t, f);
 		lru_append(t, f);
 	}
+}
+
+static inline void
+touch(struct bs_flow_table *t, struct bs_flow *f, uint64_t now)
+{
+	f->last_seen = now;
+	if (now - f->lru_stamp >= t->granule[f->tmo])
+		relink(t, f);
 }
 
 /* ---- Table. ---- */
@@ -158,6 +184,8 @@ bs_flow_table_create(uint32_t capacity,
 	t->free_head = 0;
 	for (int c = 0; c < BS_FLOW_TMO__MAX; c++) {
 		t->timeout[c] = timeout_ms[c];
+		t->granule[c] = timeout_ms[c] / 16 < 1000 ? timeout_ms[c] / 16
+							  : 1000;
 		t->lru[c].head = t->lru[c].tail = BS_FLOW_NONE;
 	}
 	/* Derive the two key words from the seed (splitmix64). */
@@ -239,19 +267,15 @@ is_expired(const struct bs_flow_table *t, const struct bs_flow *f, uint64_t now)
 	return now >= f->last_seen && now - f->last_seen >= t->timeout[f->tmo];
 }
 
-/* Take an entry: from the free list, else by recycling an expired head. */
+/* Entries a full table sweeps before refusing a new flow. */
+#define ALLOC_SWEEP 8
+
+/* Take an entry: from the free list, else by a short aging sweep. */
 static struct bs_flow *
 alloc_entry(struct bs_flow_table *t, uint64_t now)
 {
 	if (t->free_head == BS_FLOW_NONE) {
-		for (int c = 0; c < BS_FLOW_TMO__MAX; c++) {
-			uint32_t h = t->lru[c].head;
-			if (h != BS_FLOW_NONE && is_expired(t, &t->ent[h], now)) {
-				unlink_and_free(t, &t->ent[h]);
-				t->expired++;
-				break;
-			}
-		}
+		bs_flow_expire(t, now, ALLOC_SWEEP);
 		if (t->free_head == BS_FLOW_NONE)
 			return NULL;
 	}
@@ -260,11 +284,34 @@ alloc_entry(struct bs_flow_table *t, uint64_t now)
 	return f;
 }
 
+void
+bs_flow_prefetch(const struct bs_flow_table *t, uint32_t h, int stage)
+{
+	const uint32_t *b = &t->bucket[h & t->bucket_mask];
+	if (stage == 0) {
+		__builtin_prefetch(b, 0, 3);
+		return;
+	}
+	uint32_t i = *b;
+	if (i != BS_FLOW_NONE) {
+		/* Both lines: the lookup reads the first, tracking the second. */
+		__builtin_prefetch(&t->ent[i], 1, 3);
+		__builtin_prefetch((const char *)&t->ent[i] + 64, 1, 3);
+	}
+}
+
 struct bs_flow *
 bs_flow_lookup(struct bs_flow_table *t, const struct bs_flow_key *k,
 	uint64_t now, bool create, bool *created)
 {
-	uint32_t h = key_hash(t, k);
+	return bs_flow_lookup_hashed(t, k, bs_flow_hash(t, k), now, create,
+		created);
+}
+
+struct bs_flow *
+bs_flow_lookup_hashed(struct bs_flow_table *t, const struct bs_flow_key *k,
+	uint32_t h, uint64_t now, bool create, bool *created)
+{
 	uint32_t *head = &t->bucket[h & t->bucket_mask];
 
 	*created = false;
@@ -288,6 +335,7 @@ bs_flow_lookup(struct bs_flow_table *t, const struct bs_flow_key *k,
 	f->in_use = 1;
 	f->tmo = BS_FLOW_TMO_SHORT;
 	f->last_seen = now;
+	f->lru_stamp = now;
 	f->chain_next = *head;
 	*head = (uint32_t)(f - t->ent);
 	lru_append(t, f);
@@ -304,6 +352,7 @@ bs_flow_set_tmo(struct bs_flow_table *t, struct bs_flow *f,
 		return;
 	lru_unlink(t, f);
 	f->tmo = (uint8_t)tmo;
+	f->lru_stamp = f->last_seen;
 	lru_append(t, f);
 }
 
@@ -318,13 +367,22 @@ bs_flow_expire(struct bs_flow_table *t, uint64_t now, uint32_t max)
 {
 	uint32_t n = 0;
 	for (int c = 0; c < BS_FLOW_TMO__MAX; c++) {
-		while (n < max) {
+		/* steps bounds relinks too, so one call does bounded work. */
+		for (uint32_t steps = 0; n < max && steps < 2 * max; steps++) {
 			uint32_t h = t->lru[c].head;
-			if (h == BS_FLOW_NONE || !is_expired(t, &t->ent[h], now))
+			if (h == BS_FLOW_NONE)
 				break;
-			unlink_and_free(t, &t->ent[h]);
-			n++;
-			t->expired++;
+			struct bs_flow *f = &t->ent[h];
+			if (is_expired(t, f, now)) {
+				unlink_and_free(t, f);
+				n++;
+				t->expired++;
+			} else if (f->lru_stamp != f->last_seen &&
+					f->lru_next != BS_FLOW_NONE) {
+				relink(t, f); /* touched lazily: requeue */
+			} else {
+				break;
+			}
 		}
 	}
 	return n;

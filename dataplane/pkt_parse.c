@@ -184,7 +184,18 @@ parse_ipv6(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
 int
 bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p)
 {
-	memset(p, 0, sizeof(*p));
+	/*
+	 * Reset only what every caller reads whatever the result; the rest
+	 * is written before it is meaningful.  (A full memset of *p was a
+	 * measurable share of the per-packet cost.)
+	 */
+	p->vlan_count = 0;
+	p->l3 = BS_L3_NONE;
+	p->proto = 0;
+	p->has_ip_opts = 0;
+	p->sport = p->dport = 0;
+	p->tcp_flags = 0;
+	p->payload_len = 0;
 	if (len < ETH_HLEN)
 		return BS_PKT_TRUNCATED;
 	size_t off = 12;

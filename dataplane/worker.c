@@ -46,13 +46,22 @@ server_side(const struct bs_config *cfg, const struct bs_flow_key *k,
 	return dir == BS_DIR_0TO1 ? 1 : 0;
 }
 
+/* What the first pass over a burst learns of each packet. */
+struct pkt_meta {
+	struct bs_pkt p;
+	struct bs_flow_key k;
+	uint32_t hash;
+	int8_t dir;   /* BS_DIR_*, or -1 when not an SMTP segment */
+};
+
 static void
-track_smtp(struct bs_worker *w, const struct bs_pkt *p, uint32_t wire_len,
+track_smtp(struct bs_worker *w, struct pkt_meta *pm, uint32_t wire_len,
 	uint64_t now_ms)
 {
-	struct bs_flow_key k;
+	const struct bs_pkt *p = &pm->p;
+	const struct bs_flow_key *kp = &pm->k;
 	bool created;
-	int dir = bs_flow_key_from_pkt(p, &k);
+	int dir = pm->dir;
 	uint8_t fl = p->tcp_flags;
 	/*
 	 * Create on a SYN or on data (mid-stream pickup); a stray ACK, FIN or
@@ -62,8 +71,8 @@ track_smtp(struct bs_worker *w, const struct bs_pkt *p, uint32_t wire_len,
 	bool create = (fl & BS_TCP_SYN) || p->payload_len > 0;
 
 	BS_CNT_INC(&w->cnt, smtp_packets);
-	struct bs_flow *f = bs_flow_lookup(w->flows, &k, now_ms, create,
-		&created);
+	struct bs_flow *f = bs_flow_lookup_hashed(w->flows, kp, pm->hash,
+		now_ms, create, &created);
 	if (f == NULL) {
 		if (create)
 			BS_CNT_INC(&w->cnt, flow_table_full);
@@ -71,7 +80,7 @@ track_smtp(struct bs_worker *w, const struct bs_pkt *p, uint32_t wire_len,
 	}
 	if (created) {
 		BS_CNT_INC(&w->cnt, flow_created);
-		f->server_side = server_side(w->cfg, &k, p, dir);
+		f->server_side = server_side(w->cfg, kp, p, dir);
 	}
 	f->pkts[dir]++;
 	f->bytes[dir] += wire_len;
@@ -93,31 +102,37 @@ track_smtp(struct bs_worker *w, const struct bs_pkt *p, uint32_t wire_len,
 	}
 }
 
+/* First pass: parse, count, and for SMTP segments hash the flow key and
+ * prefetch its bucket. */
 static inline void
-process_one(struct bs_worker *w, struct rte_mbuf *m, uint64_t now_ms)
+classify_one(struct bs_worker *w, struct rte_mbuf *m, struct pkt_meta *pm)
 {
-	struct bs_pkt p;
+	struct bs_pkt *p = &pm->p;
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
 	/* Headers are in the first segment; a chained mbuf's later segments
 	 * hold payload only. */
-	int r = bs_pkt_parse(data, rte_pktmbuf_data_len(m), &p);
+	int r = bs_pkt_parse(data, rte_pktmbuf_data_len(m), p);
+	pm->dir = -1;
 
-	if (p.vlan_count)
+	if (p->vlan_count)
 		BS_CNT_INC(&w->cnt, pkt_vlan);
-	if (p.l3 == BS_L3_IPV4) {
+	if (p->l3 == BS_L3_IPV4) {
 		BS_CNT_INC(&w->cnt, pkt_ipv4);
-		if (p.has_ip_opts)
+		if (p->has_ip_opts)
 			BS_CNT_INC(&w->cnt, pkt_ipv4_options);
-	} else if (p.l3 == BS_L3_IPV6) {
+	} else if (p->l3 == BS_L3_IPV6) {
 		BS_CNT_INC(&w->cnt, pkt_ipv6);
-		if (p.has_ip_opts)
+		if (p->has_ip_opts)
 			BS_CNT_INC(&w->cnt, pkt_ipv6_ext);
 	}
 	switch (r) {
 	case BS_PKT_TCP:
 		BS_CNT_INC(&w->cnt, pkt_tcp);
-		if (is_smtp(w->cfg, &p))
-			track_smtp(w, &p, rte_pktmbuf_pkt_len(m), now_ms);
+		if (is_smtp(w->cfg, p)) {
+			pm->dir = (int8_t)bs_flow_key_from_pkt(p, &pm->k);
+			pm->hash = bs_flow_hash(w->flows, &pm->k);
+			bs_flow_prefetch(w->flows, pm->hash, 0);
+		}
 		break;
 	case BS_PKT_UDP:
 		BS_CNT_INC(&w->cnt, pkt_udp);
@@ -144,13 +159,30 @@ void
 bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
 	struct rte_mbuf **pkts, uint16_t n, uint64_t now_ms)
 {
+	struct pkt_meta meta[BS_MAX_BURST];
 	uint64_t bytes = 0;
+	uint16_t n_smtp = 0;
 
+	/*
+	 * Three passes so the flow table's cache misses overlap: parse and
+	 * hash (prefetching buckets), prefetch the entries the buckets name,
+	 * then look up and track.
+	 */
 	for (uint16_t i = 0; i < n; i++) {
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		bytes += rte_pktmbuf_pkt_len(pkts[i]);
-		process_one(w, pkts[i], now_ms);
+		classify_one(w, pkts[i], &meta[i]);
+		n_smtp += meta[i].dir >= 0;
+	}
+	if (n_smtp > 0) {
+		for (uint16_t i = 0; i < n; i++)
+			if (meta[i].dir >= 0)
+				bs_flow_prefetch(w->flows, meta[i].hash, 1);
+		for (uint16_t i = 0; i < n; i++)
+			if (meta[i].dir >= 0)
+				track_smtp(w, &meta[i],
+					rte_pktmbuf_pkt_len(pkts[i]), now_ms);
 	}
 	BS_CNT_ADD(&w->cnt, rx_packets, n);
 	BS_CNT_ADD(&w->cnt, rx_bytes, bytes);

@@ -33,6 +33,9 @@
 struct bs_cfg_ports {
 	uint16_t n;
 	uint16_t port[BS_CFG_MAX_PORTS];
+	/* One bit per TCP port, derived from port[]: a per-packet test is
+	 * one load, whatever the list's length. */
+	uint64_t bitmap[65536 / 64];
 };
 
 /* Types: U32 and U64 (bounded integers), BOOL, STR, PORTS (list of TCP ports). */
@@ -119,10 +122,7 @@ void bs_config_free(struct bs_config *cfg);
 static inline bool
 bs_config_is_smtp_port(const struct bs_config *cfg, uint16_t port)
 {
-	for (unsigned int i = 0; i < cfg->smtp_ports.n; i++)
-		if (cfg->smtp_ports.port[i] == port)
-			return true;
-	return false;
+	return (cfg->smtp_ports.bitmap[port >> 6] >> (port & 63)) & 1;
 }
 
 #endif /* BACKSTOP_CONFIG_H */

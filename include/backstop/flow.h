@@ -12,12 +12,18 @@
  * secret chosen at creation, so a sender cannot aim collisions at one
  * chain.
  *
- * Aging is O(1) per packet: every entry sits on one of two LRU lists (one
- * per timeout class) and is moved to the tail when touched, so the
- * oldest entry of each list is at its head; bs_flow_expire() pops expired
- * heads, a bounded number per call.  When the table is full a new flow
- * first reclaims an expired head; failing that it is refused and the
- * caller passes the packet untracked (forwarding never stops).
+ * Aging is O(1) per packet, and lazy: every entry sits on one of two LRU
+ * lists (one per timeout class).  A packet only stores its time in the
+ * entry; the entry moves to the tail of its list at most once per
+ * granule (1/16 of the class timeout, at most 1 s), so a busy flow costs
+ * one store per packet instead of relinking three cache lines.
+ * bs_flow_expire() sweeps from the heads, a bounded number per call: an
+ * expired head is removed, a head touched since it was linked is moved
+ * to the tail.  Lists are thus ordered to within one granule and a flow
+ * expires at most one granule late.  When the table is full a new flow
+ * first reclaims expired entries with a short sweep; failing that it is
+ * refused and the caller passes the packet untracked (forwarding never
+ * stops).
  */
 #ifndef BACKSTOP_FLOW_H
 #define BACKSTOP_FLOW_H
@@ -46,20 +52,26 @@ struct bs_flow_key {
 #define BS_DIR_0TO1 0 /* sent by side 0 */
 #define BS_DIR_1TO0 1
 
+/*
+ * Lookup reads key, hash, chain_next and writes last_seen: they share the
+ * first cache line.
+ */
 struct bs_flow {
 	struct bs_flow_key key;
 	uint32_t hash;
 	uint32_t chain_next;      /* bucket chain, or BS_FLOW_NONE */
+	uint64_t last_seen;       /* caller's clock (ms) */
+	/* -- second cache line -- */
+	uint64_t lru_stamp;       /* last_seen when last put at the tail */
 	uint32_t lru_prev, lru_next;
 	uint8_t tmo;              /* enum bs_flow_tmo; list it sits on */
 	uint8_t in_use;
 	uint8_t server_side;      /* side (0/1) that listens on the SMTP port */
 	uint8_t fin_seen;         /* bit per direction */
-	uint64_t last_seen;       /* caller's clock (ms) */
 	uint64_t pkts[2];
 	uint64_t bytes[2];
 	void *app;                /* owned by the app layer (reassembly/SMTP) */
-};
+} __attribute__((aligned(64)));
 
 /* Called when an entry leaves the table (expiry or removal), to free app. */
 typedef void (*bs_flow_release_fn)(struct bs_flow *f, void *arg);
@@ -79,6 +91,26 @@ void bs_flow_table_free(struct bs_flow_table *t);
 
 /* Build the canonical key of a parsed packet; returns its direction. */
 int bs_flow_key_from_pkt(const struct bs_pkt *p, struct bs_flow_key *k);
+
+/*
+ * Keyed hash of k for this table.  With bs_flow_prefetch() it lets a
+ * caller hash a whole burst, prefetch, then look up, hiding the two cache
+ * misses a lookup costs (bucket head, entry) behind other packets' work.
+ */
+uint32_t bs_flow_hash(const struct bs_flow_table *t,
+	const struct bs_flow_key *k);
+
+/*
+ * Prefetch for a coming lookup of hash h: stage 0 the bucket head,
+ * stage 1 the first entry of its chain (reads the bucket head, so issue
+ * stage 0 for the whole burst first).
+ */
+void bs_flow_prefetch(const struct bs_flow_table *t, uint32_t h, int stage);
+
+/* bs_flow_lookup() with the hash already computed by bs_flow_hash(). */
+struct bs_flow *bs_flow_lookup_hashed(struct bs_flow_table *t,
+	const struct bs_flow_key *k, uint32_t h, uint64_t now, bool create,
+	bool *created);
 
 /*
  * Find the entry of key k; create it when create is true and none exists.

@@ -166,11 +166,17 @@ test_full_table(void **state)
 	/* Full of live flows: refused, existing ones untouched. */
 	assert_null(bs_flow_lookup(t, &k, 50, true, &created));
 	assert_int_equal(bs_flow_count(t), 4);
-	/* Once the oldest is expired, a new flow recycles it. */
+	/* A flow touched lazily (no relink) must not be swept as expired. */
+	mkpkt(&p, 0, 3000, 0, 1);
+	bs_flow_key_from_pkt(&p, &k);
+	assert_non_null(bs_flow_lookup(t, &k, 105, false, &created));
+	mkpkt(&p, 99, 3000, 0, 0);
+	bs_flow_key_from_pkt(&p, &k);
+	/* Once they are expired, a new flow's short sweep reclaims them. */
 	assert_non_null(bs_flow_lookup(t, &k, 200, true, &created));
 	assert_true(created);
-	assert_int_equal(bs_flow_count(t), 4);
-	assert_int_equal(bs_flow_expired(t), 1);
+	assert_int_equal(bs_flow_count(t), 2);  /* flow 0 and the new one */
+	assert_int_equal(bs_flow_expired(t), 3);
 	bs_flow_table_free(t);
 }
 
