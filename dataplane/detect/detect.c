@@ -31,6 +31,13 @@ struct bs_detect_ctx {
 	const struct bs_ruleset *rs;
 	hs_scratch_t *scratch;
 	struct bs_counters *cnt;
+	/*
+	 * One message and one stream kept for reuse: a worker handles one
+	 * message after another, and malloc + hs_open_stream per message
+	 * cost a quarter of the classification time in the benchmark.
+	 */
+	struct bs_msg *spare;
+	hs_stream_t *spare_stream;
 };
 
 /*
@@ -101,6 +108,9 @@ bs_detect_ctx_free(struct bs_detect_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	if (ctx->spare_stream)
+		hs_close_stream(ctx->spare_stream, ctx->scratch, NULL, NULL);
+	free(ctx->spare);
 	hs_free_scratch(ctx->scratch);
 	free(ctx);
 }
@@ -181,6 +191,10 @@ decide(struct bs_msg *msg, bool candidate)
 	CNT_INC(msg, detect_candidates);
 	if (!rs->db) {
 		msg->fail |= BS_DF_NO_RULES;
+	} else if (msg->ctx->spare_stream) {
+		msg->stream = msg->ctx->spare_stream;
+		msg->ctx->spare_stream = NULL;
+		msg->scanning = true;
 	} else if (hs_open_stream(rs->db, 0, &msg->stream) != HS_SUCCESS) {
 		msg->fail |= BS_DF_NOMEM;
 		CNT_INC(msg, detect_fail_nomem);
@@ -238,8 +252,11 @@ struct bs_msg *
 bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
 	const char *const *rcpts, unsigned int n_rcpts)
 {
-	struct bs_msg *msg = malloc(bs_msg_size(ctx));
+	struct bs_msg *msg = ctx->spare;
 
+	ctx->spare = NULL;
+	if (!msg)
+		msg = malloc(bs_msg_size(ctx));
 	(void)rcpts;
 	(void)n_rcpts;
 	if (!msg)
@@ -359,6 +376,38 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 	return BS_CLASS_NONE;
 }
 
+/* End of data on the stream (end-anchored matches), keep it for reuse. */
+static void
+stream_done(struct bs_msg *msg, bool report)
+{
+	struct bs_detect_ctx *ctx = msg->ctx;
+	hs_stream_t *s = msg->stream;
+
+	msg->stream = NULL;
+	if (hs_reset_stream(s, 0, ctx->scratch,
+		    report && msg->scanning ? on_match : NULL,
+		    msg) != HS_SUCCESS) {
+		msg->fail |= BS_DF_HS;
+		hs_close_stream(s, ctx->scratch, NULL, NULL);
+		return;
+	}
+	if (!ctx->spare_stream)
+		ctx->spare_stream = s;
+	else
+		hs_close_stream(s, ctx->scratch, NULL, NULL);
+}
+
+static void
+msg_release(struct bs_msg *msg)
+{
+	struct bs_detect_ctx *ctx = msg->ctx;
+
+	if (!ctx->spare)
+		ctx->spare = msg;
+	else
+		free(msg);
+}
+
 int
 bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 {
@@ -370,11 +419,7 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 	if (msg->stream) {
 		batch_flush(msg);
 		msg->cur_tgt = BS_TGT_BODY;
-		if (hs_close_stream(msg->stream, msg->ctx->scratch,
-			    msg->scanning ? on_match : NULL,
-			    msg) != HS_SUCCESS)
-			msg->fail |= BS_DF_HS;
-		msg->stream = NULL;
+		stream_done(msg, true);
 	}
 	if (msg->fail & BS_DF_HS)
 		CNT_INC(msg, detect_fail_hs);
@@ -409,7 +454,7 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 			break;
 		}
 	}
-	free(msg);
+	msg_release(msg);
 	return 0;
 }
 
@@ -419,6 +464,6 @@ bs_msg_abort(struct bs_msg *msg)
 	if (!msg)
 		return;
 	if (msg->stream)
-		hs_close_stream(msg->stream, msg->ctx->scratch, NULL, NULL);
-	free(msg);
+		stream_done(msg, false);
+	msg_release(msg);
 }

@@ -589,6 +589,11 @@ static const char *const inline_markers[] = {
 static bool
 inline_marker(const uint8_t *p, size_t n)
 {
+	/* Every marker names the message (or Nachricht): one search rules
+	 * out nearly all lines. */
+	if (!bs_mime_contains_ci(p, n, "message") &&
+		!bs_mime_contains_ci(p, n, "nachricht"))
+		return false;
 	for (unsigned int k = 0;
 		k < sizeof(inline_markers) / sizeof(inline_markers[0]); k++)
 		if (bs_mime_contains_ci(p, n, inline_markers[k]))
