@@ -88,6 +88,7 @@ ooo_free_all(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d)
 	ctx->ooo_held -= d->ooo_bytes;
 	BS_CNT_ADD(ctx->cnt, reasm_ooo_held_bytes, (uint64_t)0 - d->ooo_bytes);
 	d->ooo_bytes = 0;
+	d->ooo_segs = 0;
 }
 
 void
@@ -214,7 +215,8 @@ ooo_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 {
 	struct bs_reasm_ooo *n, **pp;
 
-	if ((uint64_t)d->ooo_bytes + len > ctx->ooo_flow_max) {
+	if ((uint64_t)d->ooo_bytes + len > ctx->ooo_flow_max ||
+		d->ooo_segs >= ctx->ooo_segs_max) {
 		BS_CNT_INC(ctx->cnt, reasm_ooo_flow_cap);
 		return -ENOBUFS;
 	}
@@ -236,6 +238,7 @@ ooo_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 	n->next = *pp;
 	*pp = n;
 	d->ooo_bytes += len;
+	d->ooo_segs++;
 	ctx->ooo_held += len;
 	BS_CNT_ADD(ctx->cnt, reasm_ooo_held_bytes, len);
 	BS_CNT_INC(ctx->cnt, reasm_ooo_queued);
@@ -290,6 +293,7 @@ drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 		}
 		d->ooo = n->next;
 		d->ooo_bytes -= n->len;
+		d->ooo_segs--;
 		ctx->ooo_held -= n->len;
 		BS_CNT_ADD(ctx->cnt, reasm_ooo_held_bytes,
 			(uint64_t)0 - n->len);

@@ -102,6 +102,25 @@ parse_path(const uint8_t *p, size_t n, size_t i, char *out, uint16_t *outlen,
 	return i;
 }
 
+/*
+ * "MAIL FROM:" and "RCPT TO:" as Postfix reads them: the verb, any run
+ * of blanks, the keyword with its colon.  Returns the index after the
+ * colon, or 0 if the line is not of that form.  Matching leniently is
+ * the safe side: the server's reply says whether the command counted.
+ */
+static size_t
+verb_arg(const uint8_t *p, size_t n, const char *verb, const char *kw)
+{
+	size_t i;
+
+	if (!verb_is(p, n, verb))
+		return 0;
+	i = skip_sp(p, n, strlen(verb));
+	if (!has_prefix(p + i, n - i, kw))
+		return 0;
+	return i + strlen(kw);
+}
+
 static void
 cmd_ehlo(struct bs_smtp_flow *f, const uint8_t *p, size_t n, int ehlo)
 {
@@ -121,7 +140,7 @@ cmd_ehlo(struct bs_smtp_flow *f, const uint8_t *p, size_t n, int ehlo)
 }
 
 static void
-cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
+cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n, size_t arg)
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
 	struct bs_smtp_txn *t;
@@ -135,7 +154,7 @@ cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
 	t = bs_smtp_txn_new(f);
 	if (t == NULL)
 		return;
-	i = parse_path(p, n, 10, t->rec.mail_from, &t->rec.mail_from_len,
+	i = parse_path(p, n, arg, t->rec.mail_from, &t->rec.mail_from_len,
 		sizeof(t->rec.mail_from));
 	i = skip_sp(p, n, i);
 	e = n;
@@ -153,7 +172,7 @@ cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
 }
 
 static void
-cmd_rcpt(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
+cmd_rcpt(struct bs_smtp_flow *f, const uint8_t *p, size_t n, size_t arg)
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
 	struct bs_smtp_txn *t = f->cur;
@@ -180,7 +199,7 @@ cmd_rcpt(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
 		}
 		idx = t->rec.nrcpt++;
 		r = &t->rec.rcpt[idx];
-		parse_path(p, n, 8, r->addr, &r->len, sizeof(r->addr));
+		parse_path(p, n, arg, r->addr, &r->len, sizeof(r->addr));
 		r->reply = 0;
 	}
 	bs_smtp_pend_push(f, BS_SMTP_CMD_RCPT, t != NULL ? t->rec.seq : 0, idx,
@@ -255,6 +274,7 @@ bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 {
 	struct bs_counters *cnt = f->ctx->cnt;
 	uint8_t cmd;
+	size_t arg;
 
 	if (f->cmode == BS_CM_SASL) {
 		/* A SASL response: not a command, never parsed. */
@@ -272,19 +292,20 @@ bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 		cmd_ehlo(f, p, n, 0);
 		return;
 	}
-	if (has_prefix(p, n, "MAIL FROM:")) {
-		cmd_mail(f, p, n);
+	if ((arg = verb_arg(p, n, "MAIL", "FROM:")) != 0) {
+		cmd_mail(f, p, n, arg);
 		return;
 	}
-	if (has_prefix(p, n, "RCPT TO:")) {
-		cmd_rcpt(f, p, n);
+	if ((arg = verb_arg(p, n, "RCPT", "TO:")) != 0) {
+		cmd_rcpt(f, p, n, arg);
 		return;
 	}
 	if (verb_is(p, n, "BDAT")) {
 		cmd_bdat(f, p, n, pkt);
 		return;
 	}
-	if (verb_is(p, n, "DATA") && n == 4) {
+	/* With or without (invalid) arguments: the reply decides. */
+	if (verb_is(p, n, "DATA")) {
 		if (bs_smtp_pend_push(f, BS_SMTP_CMD_DATA,
 			    f->cur ? f->cur->rec.seq : 0, UINT32_MAX, 0) == 0)
 			f->cmode = BS_CM_WAIT;
@@ -301,7 +322,7 @@ bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 			0)
 			f->cmode = BS_CM_IGNORE;
 		return;
-	} else if (verb_is(p, n, "STARTTLS") && n == 8) {
+	} else if (verb_is(p, n, "STARTTLS")) {
 		if (bs_smtp_pend_push(f, BS_SMTP_CMD_STARTTLS, 0, UINT32_MAX,
 			    0) == 0)
 			f->cmode = BS_CM_WAIT;

@@ -77,6 +77,7 @@ bs_smtp_ctx_create(const struct bs_smtp_params *params,
 	ctx->cnt = cnt;
 	ctx->reasm.ooo_global_max = ctx->p.smtp_ooo_global_bytes;
 	ctx->reasm.ooo_flow_max = ctx->p.smtp_ooo_flow_bytes;
+	ctx->reasm.ooo_segs_max = BS_REASM_OOO_SEGS(ctx->p.smtp_ooo_flow_bytes);
 	ctx->reasm.gap_timeout_ms = ctx->p.smtp_gap_timeout_ms;
 	ctx->reasm.history = pow2_floor(ctx->p.smtp_history_bytes);
 	ctx->reasm.cnt = cnt;

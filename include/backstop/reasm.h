@@ -51,6 +51,14 @@ enum bs_seg_verdict {
 	BS_SEG_DROP = 1, /* normalise: drop (conflicting retransmission) */
 };
 
+/*
+ * Segments held out of order per direction, derived from the byte cap:
+ * each arrival walks the held list, so the count must be bounded too, or
+ * 1-byte segments under a 64 KB cap would cost O(n^2) compares.  One
+ * segment per 64 bytes of budget leaves room for any real reordering.
+ */
+#define BS_REASM_OOO_SEGS(flow_bytes) ((flow_bytes) / 64 + 64)
+
 /* Direction index: 0 client to server, 1 server to client. */
 #define BS_REASM_C2S 0
 #define BS_REASM_S2C 1
@@ -60,6 +68,7 @@ struct bs_reasm_ctx {
 	uint64_t ooo_global_max; /* bytes held over all flows */
 	uint64_t ooo_held;       /* bytes held now */
 	uint32_t ooo_flow_max;   /* bytes held per direction */
+	uint32_t ooo_segs_max;   /* segments held per direction */
 	uint32_t gap_timeout_ms;
 	uint32_t history;        /* power of two, 0 = off */
 	struct bs_counters *cnt;
@@ -80,6 +89,7 @@ struct bs_reasm_dir {
 	uint8_t flags;     /* private: BS_RDF_* in reasm.c */
 	uint8_t wscale;    /* BS_WSCALE_* of this side's SYN */
 	uint8_t pad;
+	uint32_t ooo_segs; /* segments held */
 	struct bs_reasm_ooo *ooo; /* held segments, sorted by seq */
 	uint8_t *hist;     /* ring of the last delivered bytes (lazy) */
 };

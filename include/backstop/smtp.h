@@ -45,8 +45,13 @@
  * that pipelines a new MAIL behind BDAT LAST twice before any reply.
  */
 #define BS_SMTP_TXN_OPEN_MAX 4
-/* Bytes of the JSON line for a record with r->nrcpt recipients. */
-#define BS_SMTP_JSON_MAX(nrcpt) (2048 + (size_t)(nrcpt) * (BS_SMTP_ADDR_MAX * 6 + 4))
+/*
+ * Bytes that always hold the JSON line of a record with nrcpt recipients:
+ * every string byte may become a 6-byte \u00XX escape (helo and
+ * mail_from: 2 x 255 x 6 = 3060), plus keys, addresses and digest.
+ */
+#define BS_SMTP_JSON_MAX(nrcpt)                                              \
+	(4096 + (size_t)(nrcpt) * (BS_SMTP_ADDR_MAX * 6 + 4))
 
 /* Extensions the server offered in its EHLO reply (bit mask). */
 #define BS_SMTP_EXT_PIPELINING 0x01

@@ -52,7 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct bs_counters cnt;
 	struct bs_reasm_ctx ctx = { .ooo_global_max = 3000,
-		.ooo_flow_max = 1500, .gap_timeout_ms = 50, .history = 64,
+		.ooo_flow_max = 1500, .ooo_segs_max = 40, .gap_timeout_ms = 50, .history = 64,
 		.cnt = &cnt };
 	struct bs_reasm r;
 	struct fz z = { .r = &r };

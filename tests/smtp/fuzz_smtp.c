@@ -48,7 +48,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h_run(&s, &o, 0, &a);
 	h_run(&s, &o, 0x9e3779b97f4a7c15ULL * (opt + 1), &b);
 	if (a.order_err || b.order_err) {
-		fprintf(stderr, "event order error\n");
+		fprintf(stderr, "event order error %d %d\n", a.order_err,
+			b.order_err);
 		abort();
 	}
 	if (a.inspected != b.inspected || a.begins != b.begins ||

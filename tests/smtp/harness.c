@@ -182,7 +182,7 @@ ev_begin(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 	(void)f;
 	o->begins++;
 	if (slot_of(r, 0) >= 0 || slot_of(r, 1) < 0)
-		o->order_err = 1;
+		o->order_err = __LINE__;
 	trace(o, "begin");
 }
 
@@ -195,7 +195,7 @@ ev_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 	(void)f;
 	o->envelopes++;
 	if (s < 0)
-		o->order_err = 1;
+		o->order_err = __LINE__;
 	trace(o, "envelope");
 }
 
@@ -209,7 +209,7 @@ ev_data(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r,
 	(void)f;
 	(void)p;
 	if (s < 0 || h_state[s] >= 2 || n == 0)
-		o->order_err = 1;
+		o->order_err = __LINE__;
 	o->data_bytes += n;
 }
 
@@ -224,7 +224,7 @@ ev_eom(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r,
 	(void)pkt;
 	o->eoms++;
 	if (s < 0 || h_state[s] >= 2)
-		o->order_err = 1;
+		o->order_err = __LINE__;
 	else
 		h_state[s] = 2;
 	trace(o, "eom");
@@ -243,7 +243,7 @@ ev_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 	(void)f;
 	o->ends++;
 	if (s < 0)
-		o->order_err = 1;
+		o->order_err = __LINE__;
 	else
 		h_open[s] = NULL;
 	if (!r->complete) {
@@ -255,7 +255,7 @@ ev_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 		big = malloc(cap);
 	n = bs_smtp_record_json(r, big, cap);
 	if (n < 0)
-		o->order_err = 1;
+		o->order_err = __LINE__;
 	else
 		out_append(&o->json, &o->len, &o->cap, big, (size_t)n);
 	if (big != buf)
@@ -415,11 +415,11 @@ h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 	out->inspected = bs_smtp_flow_inspected(f);
 	bs_smtp_flow_free(ctx, f, now);
 	if (bs_smtp_ctx_held(ctx) != 0)
-		out->order_err = 1;
+		out->order_err = __LINE__;
 	bs_smtp_ctx_free(ctx);
 	for (int i = 0; i < 8; i++)
 		if (h_open[i] != NULL)
-			out->order_err = 1;
+			out->order_err = __LINE__;
 	return 0;
 }
 

@@ -55,6 +55,7 @@ fx_new(uint32_t flow_cap, uint32_t history)
 
 	x->ctx.ooo_global_max = 1 << 20;
 	x->ctx.ooo_flow_max = flow_cap;
+	x->ctx.ooo_segs_max = BS_REASM_OOO_SEGS(flow_cap);
 	x->ctx.gap_timeout_ms = 1000;
 	x->ctx.history = history;
 	x->ctx.cnt = &x->cnt;
@@ -282,6 +283,19 @@ test_caps_make_unreliable(void **state)
 	assert_int_equal(x->cnt.v[BS_CNT_reasm_ooo_flow_cap], 1);
 	assert_int_equal(bs_reasm_held(&x->r), 0);
 	assert_int_equal(x->ctx.ooo_held, 0);
+	fx_free(x);
+
+	/* The segment count cap: many tiny held segments. */
+	x = fx_new(4096, 256);
+	x->ctx.ooo_segs_max = 3;
+	hs(x, 100, 500);
+	seg(x, 1, 111, 501, A, "a", 0);
+	seg(x, 1, 113, 501, A, "b", 0);
+	seg(x, 1, 115, 501, A, "c", 0);
+	assert_int_equal(x->r.unreliable, 0);
+	seg(x, 1, 117, 501, A, "d", 0);
+	assert_int_equal(x->r.unreliable, 1);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_ooo_flow_cap], 1);
 	fx_free(x);
 
 	x = fx_new(4096, 256);
