@@ -62,6 +62,8 @@ usage(FILE *f)
 		"  --duration S        exit after S seconds of forwarding\n"
 		"  --stats-period S    print packet rates every S seconds\n"
 		"  --show-config       print the effective configuration and exit\n"
+		"  --list-settings     print the settings reference (Markdown)\n"
+		"  --list-counters     print the counters reference (Markdown)\n"
 		"  --help              this text\n");
 }
 
@@ -127,6 +129,47 @@ parse_opts(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	return 0;
+}
+
+static const char *
+cfg_type_name(enum bs_cfg_type t)
+{
+	static const char *const n[] = {
+		[BS_CFG_U32] = "integer", [BS_CFG_U64] = "integer",
+		[BS_CFG_BOOL] = "boolean", [BS_CFG_STR] = "string",
+		[BS_CFG_PORTS] = "list of ports",
+	};
+	return n[t];
+}
+
+/*
+ * Reference tables for docs/CONFIG.md and docs/METRICS.md, printed from
+ * the same tables the code uses (scripts/gen_docs.py pastes them in; a
+ * test checks the docs are current).  Needs no EAL.
+ */
+static void
+print_reference(const char *what)
+{
+	if (strcmp(what, "settings") == 0) {
+		printf("| key | type | default | range | meaning |\n");
+		printf("|---|---|---|---|---|\n");
+		for (unsigned int i = 0; i < bs_cfg_count; i++) {
+			const struct bs_cfg_desc *d = &bs_cfg_desc[i];
+			printf("| `%s` | %s | `%s` | ", d->key,
+				cfg_type_name(d->type), d->def ? d->def : "");
+			if (d->type == BS_CFG_U32 || d->type == BS_CFG_U64 ||
+					d->type == BS_CFG_PORTS)
+				printf("%" PRIu64 "..%" PRIu64, d->lo, d->hi);
+			printf(" | %s |\n", d->help);
+		}
+	} else {
+		printf("| counter | kind | meaning |\n|---|---|---|\n");
+		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
+			printf("| `%s` | %s | %s |\n", bs_counter_desc[i].name,
+				bs_counter_desc[i].kind == BS_CNT_KIND_GAUGE
+					? "gauge" : "counter",
+				bs_counter_desc[i].help);
+	}
 }
 
 static void
@@ -216,6 +259,14 @@ main(int argc, char **argv)
 	static struct bs_app app;
 	struct opts o = { 0 };
 	char err[512];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--list-settings") == 0 ||
+				strcmp(argv[i], "--list-counters") == 0) {
+			print_reference(argv[i] + 7);
+			return 0;
+		}
+	}
 
 	int n = rte_eal_init(argc, argv);
 	if (n < 0) {
