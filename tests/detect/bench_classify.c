@@ -192,6 +192,24 @@ main(int argc, char **argv)
 	printf("hs_raw_mbps: %.1f\n", h);
 	printf("ratio_classify_vs_raw: %.3f\n", c / h);
 	printf("ratio_classify_null_sender_vs_raw: %.3f\n", n / h);
+	{
+		/* What a stream per target would add: state and open/close. */
+		size_t ss = 0;
+		hs_stream_t *st;
+		double t0 = now();
+		unsigned int k;
+
+		hs_stream_size(db, &ss);
+		for (k = 0; k < 100000; k++) {
+			if (hs_open_stream(db, 0, &st) != HS_SUCCESS)
+				return 2;
+			hs_close_stream(st, scratch, NULL, NULL);
+		}
+		printf("hs_stream_state_bytes: %zu\n", ss);
+		printf("hs_open_close_ns: %.0f\n", (now() - t0) / k * 1e9);
+		printf("classify_ns_per_message: %.0f\n",
+			median(tc, runs) / (double)(n_msgs * reps) * 1e9);
+	}
 	printf("bounces_per_run: %lu\n", b1);
 	printf("raw_matches_per_run: %lu\n", mt);
 	hs_free_scratch(scratch);
