@@ -107,6 +107,13 @@ test_golden_early_data(void **state)
 	check_golden("early_data");
 }
 
+static void
+test_golden_lenient(void **state)
+{
+	(void)state;
+	check_golden("lenient");
+}
+
 /* Envelope and greeting around a body, DATA or BDAT. */
 static void
 session_for(struct h_script *s, const uint8_t *wire, size_t wlen,
@@ -589,6 +596,7 @@ main(void)
 		cmocka_unit_test(test_golden_bdat),
 		cmocka_unit_test(test_golden_auth_starttls),
 		cmocka_unit_test(test_golden_early_data),
+		cmocka_unit_test(test_golden_lenient),
 		cmocka_unit_test(test_property_corpus),
 		cmocka_unit_test(test_starttls_stops),
 		cmocka_unit_test(test_midstream_uninspected),
