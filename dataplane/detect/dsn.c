@@ -14,6 +14,8 @@
  * the cut is recorded, so a hostile message can make a field useless but
  * never make us read or write out of bounds.
  */
+#include <errno.h>
+#include <iconv.h>
 #include <string.h>
 
 #include "backstop/mime.h"
@@ -68,6 +70,70 @@ name_is(const uint8_t *name, size_t nl, const char *s)
 	return strlen(s) == nl && bs_mime_prefix_ci(name, nl, s);
 }
 
+/* ---- charsets --------------------------------------------------------- */
+
+/* Charsets that are UTF-8 already, or ASCII (a subset). */
+static bool
+charset_is_utf8(const char *cs, size_t n)
+{
+	static const char *const same[] = {"utf-8", "utf8", "us-ascii",
+		"ascii", "ansi_x3.4-1968", "uft-8"};
+
+	if (n == 0)
+		return true;
+	for (unsigned int k = 0; k < sizeof(same) / sizeof(same[0]); k++)
+		if (strlen(same[k]) == n &&
+			bs_mime_prefix_ci((const uint8_t *)cs, n, same[k]))
+			return true;
+	return false;
+}
+
+/* A converter to UTF-8 from charset cs[0..n), or NULL (unknown). */
+static void *
+charset_open(const char *cs, size_t n)
+{
+	char name[BS_MIME_CHARSET_MAX];
+	iconv_t cd;
+
+	if (n == 0 || n >= sizeof(name) || charset_is_utf8(cs, n))
+		return NULL;
+	memcpy(name, cs, n);
+	name[n] = '\0';
+	/* "unicode-1-1-utf-7" (Exchange) is UTF-7. */
+	if (strstr(name, "utf-7"))
+		strcpy(name, "UTF-7");
+	cd = iconv_open("UTF-8", name);
+	return cd == (iconv_t)-1 ? NULL : (void *)cd;
+}
+
+/*
+ * Convert in[0..n) to UTF-8 into out (cap bytes).  Undecodable bytes become
+ * '?'; a sequence cut at the end of in is dropped (lines end in ASCII in
+ * every charset mail uses).  Returns the output length.
+ */
+static size_t
+charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out,
+	size_t cap)
+{
+	iconv_t cd = (iconv_t)cdp;
+	char *ip = (char *)(uintptr_t)in, *op = (char *)out;
+	size_t il = n, ol = cap;
+
+	while (il > 0 && ol > 0) {
+		if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1)
+			break;
+		if (errno == EILSEQ) {
+			*op++ = '?';
+			ol--;
+			ip++;
+			il--;
+		} else {
+			break; /* EINVAL (cut sequence) or E2BIG */
+		}
+	}
+	return cap - ol;
+}
+
 /* ---- RFC 2047 --------------------------------------------------------- */
 
 static int
@@ -107,41 +173,55 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 			return 0;
 	if (j + 1 >= n)
 		return 0;
-	if (e == 'b') {
-		uint8_t tmp[BS_MIME_HDR_MAX];
-		uint32_t acc = 0;
-		uint8_t na = 0;
-		bool bad = false;
-		size_t k = 0, len = j - t;
+	{
+		uint8_t raw[BS_MIME_HDR_MAX], conv[BS_MIME_HDR_MAX * 2];
+		size_t rn = 0, len = j - t;
+		const uint8_t *res = raw;
+		size_t resn;
+		void *cd;
 
-		/* Decode in slices small enough for tmp. */
-		while (k < len) {
-			size_t sl = len - k;
+		if (dst == NULL)
+			return j + 2; /* only asked whether a word is here */
+		if (e == 'b') {
+			uint32_t acc = 0;
+			uint8_t na = 0;
+			bool bad = false;
 
-			if (sl > (sizeof(tmp) / 4) * 4)
-				sl = (sizeof(tmp) / 4) * 4;
-			size_t got = bs_mime_b64(&acc, &na,
-				(const uint8_t *)src + t + k, sl, tmp, &bad);
+			if (len > (sizeof(raw) / 3) * 4)
+				len = (sizeof(raw) / 3) * 4;
+			rn = bs_mime_b64(&acc, &na, (const uint8_t *)src + t,
+				len, raw, &bad);
+		} else {
+			for (size_t k = t; k < j && rn < sizeof(raw); k++) {
+				int h, l;
 
-			for (size_t q = 0; q < got && *o + 1 < dstlen; q++)
-				dst[(*o)++] = (char)tmp[q];
-			k += sl;
-		}
-	} else {
-		for (size_t k = t; k < j && *o + 1 < dstlen; k++) {
-			int h, l;
-
-			if (src[k] == '_') {
-				dst[(*o)++] = ' ';
-			} else if (src[k] == '=' && k + 2 < j &&
-				(h = hexv((uint8_t)src[k + 1])) >= 0 &&
-				(l = hexv((uint8_t)src[k + 2])) >= 0) {
-				dst[(*o)++] = (char)(h << 4 | l);
-				k += 2;
-			} else {
-				dst[(*o)++] = src[k];
+				if (src[k] == '_') {
+					raw[rn++] = ' ';
+				} else if (src[k] == '=' && k + 2 < j &&
+					(h = hexv((uint8_t)src[k + 1])) >= 0 &&
+					(l = hexv((uint8_t)src[k + 2])) >= 0) {
+					raw[rn++] = (uint8_t)(h << 4 | l);
+					k += 2;
+				} else {
+					raw[rn++] = (uint8_t)src[k];
+				}
 			}
 		}
+		resn = rn;
+		/* RFC 2231 adds "*language" after the charset. */
+		size_t csn = 0;
+
+		while (i + 2 + csn < n && src[i + 2 + csn] != '?' &&
+			src[i + 2 + csn] != '*')
+			csn++;
+		cd = charset_open(src + i + 2, csn);
+		if (cd) {
+			resn = charset_conv(cd, raw, rn, conv, sizeof(conv));
+			res = conv;
+			iconv_close((iconv_t)cd);
+		}
+		for (size_t q = 0; q < resn && *o + 1 < dstlen; q++)
+			dst[(*o)++] = (char)res[q];
 	}
 	return j + 2;
 }
@@ -168,8 +248,7 @@ bs_mime_decode_2047(char *dst, size_t dstlen, const char *src, size_t n)
 
 			while (j < n && is_ws((uint8_t)src[j]))
 				j++;
-			if (j < n && word_2047(NULL, 0, &(size_t){0}, src, n,
-					     j) == 0) {
+			if (j < n && word_2047(NULL, 0, NULL, src, n, j) == 0) {
 				/* Not followed by a word: keep the space. */
 			} else if (j < n) {
 				i = j;
@@ -631,7 +710,14 @@ blank(const uint8_t *p, size_t n)
 static void
 text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 {
+	/* UTF-8 can take 3 bytes for one of a legacy charset; +1 for '\n'. */
+	uint8_t conv[BS_MIME_LINE_MAX * 3 + 4];
 	bool whole = sol && eol;
+
+	if (m->cd) {
+		n = charset_conv(m->cd, p, n, conv, sizeof(conv) - 1);
+		p = conv;
+	}
 
 	if (m->orig_hdr) {
 		/* Inline original: its header ends at a blank line or at
@@ -759,6 +845,9 @@ bs_mime_handler_begin(struct bs_mime *m)
 	case BS_MIME_H_MDN:
 		m->info->mdn_present = true;
 		break;
+	case BS_MIME_H_TEXT:
+		m->cd = charset_open(m->p_charset, strlen(m->p_charset));
+		break;
 	case BS_MIME_H_RFC822:
 	case BS_MIME_H_HEADERS:
 		m->ctx = BS_MIME_CTX_ORIG;
@@ -780,4 +869,5 @@ bs_mime_handler_end(struct bs_mime *m)
 	m->orig_hdr = false;
 	m->hb = BS_MIME_HB_ENTITY;
 	m->inline_armed = 0;
+	bs_mime_abort(m);
 }

@@ -14,6 +14,7 @@
  * sizes therefore never change what the handlers see: the same message gives
  * the same result however TCP cut it.
  */
+#include <iconv.h>
 #include <string.h>
 
 #include "backstop/mime.h"
@@ -235,6 +236,11 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 	if (top && m->ctx == BS_MIME_CTX_TOP && m->depth == 0)
 		memcpy(m->info->content_type, ct, strlen(ct) + 1);
 	m->p_blen = 0;
+	if (bs_mime_param(v, n, "charset", m->p_charset,
+		    sizeof(m->p_charset)) < 0)
+		m->p_charset[0] = '\0';
+	for (char *c = m->p_charset; *c; c++)
+		*c = (char)lc((uint8_t)*c);
 	if (strncmp(ct, "multipart/", 10) == 0) {
 		int bl = bs_mime_param(v, n, "boundary", m->p_boundary,
 			sizeof(m->p_boundary));
@@ -306,6 +312,7 @@ part_reset(struct bs_mime *m)
 	m->p_handler = BS_MIME_H_TEXT;
 	m->p_enc = ENC_NONE;
 	m->p_blen = 0;
+	m->p_charset[0] = '\0';
 	m->hb = BS_MIME_HB_ENTITY;
 }
 
@@ -339,6 +346,8 @@ body_begin(struct bs_mime *m)
 		m->top_done = true;
 		if (m->hdr_done)
 			m->hdr_done(m->arg);
+		if (m->stopped)
+			return;
 	}
 	m->state = ST_BODY;
 	m->handler = m->p_handler;
@@ -622,7 +631,17 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info,
 	m->line_len = 0;
 	m->dline_len = 0;
 	m->hdr_len = 0;
+	m->cd = NULL;
 	part_reset(m);
+}
+
+void
+bs_mime_abort(struct bs_mime *m)
+{
+	if (m && m->cd) {
+		iconv_close((iconv_t)m->cd);
+		m->cd = NULL;
+	}
 }
 
 void
@@ -673,8 +692,10 @@ bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 void
 bs_mime_end(struct bs_mime *m)
 {
-	if (m->stopped)
+	if (m->stopped) {
+		bs_mime_abort(m);
 		return;
+	}
 	if (m->line_len > 0 || m->line_cont) {
 		size_t l = m->line_len;
 
@@ -690,6 +711,7 @@ bs_mime_end(struct bs_mime *m)
 		body_begin(m);
 	}
 	part_end(m);
+	bs_mime_abort(m);
 	if (m->depth > 0)
 		m->info->anomalies |= BS_MIME_A_UNTERMINATED;
 }

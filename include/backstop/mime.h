@@ -18,8 +18,16 @@
  *
  * Every buffer has a named cap below; what exceeds a cap is cut (and the
  * cut is recorded in info->anomalies), never trusted, never read past.
- * The parser owns no heap memory: a struct bs_mime is plain state that the
- * caller places where it likes (one per message being parsed).
+ * Text in another charset than UTF-8 (a text part's charset parameter, an
+ * RFC 2047 word's charset) is converted to UTF-8 with iconv before it is
+ * scanned or copied, so rules and results are UTF-8 whatever the sender
+ * used (ISO-2022-JP, Shift_JIS, KOI8-R, GB2312, ISO-8859-x, ...); an
+ * unknown charset passes through unconverted.
+ *
+ * A struct bs_mime is plain state that the caller places where it likes
+ * (one per message being parsed); the only resource it may hold is the
+ * converter of the current text part, released by bs_mime_end() or
+ * bs_mime_abort().
  */
 #ifndef BACKSTOP_MIME_H
 #define BACKSTOP_MIME_H
@@ -38,7 +46,9 @@
 #define BS_MIME_HDR_MAX 2048
 #define BS_MIME_DEPTH_MAX 8     /* nested multiparts followed */
 #define BS_MIME_BOUNDARY_MAX 72 /* RFC 2046: 70 + slack */
-#define BS_MIME_TOKEN_MAX 64    /* content type, report-type, charset */
+#define BS_MIME_TOKEN_MAX 64    /* content type, report-type */
+#define BS_MIME_CHARSET_MAX 32  /* longest IANA charset name is 45; the
+				 * ones mail uses are far shorter */
 
 /* Extracted copies (each includes the NUL; longer values are cut). */
 #define BS_FIELD_MAX 256
@@ -189,6 +199,8 @@ struct bs_mime {
 	/* Part being set up from its header. */
 	uint8_t p_handler, p_enc, p_blen;
 	char p_boundary[BS_MIME_BOUNDARY_MAX + 1];
+	char p_charset[BS_MIME_CHARSET_MAX]; /* lower case, "" if none */
+	void *cd;               /* iconv_t to UTF-8 for the text part, or NULL */
 
 	struct bs_mime_part part[BS_MIME_DEPTH_MAX];
 
@@ -230,6 +242,12 @@ bs_mime_stop(struct bs_mime *m)
 {
 	m->stopped = true;
 }
+
+/*
+ * Release what the parser holds (a charset converter) without finishing
+ * the message; bs_mime_end() does it too.  NULL-safe, idempotent.
+ */
+void bs_mime_abort(struct bs_mime *m);
 
 /* End of message: flush a last line without line end, close open parts. */
 void bs_mime_end(struct bs_mime *m);
