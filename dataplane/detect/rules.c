@@ -9,8 +9,9 @@
  * e.g.  1101 dsn body i /this is the mail system at host/ Postfix preamble
  *
  * '#' starts a comment line; blank lines are ignored.  The expression is
- * delimited by the first '/' and the last '/' that is followed by white
- * space, so it may contain '/' freely.  All rules compile into one
+ * delimited by the first '/' and the next unescaped '/' that is followed by
+ * white space or the line end, so it may contain '/' freely except before
+ * a space (write "\/ " there) and the description may contain anything.  All rules compile into one
  * Hyperscan database in streaming mode; the Hyperscan id of a rule is its
  * index, so the match callback finds the rule without a lookup.
  */
@@ -197,8 +198,9 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 		return -1;
 	}
 	e = s + 1;
-	for (char *p = e; *p; p++)
-		if (*p == '/' && (p[1] == '\0' || p[1] == ' ' || p[1] == '\t'))
+	for (char *p = e; *p && !close; p++)
+		if (*p == '/' && p[-1] != '\\' &&
+			(p[1] == '\0' || p[1] == ' ' || p[1] == '\t'))
 			close = p;
 	if (!close || close == e) {
 		snprintf(err, errlen,

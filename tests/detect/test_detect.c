@@ -75,9 +75,10 @@ test_rule_parse(void **state)
 	assert_string_equal(r->desc, "weak");
 	/* '/' inside the expression, several targets. */
 	bs_ruleset_free(rs);
-	rs = load("1 dsn body,subject - /a/b/ slash inside\n", err,
+	rs = load("1 dsn body,subject - /a/b\\/ c/ slash / inside\n", err,
 		sizeof(err));
 	assert_non_null(rs);
+	assert_string_equal(bs_ruleset_rule(rs, 0)->desc, "slash / inside");
 	assert_int_equal(bs_ruleset_rule(rs, 0)->targets,
 		BS_TGT_BODY | BS_TGT_SUBJECT);
 	bs_ruleset_free(rs);
