@@ -18,7 +18,7 @@ PKGS=(
 	libdpdk-dev dpdk libhyperscan-dev liburcu-dev libssl-dev libyaml-dev
 	# tests
 	libcmocka-dev libclang-rt-14-dev python3-scapy tcpdump ethtool
-	iproute2 libpcap-dev
+	iproute2 iputils-ping libpcap-dev postfix swaks
 )
 
 hugepages=0
@@ -41,6 +41,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 	export DEBIAN_FRONTEND=noninteractive
+	# Postfix for the end-to-end tests: installed unconfigured; the tests
+	# run their own instance with their own configuration directory.
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		$SUDO debconf-set-selections
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
 		>/dev/null
