@@ -364,36 +364,91 @@ bdat_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
 	return k;
 }
 
-/* End of a DATA line: check its length. */
+/* A CRLF ended a DATA line of data_linelen bytes (its CR included). */
 static inline void
 data_eol(struct bs_smtp_flow *f)
 {
+	/* text_line_max counts the CRLF (RFC 5321 4.5.3.1.6). */
+	if (f->data_linelen + 1 > f->ctx->p.smtp_text_line_max)
+		BS_CNT_INC(f->ctx->cnt, smtp_data_line_long);
 	f->data_linelen = 0;
+	f->dstate = BS_DS_BOL;
 }
 
 static inline void
-data_byte_len(struct bs_smtp_flow *f)
+data_linelen_add(struct bs_smtp_flow *f, size_t k)
 {
-	/* Count once, when the line first passes the cap (CRLF excluded). */
-	if (++f->data_linelen == f->ctx->p.smtp_text_line_max - 1)
-		BS_CNT_INC(f->ctx->cnt, smtp_data_line_long);
+	uint64_t v = (uint64_t)f->data_linelen + k;
+
+	f->data_linelen = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* One content byte c (not a held-back one) in state MID/CR/BOL. */
+static inline void
+data_byte(struct bs_smtp_flow *f, uint8_t c)
+{
+	if (f->data_bare_lf && c == '.')
+		BS_CNT_INC(f->ctx->cnt, smtp_data_ambiguous_end);
+	f->data_bare_lf = 0;
+	if (c == '\n') {
+		if (f->dstate == BS_DS_CR) {
+			data_eol(f);
+			return;
+		}
+		BS_CNT_INC(f->ctx->cnt, smtp_bare_lf);
+		f->data_bare_lf = 1;
+		f->dstate = BS_DS_MID;
+	} else {
+		f->dstate = c == '\r' ? BS_DS_CR : BS_DS_MID;
+	}
+	data_linelen_add(f, 1);
 }
 
 /*
  * DATA content.  Emits unstuffed runs straight from p; the held-back
  * '.' at a line start is dropped (unstuffing) and a held-back CR after
- * it is emitted from a constant.  Returns bytes consumed: all of them,
- * or up to and including the LF of the terminating ".CRLF".
+ * it is emitted from a constant.  Inside a line the next LF is found
+ * with memchr(), so the per-byte work is only at line starts.  Returns
+ * bytes consumed: all of them, or up to and including the LF of the
+ * terminating ".CRLF".
  */
 static size_t
 data_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
 {
 	struct bs_counters *cnt = f->ctx->cnt;
-	size_t i, start = 0;
+	size_t i = 0, start = 0;
 
-	for (i = 0; i < n; i++) {
-		uint8_t c = p[i];
+	while (i < n) {
+		uint8_t c;
 
+		if ((f->dstate == BS_DS_MID || f->dstate == BS_DS_CR) &&
+			!f->data_bare_lf) {
+			const uint8_t *lf = memchr(p + i, '\n', n - i);
+			size_t k;
+			int cr;
+
+			if (lf == NULL) {
+				data_linelen_add(f, n - i);
+				f->dstate = p[n - 1] == '\r' ? BS_DS_CR
+							      : BS_DS_MID;
+				i = n;
+				break;
+			}
+			k = (size_t)(lf - p);
+			cr = k > i ? p[k - 1] == '\r' : f->dstate == BS_DS_CR;
+			data_linelen_add(f, k - i);
+			if (cr) {
+				data_eol(f);
+			} else {
+				BS_CNT_INC(cnt, smtp_bare_lf);
+				f->data_bare_lf = 1;
+				f->dstate = BS_DS_MID;
+				data_linelen_add(f, 1);
+			}
+			i = k + 1;
+			continue;
+		}
+		c = p[i];
 		switch (f->dstate) {
 		case BS_DS_BOL:
 			if (c == '.') {
@@ -401,14 +456,14 @@ data_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
 					bs_smtp_txn_content(f, p + start,
 						(uint32_t)(i - start));
 				f->dstate = BS_DS_DOT;
-				start = i + 1;
+				start = ++i;
 				continue;
 			}
 			break;
 		case BS_DS_DOT:
 			if (c == '\r') {
 				f->dstate = BS_DS_DOTCR;
-				start = i + 1;
+				start = ++i;
 				continue;
 			}
 			if (c == '\n')
@@ -432,30 +487,15 @@ data_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
 			}
 			/* ".\rx": the dot is removed, the CR is content. */
 			bs_smtp_txn_content(f, &cr_byte, 1);
-			data_byte_len(f);
+			data_linelen_add(f, 1);
 			start = i;
 			f->dstate = BS_DS_CR;
 			break;
 		default:
 			break;
 		}
-		/* c is content; follow CR/LF for line starts. */
-		if (f->data_bare_lf && c == '.')
-			BS_CNT_INC(cnt, smtp_data_ambiguous_end);
-		f->data_bare_lf = 0;
-		if (c == '\n') {
-			if (f->dstate == BS_DS_CR) {
-				f->dstate = BS_DS_BOL;
-				data_eol(f);
-				continue;
-			}
-			BS_CNT_INC(cnt, smtp_bare_lf);
-			f->data_bare_lf = 1;
-			f->dstate = BS_DS_MID;
-		} else {
-			f->dstate = c == '\r' ? BS_DS_CR : BS_DS_MID;
-		}
-		data_byte_len(f);
+		data_byte(f, c);
+		i++;
 	}
 	/* Held-back bytes moved start past themselves. */
 	if (n > start)

@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for the SMTP engine over reassembly.
  *
- * Input: one option byte, then turns separated by 0xff bytes,
+ * Input: one option byte (bit 0 digests, bit 1 FIN at the end, bit 2
+ * small caps), then turns separated by 0xff bytes,
  * alternating server, client, server...  Each input runs twice: once in
  * order and once cut, reordered, duplicated and overlapped (seeded by
  * the option byte).  Besides memory errors (ASan/UBSan) the oracle is
@@ -24,6 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct h_script s = { 0 };
 	struct h_opts o = { .isn_c = 0xfffffff0u, .isn_s = 12345 };
 	struct h_out a, b;
+	struct bs_smtp_params p;
 	size_t i = 1, start = 1;
 	int dir = 1;
 	uint8_t opt;
@@ -33,6 +35,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	opt = data[0];
 	o.digest = opt & 1;
 	o.fin = (opt >> 1) & 1;
+	if (opt & 4) {
+		/* Small caps, to reach every limit; none depends on how the
+		 * stream is cut, so the oracle still holds. */
+		bs_smtp_params_default(&p);
+		p.smtp_ooo_flow_bytes = 1 << 24;
+		p.smtp_ooo_global_bytes = 1 << 26;
+		p.smtp_cmd_line_max = 64;
+		p.smtp_reply_line_max = 64;
+		p.smtp_text_line_max = 64;
+		p.smtp_reply_lines_max = 2;
+		p.smtp_rcpt_max = 2;
+		p.smtp_pipeline_max = 8;
+		p.smtp_wait_hold_bytes = 32;
+		p.smtp_history_bytes = 16;
+		o.params = &p;
+	}
 	for (; i <= size; i++) {
 		if (i == size || data[i] == 0xff) {
 			if (i > start)
