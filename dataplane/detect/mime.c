@@ -423,6 +423,15 @@ static void
 dline_push(struct bs_mime *m, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
+		/* As in bs_mime_feed(): cut a full line only when more of it
+		 * follows. */
+		if (m->dline_len == BS_MIME_LINE_MAX && p[0] != '\n') {
+			m->info->anomalies |= BS_MIME_A_LINE_SPLIT;
+			bs_mime_handle(m, m->dline, m->dline_len,
+				!m->dline_cont, false);
+			m->dline_len = 0;
+			m->dline_cont = true;
+		}
 		const uint8_t *nl = memchr(p, '\n', n);
 		size_t k = nl ? (size_t)(nl - p) : n;
 		size_t room = BS_MIME_LINE_MAX - m->dline_len;
@@ -432,15 +441,6 @@ dline_push(struct bs_mime *m, const uint8_t *p, size_t n)
 		m->dline_len += c;
 		p += c;
 		n -= c;
-		if (c < k || (m->dline_len == BS_MIME_LINE_MAX && !nl)) {
-			/* Full: hand on a piece, the line goes on. */
-			m->info->anomalies |= BS_MIME_A_LINE_SPLIT;
-			bs_mime_handle(m, m->dline, m->dline_len,
-				!m->dline_cont, false);
-			m->dline_len = 0;
-			m->dline_cont = true;
-			continue;
-		}
 		if (nl && c == k) {
 			size_t l = m->dline_len;
 
@@ -644,10 +644,39 @@ bs_mime_abort(struct bs_mime *m)
 	}
 }
 
+/*
+ * A full line buffer is handed on as a piece only once a byte other than
+ * the line end follows: a line of exactly LINE_MAX bytes is then one line
+ * whether its '\n' came in the same chunk or the next.  Deciding on the
+ * bytes alone, never on where a chunk ended, is what keeps the result
+ * independent of segmentation.
+ */
+static void
+line_piece(struct bs_mime *m)
+{
+	size_t l = m->line_len;
+	/* Keep a trailing CR back: it may be the first half of CRLF. */
+	bool cr = m->line[l - 1] == '\r';
+
+	if (cr)
+		l--;
+	m->info->anomalies |= BS_MIME_A_LINE_SPLIT;
+	raw_line(m, m->line, l, !m->line_cont, false);
+	m->line_cont = true;
+	m->line_len = 0;
+	if (cr)
+		m->line[m->line_len++] = '\r';
+}
+
 void
 bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 {
 	while (len > 0 && !m->stopped) {
+		if (m->line_len == BS_MIME_LINE_MAX && buf[0] != '\n') {
+			line_piece(m);
+			if (m->stopped)
+				break;
+		}
 		const uint8_t *nl = memchr(buf, '\n', len);
 		size_t k = nl ? (size_t)(nl - buf) : len;
 		size_t room = BS_MIME_LINE_MAX - m->line_len;
@@ -657,24 +686,6 @@ bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 		m->line_len += c;
 		buf += c;
 		len -= c;
-		if (c < k || (m->line_len == BS_MIME_LINE_MAX && !nl)) {
-			/*
-			 * Line buffer full.  Keep a trailing CR back so that a
-			 * CRLF split here is still seen as one line end.
-			 */
-			size_t l = m->line_len;
-			bool cr = m->line[l - 1] == '\r';
-
-			if (cr)
-				l--;
-			m->info->anomalies |= BS_MIME_A_LINE_SPLIT;
-			raw_line(m, m->line, l, !m->line_cont, false);
-			m->line_cont = true;
-			m->line_len = 0;
-			if (cr)
-				m->line[m->line_len++] = '\r';
-			continue;
-		}
 		if (nl && c == k) {
 			size_t l = m->line_len;
 

@@ -193,6 +193,39 @@ test_chunking(void **state)
 	}
 }
 
+/* Lines of exactly LINE_MAX bytes (CR included or not), and longer, give
+ * the same result whatever the chunking (found by fuzz_mime). */
+static void
+test_long_lines_chunking(void **state)
+{
+	static char msg[20000];
+	struct bs_mime_info a, b;
+	static struct seen sa, sb;
+	size_t o = 0;
+
+	(void)state;
+	o += (size_t)snprintf(msg, sizeof(msg),
+		"Return-Path: <>\nContent-Type: text/plain\n\n");
+	for (size_t len = BS_MIME_LINE_MAX - 2; len <= BS_MIME_LINE_MAX + 2;
+		len++) {
+		memset(msg + o, 'a', len);
+		o += len;
+		memcpy(msg + o, len % 2 ? "\r\n" : "\n", len % 2 ? 2 : 1);
+		o += len % 2 ? 2 : 1;
+	}
+	memset(msg + o, 'b', 2 * BS_MIME_LINE_MAX);
+	o += 2 * BS_MIME_LINE_MAX;
+	msg[o++] = '\n';
+	msg[o] = '\0';
+	parse(msg, 0, &a, &sa);
+	for (size_t c = 1; c < 64; c++) {
+		parse(msg, c, &b, &sb);
+		assert_memory_equal(&a, &b, sizeof(a));
+		assert_int_equal(sa.all_len, sb.all_len);
+		assert_memory_equal(sa.all, sb.all, sa.all_len);
+	}
+}
+
 static void
 test_lf_and_crlf_same(void **state)
 {
@@ -395,6 +428,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_nested_dsn),
 		cmocka_unit_test(test_chunking),
+		cmocka_unit_test(test_long_lines_chunking),
 		cmocka_unit_test(test_lf_and_crlf_same),
 		cmocka_unit_test(test_rfc2047),
 		cmocka_unit_test(test_qp_and_headers_part),
