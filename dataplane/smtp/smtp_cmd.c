@@ -165,10 +165,10 @@ cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n, size_t arg)
 	t->rec.mail_params[k] = '\0';
 	t->rec.mail_params_len = (uint16_t)k;
 	f->cur = t;
-	if (bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, t->rec.seq, UINT32_MAX, 0))
-		return;
+	/* Begin first: a failing push ends t, and every end has a begin. */
 	if (ctx->ev.on_txn_begin != NULL)
 		ctx->ev.on_txn_begin(ctx->arg, f, &t->rec);
+	bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, t->rec.seq, UINT32_MAX, 0);
 }
 
 static void
