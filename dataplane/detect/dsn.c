@@ -330,8 +330,12 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 		uint8_t buf[BS_FIELD_MAX + 16];
 		size_t k;
 
-		bs_mime_decode_2047(in->subject, sizeof(in->subject),
-			(const char *)v, vl);
+		char tmp[BS_MIME_HDR_MAX];
+
+		/* Unfold first (folds leave tabs), then decode words. */
+		copy_field(m, tmp, sizeof(tmp), v, vl);
+		bs_mime_decode_2047(in->subject, sizeof(in->subject), tmp,
+			strlen(tmp));
 		subject_facts(m);
 		memcpy(buf, "Subject: ", 9);
 		k = strlen(in->subject);

@@ -98,8 +98,8 @@ void bs_detect_ctx_free(struct bs_detect_ctx *ctx);
 /*
  * Start a message.  mail_from is the envelope reverse path without angle
  * brackets: "" for the null sender, NULL when unknown (offline: classify
- * on content alone).  rcpts (n_rcpts of them) are recorded for the caller's
- * verdict and may be NULL.  Returns a message that the caller must pass to
+ * on content alone).  rcpts (n_rcpts of them, may be NULL) are accepted for
+ * the verdict stage's use and not looked at by detection today.  Returns a message that the caller must pass to
  * bs_msg_end() (or bs_msg_abort()), or NULL if out of memory (fail-open:
  * pass the mail).  Owner thread of ctx only.
  */

@@ -137,7 +137,7 @@ test_nested_dsn(void **state)
 	assert_string_equal(in.content_type, "multipart/mixed");
 	assert_string_equal(in.report_type, "delivery-status");
 	/* Folded subject, unfolded. */
-	assert_string_equal(in.subject, "Undelivered Mail Returned\tto Sender");
+	assert_string_equal(in.subject, "Undelivered Mail Returned to Sender");
 	assert_true(in.auto_flags & BS_AUTO_NULL_RP);
 	assert_true(in.auto_flags & BS_AUTO_DAEMON_FROM);
 	assert_true(in.auto_flags & BS_AUTO_REPLIED);
