@@ -553,6 +553,19 @@ test_tiny_segments_pipeline_overflow(void **state)
 	assert_int_equal(out.cnt.v[BS_CNT_smtp_pipeline_overflow], 1);
 	h_out_free(&out);
 	h_script_free(&s);
+
+	/* Overflow on the MAIL itself: begin and end still pair up. */
+	h_script_str(&s, 1, "220 mx\r\n");
+	for (int i = 0; i < 8; i++)
+		h_script_str(&s, 0, "NOOP\r\n");
+	h_script_str(&s, 0, "MAIL FROM:<>\r\n");
+	h_run(&s, &o, 0, &out);
+	assert_int_equal(out.inspected, 0);
+	assert_int_equal(out.order_err, 0);
+	assert_int_equal(out.begins, 1);
+	assert_int_equal(out.ends, 1);
+	h_out_free(&out);
+	h_script_free(&s);
 }
 
 static void
