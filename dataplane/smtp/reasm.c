@@ -339,9 +339,13 @@ ack_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r, unsigned int dn,
 		r->midstream = 1;
 		BS_CNT_INC(ctx->cnt, reasm_midstream);
 	}
+	/*
+	 * Only the server's word is taken: a client acking server bytes it
+	 * never got would otherwise switch inspection off at will.
+	 */
 	lim = o->nxt + (o->state == BS_RD_CLOSED ? 1 : 0);
-	if (seq_after(seg->ack, lim)) {
-		/* The receiver has bytes that never passed through here. */
+	if (!seg->to_server && seq_after(seg->ack, lim)) {
+		/* The server has client bytes that never passed here. */
 		BS_CNT_INC(ctx->cnt, reasm_gap_acked);
 		mark_unreliable(ctx, r);
 		return;

@@ -330,6 +330,13 @@ test_gap_timeout_and_acked(void **state)
 	assert_int_equal(x->r.unreliable, 1);
 	assert_int_equal(x->cnt.v[BS_CNT_reasm_gap_acked], 1);
 	fx_free(x);
+
+	/* A client acking server bytes never sent is not believed. */
+	x = fx_new(4096, 256);
+	hs(x, 100, 500);
+	seg(x, 1, 101, 600, BS_TCP_ACK, NULL, 0);
+	assert_int_equal(x->r.unreliable, 0);
+	fx_free(x);
 }
 
 static void
