@@ -652,6 +652,7 @@ looks_like_header(const uint8_t *p, size_t n)
  */
 static const char *const inline_markers[] = {
 	"copy of the message",
+	"copy of your message",
 	"copy of the original message",
 	"original message follows",
 	"original message headers",
