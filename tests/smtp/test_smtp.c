@@ -569,6 +569,57 @@ test_tiny_segments_pipeline_overflow(void **state)
 }
 
 static void
+test_bdat_without_chunking_and_hold_cap(void **state)
+{
+	struct bs_smtp_params p;
+	struct h_opts o = { .isn_c = 1, .isn_s = 2, .params = &p };
+	struct h_out out;
+
+	(void)state;
+	bs_smtp_params_default(&p);
+	/* No CHUNKING offered: BDAT is refused, its "chunk" read as
+	 * commands, exactly as the server reads it. */
+	run_text("S: 220 mx\nC: EHLO c\nS: 250 mx\n"
+		 "C: MAIL FROM:<a@b>\\r\\nBDAT 6\\r\\nRSET\\r\\nMAIL FROM:<c@d>\n"
+		 "S: 250 ok\\r\\n502 no\\r\\n250 ok\\r\\n250 ok\n", &o, &out);
+	assert_int_equal(out.begins, 2);
+	assert_int_equal(out.ends, 2);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_bdat], 0);
+	assert_int_equal(out.inspected, 1);
+	h_out_free(&out);
+
+	/* More than smtp.wait_hold_bytes sent before the 354. */
+	p.smtp_wait_hold_bytes = 16;
+	run_text("S: 220 mx\nC: HELO c\nS: 250 mx\nC: MAIL FROM:<a@b>\n"
+		 "S: 250 ok\nC: RCPT TO:<c@d>\nS: 250 ok\n"
+		 "C: DATA\\r\\nSubject: too early for the hold\n",
+		&o, &out);
+	assert_int_equal(out.inspected, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_wait_overflow], 1);
+	assert_int_equal(out.begins, out.ends);
+	h_out_free(&out);
+}
+
+static void
+test_reply_lines_cap_and_unsolicited(void **state)
+{
+	struct bs_smtp_params p;
+	struct h_opts o = { .isn_c = 1, .isn_s = 2, .params = &p };
+	struct h_out out;
+
+	(void)state;
+	bs_smtp_params_default(&p);
+	p.smtp_reply_lines_max = 2;
+	run_text("S: 220 mx\nC: EHLO c\n"
+		 "S: 250-mx\\r\\n250-SIZE\\r\\n250-CHUNKING\\r\\n250 STARTTLS\n"
+		 "S: 421 going away\n", &o, &out);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_reply_lines_over], 1);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_reply_unsolicited], 1);
+	assert_int_equal(out.inspected, 1);
+	h_out_free(&out);
+}
+
+static void
 test_json_escape(void **state)
 {
 	struct bs_smtp_record r;
@@ -617,6 +668,8 @@ main(void)
 		cmocka_unit_test(test_long_lines_and_rcpt_cap),
 		cmocka_unit_test(test_evasion_conflict_urgent),
 		cmocka_unit_test(test_tiny_segments_pipeline_overflow),
+		cmocka_unit_test(test_bdat_without_chunking_and_hold_cap),
+		cmocka_unit_test(test_reply_lines_cap_and_unsolicited),
 		cmocka_unit_test(test_json_escape),
 	};
 
