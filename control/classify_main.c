@@ -38,10 +38,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: backstop-classify [--config FILE] [--rules FILE] "
-		"[--mail-from ADDR]\n"
-		"         [--rcpt ADDR]... [--chunk N | --random-chunks SEED] "
-		"[--crlf] FILE...\n");
+	        "usage: backstop-classify [--config FILE] [--rules FILE] "
+	        "[--mail-from ADDR]\n"
+	        "         [--rcpt ADDR]... [--chunk N | --random-chunks SEED] "
+	        "[--crlf] FILE...\n");
 }
 
 static uint64_t
@@ -114,15 +114,15 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"rules", required_argument, NULL, 'r'},
-		{"mail-from", required_argument, NULL, 'f'},
-		{"rcpt", required_argument, NULL, 't'},
-		{"chunk", required_argument, NULL, 'n'},
-		{"random-chunks", required_argument, NULL, 'R'},
-		{"crlf", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"rules", required_argument, NULL, 'r'},
+	        {"mail-from", required_argument, NULL, 'f'},
+	        {"rcpt", required_argument, NULL, 't'},
+	        {"chunk", required_argument, NULL, 'n'},
+	        {"random-chunks", required_argument, NULL, 'R'},
+	        {"crlf", no_argument, NULL, 'C'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *rules = NULL, *mail_from = NULL;
 	const char *rcpts[CLASSIFY_RCPT_MAX];
@@ -139,7 +139,7 @@ main(int argc, char **argv)
 	char *json = malloc(jcap);
 
 	while ((c = getopt_long(argc, argv, "c:r:f:t:n:R:Ch", opts, NULL)) !=
-		-1) {
+	        -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -156,7 +156,7 @@ main(int argc, char **argv)
 		case 't':
 			if (n_rcpts == CLASSIFY_RCPT_MAX) {
 				fprintf(stderr, "at most %u --rcpt\n",
-					CLASSIFY_RCPT_MAX);
+				        CLASSIFY_RCPT_MAX);
 				return 2;
 			}
 			rcpts[n_rcpts++] = optarg;
@@ -232,9 +232,10 @@ main(int argc, char **argv)
 			continue;
 		}
 		while (off < len) {
-			size_t n = random_chunks ?
-				(size_t)(xorshift(&seed) % 1500) + 1 :
-				chunk;
+			size_t n =
+			        random_chunks
+			                ? (size_t)(xorshift(&seed) % 1500) + 1
+			                : chunk;
 
 			if (n > len - off)
 				n = len - off;
@@ -246,7 +247,7 @@ main(int argc, char **argv)
 
 		memcpy(extra, "\"file\":", 7);
 		el = 7 + bs_json_string(extra + 7, sizeof(extra) - 8, argv[a],
-				 strlen(argv[a]));
+		                 strlen(argv[a]));
 		if (el + 2 > sizeof(extra))
 			el = sizeof(extra) - 2;
 		extra[el++] = ',';

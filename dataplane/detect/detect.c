@@ -51,35 +51,35 @@ struct bs_detect_ctx {
 struct bs_msg {
 	struct bs_detect_ctx *ctx;
 	hs_stream_t *stream;
-	bool null_sender;       /* envelope MAIL FROM:<> */
-	bool decided;           /* candidate decision taken */
+	bool null_sender; /* envelope MAIL FROM:<> */
+	bool decided;     /* candidate decision taken */
 	bool candidate;
-	bool scanning;          /* stream open and healthy */
-	bool skip;              /* not a candidate: ignore the rest */
-	uint32_t cur_tgt;       /* target of the line being scanned */
+	bool scanning;    /* stream open and healthy */
+	bool skip;        /* not a candidate: ignore the rest */
+	uint32_t cur_tgt; /* target of the line being scanned */
 	uint32_t fail;
 	uint64_t bytes, scanned;
 	struct bs_mime mime;
 	struct bs_mime_info info;
-	uint32_t batch_tgt;     /* target of the batched lines */
-	size_t batch_len;       /* lines of one target, scanned together */
+	uint32_t batch_tgt; /* target of the batched lines */
+	size_t batch_len;   /* lines of one target, scanned together */
 	uint8_t batch[BS_DETECT_BATCH_MAX];
-	size_t hold_len;        /* held header lines: [tgt][len16][bytes] */
+	size_t hold_len; /* held header lines: [tgt][len16][bytes] */
 	uint8_t hold[BS_DETECT_HOLD_MAX];
-	uint64_t matched[];     /* one bit per rule */
+	uint64_t matched[]; /* one bit per rule */
 };
 
 /* Top-level facts that make a message a bounce candidate. */
-#define GATE_FLAGS                                                           \
-	(BS_AUTO_SUBMITTED | BS_AUTO_PRECEDENCE | BS_AUTO_REPORT_CT |        \
-		BS_AUTO_DAEMON_FROM | BS_AUTO_NULL_FROM | BS_AUTO_NULL_RP |  \
-		BS_AUTO_AUTOREPLY_HDR | BS_AUTO_FAILED_RCPT |                \
-		BS_AUTO_NOTIFY_SENDER | BS_AUTO_SUBJECT)
+#define GATE_FLAGS                                                             \
+	(BS_AUTO_SUBMITTED | BS_AUTO_PRECEDENCE | BS_AUTO_REPORT_CT |          \
+	        BS_AUTO_DAEMON_FROM | BS_AUTO_NULL_FROM | BS_AUTO_NULL_RP |    \
+	        BS_AUTO_AUTOREPLY_HDR | BS_AUTO_FAILED_RCPT |                  \
+	        BS_AUTO_NOTIFY_SENDER | BS_AUTO_SUBJECT)
 
-#define CNT_INC(m, name)                                                     \
-	do {                                                                 \
-		if ((m)->ctx->cnt)                                           \
-			BS_CNT_INC((m)->ctx->cnt, name);                     \
+#define CNT_INC(m, name)                                                       \
+	do {                                                                   \
+		if ((m)->ctx->cnt)                                             \
+			BS_CNT_INC((m)->ctx->cnt, name);                       \
 	} while (0)
 
 struct bs_detect_ctx *
@@ -123,7 +123,7 @@ bs_msg_size(const struct bs_detect_ctx *ctx)
 
 static int
 on_match(unsigned int id, unsigned long long from, unsigned long long to,
-	unsigned int flags, void *arg)
+        unsigned int flags, void *arg)
 {
 	struct bs_msg *msg = arg;
 	const struct bs_rule *r = &msg->ctx->rs->rules[id];
@@ -144,7 +144,7 @@ scan_now(struct bs_msg *msg, uint32_t tgt, const uint8_t *p, size_t n)
 	msg->cur_tgt = tgt;
 	msg->scanned += n;
 	if (hs_scan_stream(msg->stream, (const char *)p, (unsigned int)n, 0,
-		    msg->ctx->scratch, on_match, msg) != HS_SUCCESS) {
+	            msg->ctx->scratch, on_match, msg) != HS_SUCCESS) {
 		msg->fail |= BS_DF_HS;
 		msg->scanning = false;
 	}
@@ -163,7 +163,8 @@ scan(struct bs_msg *msg, uint32_t tgt, const uint8_t *p, size_t n)
 	if (!msg->scanning)
 		return;
 	if (msg->batch_len > 0 &&
-		(tgt != msg->batch_tgt || msg->batch_len + n > sizeof(msg->batch)))
+	        (tgt != msg->batch_tgt ||
+	                msg->batch_len + n > sizeof(msg->batch)))
 		batch_flush(msg);
 	if (n > sizeof(msg->batch)) {
 		scan_now(msg, tgt, p, n);
@@ -219,8 +220,8 @@ on_text(void *arg, uint32_t tgt, const uint8_t *p, size_t n)
 	if (!msg->decided) {
 		if ((msg->info.auto_flags & GATE_FLAGS) == 0) {
 			/* Hold the line until the header is complete. */
-			if (n > 0xffff || msg->hold_len + 3 + n >
-						  sizeof(msg->hold)) {
+			if (n > 0xffff ||
+			        msg->hold_len + 3 + n > sizeof(msg->hold)) {
 				if (!(msg->fail & BS_DF_HOLD_FULL))
 					CNT_INC(msg, detect_hold_full);
 				msg->fail |= BS_DF_HOLD_FULL;
@@ -245,12 +246,12 @@ on_header_done(void *arg)
 
 	if (!msg->decided)
 		decide(msg, msg->null_sender ||
-				(msg->info.auto_flags & GATE_FLAGS) != 0);
+		                    (msg->info.auto_flags & GATE_FLAGS) != 0);
 }
 
 struct bs_msg *
 bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
-	const char *const *rcpts, unsigned int n_rcpts)
+        const char *const *rcpts, unsigned int n_rcpts)
 {
 	struct bs_msg *msg = ctx->spare;
 
@@ -268,7 +269,7 @@ bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
 	msg->ctx = ctx;
 	msg->null_sender = mail_from && mail_from[0] == '\0';
 	bs_mime_init(&msg->mime, &msg->info, on_text, on_header_done, msg,
-		ctx->rs->targets);
+	        ctx->rs->targets);
 	if (msg->null_sender)
 		decide(msg, true);
 	CNT_INC(msg, detect_msgs);
@@ -310,7 +311,7 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 	if (in->arf_present || strcmp(in->report_type, "feedback-report") == 0)
 		ev |= BS_EV_REPORT_ARF;
 	if (in->mdn_present ||
-		strcmp(in->report_type, "disposition-notification") == 0)
+	        strcmp(in->report_type, "disposition-notification") == 0)
 		ev |= BS_EV_REPORT_MDN;
 	if (in->orig.present)
 		ev |= BS_EV_ORIGINAL;
@@ -363,15 +364,15 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 	 * message a bounce (the verdict may reject it).
 	 */
 	if ((ev & BS_EV_RULE_DSN_WEAK) && !(af & BS_AUTO_REPLIED) &&
-		(ev & (BS_EV_NULL_SENDER | BS_EV_NULL_RP | BS_EV_DAEMON_FROM |
-			      BS_EV_FAILED_RCPT | BS_EV_ORIGINAL)))
+	        (ev & (BS_EV_NULL_SENDER | BS_EV_NULL_RP | BS_EV_DAEMON_FROM |
+	                      BS_EV_FAILED_RCPT | BS_EV_ORIGINAL)))
 		return BS_CLASS_DSN;
 	if (ev & BS_EV_RULE_FEEDBACK)
 		return BS_CLASS_FEEDBACK;
 	if (ev & BS_EV_RULE_CHALLENGE)
 		return BS_CLASS_CHALLENGE;
-	if (ev & (BS_EV_RULE_AUTOREPLY | BS_EV_AUTOREPLY_HDR |
-			 BS_EV_REPORT_MDN))
+	if (ev &
+	        (BS_EV_RULE_AUTOREPLY | BS_EV_AUTOREPLY_HDR | BS_EV_REPORT_MDN))
 		return BS_CLASS_AUTOREPLY;
 	return BS_CLASS_NONE;
 }
@@ -385,8 +386,8 @@ stream_done(struct bs_msg *msg, bool report)
 
 	msg->stream = NULL;
 	if (hs_reset_stream(s, 0, ctx->scratch,
-		    report && msg->scanning ? on_match : NULL,
-		    msg) != HS_SUCCESS) {
+	            report && msg->scanning ? on_match : NULL,
+	            msg) != HS_SUCCESS) {
 		msg->fail |= BS_DF_HS;
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
 		return;

@@ -39,8 +39,7 @@ is_ws(uint8_t c)
  * the length; records a cut.
  */
 static size_t
-copy_field(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v,
-	size_t n)
+copy_field(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v, size_t n)
 {
 	size_t o = 0;
 	bool sp = false;
@@ -76,14 +75,14 @@ name_is(const uint8_t *name, size_t nl, const char *s)
 static bool
 charset_is_utf8(const char *cs, size_t n)
 {
-	static const char *const same[] = {"utf-8", "utf8", "us-ascii",
-		"ascii", "ansi_x3.4-1968", "uft-8"};
+	static const char *const same[] = {"utf-8", "utf8", "us-ascii", "ascii",
+	        "ansi_x3.4-1968", "uft-8"};
 
 	if (n == 0)
 		return true;
 	for (unsigned int k = 0; k < sizeof(same) / sizeof(same[0]); k++)
 		if (strlen(same[k]) == n &&
-			bs_mime_prefix_ci((const uint8_t *)cs, n, same[k]))
+		        bs_mime_prefix_ci((const uint8_t *)cs, n, same[k]))
 			return true;
 	return false;
 }
@@ -112,8 +111,7 @@ charset_open(const char *cs, size_t n)
  * every charset mail uses).  Returns the output length.
  */
 static size_t
-charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out,
-	size_t cap)
+charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
 	iconv_t cd = (iconv_t)cdp;
 	char *ip = (char *)(uintptr_t)in, *op = (char *)out;
@@ -153,7 +151,7 @@ hexv(uint8_t c)
  */
 static size_t
 word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
-	size_t i)
+        size_t i)
 {
 	size_t j = i + 2, cs, e, t;
 
@@ -167,8 +165,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 	if (e != 'b' && e != 'q')
 		return 0;
 	t = j + 3;
-	for (j = t; j + 1 < n && !(src[j] == '?' && src[j + 1] == '=');
-		j++)
+	for (j = t; j + 1 < n && !(src[j] == '?' && src[j + 1] == '='); j++)
 		if (is_ws((uint8_t)src[j]))
 			return 0;
 	if (j + 1 >= n)
@@ -190,7 +187,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 			if (len > (sizeof(raw) / 3) * 4)
 				len = (sizeof(raw) / 3) * 4;
 			rn = bs_mime_b64(&acc, &na, (const uint8_t *)src + t,
-				len, raw, &bad);
+			        len, raw, &bad);
 		} else {
 			for (size_t k = t; k < j && rn < sizeof(raw); k++) {
 				int h, l;
@@ -198,8 +195,10 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 				if (src[k] == '_') {
 					raw[rn++] = ' ';
 				} else if (src[k] == '=' && k + 2 < j &&
-					(h = hexv((uint8_t)src[k + 1])) >= 0 &&
-					(l = hexv((uint8_t)src[k + 2])) >= 0) {
+				           (h = hexv((uint8_t)src[k + 1])) >=
+				                   0 &&
+				           (l = hexv((uint8_t)src[k + 2])) >=
+				                   0) {
 					raw[rn++] = (uint8_t)(h << 4 | l);
 					k += 2;
 				} else {
@@ -212,7 +211,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		size_t csn = 0;
 
 		while (i + 2 + csn < n && src[i + 2 + csn] != '?' &&
-			src[i + 2 + csn] != '*')
+		        src[i + 2 + csn] != '*')
 			csn++;
 		cd = charset_open(src + i + 2, csn);
 		if (cd) {
@@ -268,13 +267,21 @@ static void
 from_facts(struct bs_mime *m, const uint8_t *v, size_t n)
 {
 	static const char *const daemon[] = {
-		"mailer-daemon", "mailer_daemon", "mailerdaemon",
-		"postmaster", "post_master", "mail-daemon", "mail delivery",
-		"maildelivery",
+	        "mailer-daemon",
+	        "mailer_daemon",
+	        "mailerdaemon",
+	        "postmaster",
+	        "post_master",
+	        "mail-daemon",
+	        "mail delivery",
+	        "maildelivery",
 	};
 	static const char *const noreply[] = {
-		"no-reply@", "noreply@", "no_reply@", "do-not-reply@",
-		"donotreply@",
+	        "no-reply@",
+	        "noreply@",
+	        "no_reply@",
+	        "do-not-reply@",
+	        "donotreply@",
 	};
 	size_t i = 0;
 
@@ -282,8 +289,7 @@ from_facts(struct bs_mime *m, const uint8_t *v, size_t n)
 	for (unsigned int k = 0; k < sizeof(daemon) / sizeof(daemon[0]); k++)
 		if (bs_mime_contains_ci(v, n, daemon[k]))
 			m->info->auto_flags |= BS_AUTO_DAEMON_FROM;
-	for (unsigned int k = 0; k < sizeof(noreply) / sizeof(noreply[0]);
-		k++)
+	for (unsigned int k = 0; k < sizeof(noreply) / sizeof(noreply[0]); k++)
 		if (bs_mime_contains_ci(v, n, noreply[k]))
 			m->info->auto_flags |= BS_AUTO_NOTIFY_SENDER;
 	while (i < n && is_ws(v[i]))
@@ -301,26 +307,35 @@ static void
 subject_facts(struct bs_mime *m)
 {
 	static const char *const auto_subjects[] = {
-		"auto reply", "automatic reply", "autoreply", "auto-reply",
-		"auto response", "automatic response", "out of office",
-		"out of the office", "abwesenheitsnotiz",
-		"r\xc3\xa9ponse automatique", "respuesta autom\xc3\xa1tica",
-		"risposta automatica", "resposta autom\xc3\xa1tica",
-		"automatisch antwoord", "complaint about message from",
-		"abuse report",
+	        "auto reply",
+	        "automatic reply",
+	        "autoreply",
+	        "auto-reply",
+	        "auto response",
+	        "automatic response",
+	        "out of office",
+	        "out of the office",
+	        "abwesenheitsnotiz",
+	        "r\xc3\xa9ponse automatique",
+	        "respuesta autom\xc3\xa1tica",
+	        "risposta automatica",
+	        "resposta autom\xc3\xa1tica",
+	        "automatisch antwoord",
+	        "complaint about message from",
+	        "abuse report",
 	};
 	const uint8_t *s = (const uint8_t *)m->info->subject;
 	size_t n = strlen(m->info->subject);
 
 	for (unsigned int k = 0;
-		k < sizeof(auto_subjects) / sizeof(auto_subjects[0]); k++)
+	        k < sizeof(auto_subjects) / sizeof(auto_subjects[0]); k++)
 		if (bs_mime_contains_ci(s, n, auto_subjects[k]))
 			m->info->auto_flags |= BS_AUTO_SUBJECT;
 }
 
 static void
 top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
-	size_t nl, const uint8_t *v, size_t vl)
+        size_t nl, const uint8_t *v, size_t vl)
 {
 	struct bs_mime_info *in = m->info;
 	uint32_t tgt = BS_TGT_HEADER;
@@ -334,14 +349,14 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 
 		/* Unfold first (folds leave tabs), then decode words. */
 		copy_field(m, tmp, sizeof(tmp), v, vl);
-		bs_mime_decode_2047(in->subject, sizeof(in->subject), tmp,
-			strlen(tmp));
+		bs_mime_decode_2047(
+		        in->subject, sizeof(in->subject), tmp, strlen(tmp));
 		subject_facts(m);
 		memcpy(buf, "Subject: ", 9);
 		k = strlen(in->subject);
 		memcpy(buf + 9, in->subject, k);
-		bs_mime_emit(m, BS_TGT_HEADER | BS_TGT_SUBJECT, buf, 9 + k,
-			true);
+		bs_mime_emit(
+		        m, BS_TGT_HEADER | BS_TGT_SUBJECT, buf, 9 + k, true);
 		return;
 	}
 	if (name_is(name, nl, "from")) {
@@ -354,9 +369,9 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 			in->auto_flags |= BS_AUTO_REPLIED;
 	} else if (name_is(name, nl, "precedence")) {
 		if (bs_mime_prefix_ci(v, vl, "bulk") ||
-			bs_mime_prefix_ci(v, vl, "junk") ||
-			bs_mime_prefix_ci(v, vl, "list") ||
-			bs_mime_prefix_ci(v, vl, "auto_reply"))
+		        bs_mime_prefix_ci(v, vl, "junk") ||
+		        bs_mime_prefix_ci(v, vl, "list") ||
+		        bs_mime_prefix_ci(v, vl, "auto_reply"))
 			in->auto_flags |= BS_AUTO_PRECEDENCE;
 	} else if (name_is(name, nl, "return-path")) {
 		size_t i = 0;
@@ -366,10 +381,10 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 		if (vl - i >= 2 && v[i] == '<' && v[i + 1] == '>')
 			in->auto_flags |= BS_AUTO_NULL_RP;
 	} else if (name_is(name, nl, "x-autoreply") ||
-		name_is(name, nl, "x-autorespond") ||
-		name_is(name, nl, "x-autoresponder") ||
-		name_is(name, nl, "x-autogenerated") ||
-		name_is(name, nl, "x-auto-reply")) {
+	           name_is(name, nl, "x-autorespond") ||
+	           name_is(name, nl, "x-autoresponder") ||
+	           name_is(name, nl, "x-autogenerated") ||
+	           name_is(name, nl, "x-auto-reply")) {
 		in->auto_flags |= BS_AUTO_AUTOREPLY_HDR;
 	} else if (name_is(name, nl, "x-apple-action")) {
 		/* iCloud vacation replies carry no Auto-Submitted. */
@@ -392,7 +407,7 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 /* Copy the token at s[i..] (until space or a stop char) into dst. */
 static size_t
 take_token(char *dst, size_t cap, const char *s, size_t n, size_t i,
-	const char *stop)
+        const char *stop)
 {
 	size_t o = 0;
 
@@ -409,7 +424,7 @@ static bool
 ip_char(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-		(c >= 'A' && c <= 'F') || c == ':' || c == '.';
+	       (c >= 'A' && c <= 'F') || c == ':' || c == '.';
 }
 
 /* The first "[address]" in s[i..end): v4 or v6 literal. */
@@ -422,7 +437,7 @@ take_ip(char *dst, size_t cap, const char *s, size_t i, size_t end)
 		size_t j = i + 1, o = 0;
 
 		if (end - j > 5 && bs_mime_prefix_ci((const uint8_t *)s + j,
-					   end - j, "ipv6:"))
+		                           end - j, "ipv6:"))
 			j += 5;
 		while (j < end && ip_char(s[j]) && o + 1 < cap)
 			dst[o++] = s[j++];
@@ -441,7 +456,7 @@ find_word(const char *s, size_t n, const char *w)
 
 	for (size_t i = 0; i + k <= n; i++)
 		if ((i == 0 || s[i - 1] == ' ' || s[i - 1] == ')') &&
-			bs_mime_prefix_ci((const uint8_t *)s + i, n - i, w))
+		        bs_mime_prefix_ci((const uint8_t *)s + i, n - i, w))
 			return i;
 	return n;
 }
@@ -460,45 +475,44 @@ parse_received(struct bs_received *r)
 	size_t end = by;
 
 	if (bs_mime_prefix_ci((const uint8_t *)s, n, "from ")) {
-		size_t i = take_token(r->from_host, sizeof(r->from_host), s,
-			end, 5, "(;");
+		size_t i = take_token(
+		        r->from_host, sizeof(r->from_host), s, end, 5, "(;");
 
 		while (i < end && s[i] == ' ')
 			i++;
 		if (i < end && s[i] == '(') {
 			size_t j = take_token(r->from_rdns,
-				sizeof(r->from_rdns), s, end, i + 1, "[)");
+			        sizeof(r->from_rdns), s, end, i + 1, "[)");
 
 			(void)j;
 			if (r->from_rdns[0] == '\0' ||
-				strchr(r->from_rdns, '=') != NULL)
+			        strchr(r->from_rdns, '=') != NULL)
 				r->from_rdns[0] = '\0';
 		}
 		take_ip(r->from_ip, sizeof(r->from_ip), s, 5, end);
 	}
 	if (by < n)
-		take_token(r->by_host, sizeof(r->by_host), s, n, by + 3,
-			"(;");
+		take_token(r->by_host, sizeof(r->by_host), s, n, by + 3, "(;");
 }
 
 static void
-orig_header(struct bs_mime *m, const uint8_t *name, size_t nl,
-	const uint8_t *v, size_t vl)
+orig_header(struct bs_mime *m, const uint8_t *name, size_t nl, const uint8_t *v,
+        size_t vl)
 {
 	struct bs_original *o = &m->info->orig;
 
 	o->present = true;
 	if (name_is(name, nl, "message-id")) {
 		if (!o->message_id[0])
-			copy_field(m, o->message_id, sizeof(o->message_id), v,
-				vl);
+			copy_field(
+			        m, o->message_id, sizeof(o->message_id), v, vl);
 	} else if (name_is(name, nl, "from")) {
 		if (!o->from[0])
 			copy_field(m, o->from, sizeof(o->from), v, vl);
 	} else if (name_is(name, nl, "return-path")) {
 		if (!o->return_path[0])
-			copy_field(m, o->return_path, sizeof(o->return_path),
-				v, vl);
+			copy_field(m, o->return_path, sizeof(o->return_path), v,
+			        vl);
 	} else if (name_is(name, nl, "to")) {
 		if (!o->to[0])
 			copy_field(m, o->to, sizeof(o->to), v, vl);
@@ -510,8 +524,8 @@ orig_header(struct bs_mime *m, const uint8_t *name, size_t nl,
 			char tmp[BS_FIELD_MAX];
 
 			copy_field(m, tmp, sizeof(tmp), v, vl);
-			bs_mime_decode_2047(o->subject, sizeof(o->subject),
-				tmp, strlen(tmp));
+			bs_mime_decode_2047(o->subject, sizeof(o->subject), tmp,
+			        strlen(tmp));
 		}
 	} else if (name_is(name, nl, "received")) {
 		if (o->n_received_seen < UINT16_MAX)
@@ -524,23 +538,23 @@ orig_header(struct bs_mime *m, const uint8_t *name, size_t nl,
 		}
 	} else if (name_is(name, nl, "dkim-signature")) {
 		if (o->n_dkim < BS_DKIM_MAX)
-			copy_field(m, o->dkim[o->n_dkim++], BS_DKIM_RAW_MAX,
-				v, vl);
+			copy_field(m, o->dkim[o->n_dkim++], BS_DKIM_RAW_MAX, v,
+			        vl);
 	}
 }
 
 /* ---- DSN and ARF fields --------------------------------------------- */
 
 static void
-dsn_header(struct bs_mime *m, const uint8_t *name, size_t nl,
-	const uint8_t *v, size_t vl)
+dsn_header(struct bs_mime *m, const uint8_t *name, size_t nl, const uint8_t *v,
+        size_t vl)
 {
 	struct bs_dsn *d = &m->info->dsn;
 
 	if (name_is(name, nl, "reporting-mta")) {
 		if (!d->reporting_mta[0])
 			copy_field(m, d->reporting_mta,
-				sizeof(d->reporting_mta), v, vl);
+			        sizeof(d->reporting_mta), v, vl);
 		return;
 	}
 	if (name_is(name, nl, "final-recipient")) {
@@ -549,7 +563,7 @@ dsn_header(struct bs_mime *m, const uint8_t *name, size_t nl,
 		m->dsn_in_rcpt = true;
 		if (!m->dsn_rcpt_done && !d->final_recipient[0])
 			copy_field(m, d->final_recipient,
-				sizeof(d->final_recipient), v, vl);
+			        sizeof(d->final_recipient), v, vl);
 		return;
 	}
 	/* Per-recipient fields: those of the first recipient are kept. */
@@ -558,7 +572,7 @@ dsn_header(struct bs_mime *m, const uint8_t *name, size_t nl,
 	if (name_is(name, nl, "original-recipient")) {
 		if (!d->original_recipient[0])
 			copy_field(m, d->original_recipient,
-				sizeof(d->original_recipient), v, vl);
+			        sizeof(d->original_recipient), v, vl);
 	} else if (name_is(name, nl, "action")) {
 		if (!d->action[0])
 			copy_field(m, d->action, sizeof(d->action), v, vl);
@@ -568,17 +582,17 @@ dsn_header(struct bs_mime *m, const uint8_t *name, size_t nl,
 	} else if (name_is(name, nl, "diagnostic-code")) {
 		if (!d->diagnostic_code[0])
 			copy_field(m, d->diagnostic_code,
-				sizeof(d->diagnostic_code), v, vl);
+			        sizeof(d->diagnostic_code), v, vl);
 	}
 }
 
 static void
-arf_header(struct bs_mime *m, const uint8_t *name, size_t nl,
-	const uint8_t *v, size_t vl)
+arf_header(struct bs_mime *m, const uint8_t *name, size_t nl, const uint8_t *v,
+        size_t vl)
 {
 	if (name_is(name, nl, "feedback-type") && !m->info->feedback_type[0])
 		copy_field(m, m->info->feedback_type,
-			sizeof(m->info->feedback_type), v, vl);
+		        sizeof(m->info->feedback_type), v, vl);
 }
 
 /* A complete (unfolded) header field h[0..n) of the current block. */
@@ -635,13 +649,13 @@ looks_like_header(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 
-	if (n == 0 || !((p[0] >= 'A' && p[0] <= 'Z') ||
-			      (p[0] >= 'a' && p[0] <= 'z')))
+	if (n == 0 ||
+	        !((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')))
 		return false;
 	while (i < n && i < 40 &&
-		((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
-			(p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
-			p[i] == '_'))
+	        ((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+	                (p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
+	                p[i] == '_'))
 		i++;
 	return i < n && p[i] == ':';
 }
@@ -651,23 +665,23 @@ looks_like_header(const uint8_t *p, size_t n)
  * Exim, Sendmail, Domino, Exchange 2003, ...), lower case.
  */
 static const char *const inline_markers[] = {
-	"copy of the message",
-	"copy of your message",
-	"copy of the original message",
-	"original message follows",
-	"original message headers",
-	"original message -----",
-	"original message details",
-	"message headers follow",
-	"message header follows",
-	"header of the original message",
-	"headers of the original message",
-	"returned message",
-	"unsent message",
-	"undelivered message",
-	"copy of the message header",
-	"ursprungliche nachricht",
-	"message original",
+        "copy of the message",
+        "copy of your message",
+        "copy of the original message",
+        "original message follows",
+        "original message headers",
+        "original message -----",
+        "original message details",
+        "message headers follow",
+        "message header follows",
+        "header of the original message",
+        "headers of the original message",
+        "returned message",
+        "unsent message",
+        "undelivered message",
+        "copy of the message header",
+        "ursprungliche nachricht",
+        "message original",
 };
 
 static bool
@@ -676,10 +690,10 @@ inline_marker(const uint8_t *p, size_t n)
 	/* Every marker names the message (or Nachricht): one search rules
 	 * out nearly all lines. */
 	if (!bs_mime_contains_ci(p, n, "message") &&
-		!bs_mime_contains_ci(p, n, "nachricht"))
+	        !bs_mime_contains_ci(p, n, "nachricht"))
 		return false;
 	for (unsigned int k = 0;
-		k < sizeof(inline_markers) / sizeof(inline_markers[0]); k++)
+	        k < sizeof(inline_markers) / sizeof(inline_markers[0]); k++)
 		if (bs_mime_contains_ci(p, n, inline_markers[k]))
 			return true;
 	return false;
@@ -730,7 +744,7 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 		if (whole && blank(p, n)) {
 			orig_hdr_end(m);
 		} else if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')) &&
-			!looks_like_header(p, n)) {
+		           !looks_like_header(p, n)) {
 			orig_hdr_end(m);
 		} else {
 			bs_mime_hdr_line(m, p, n, sol);
@@ -754,7 +768,7 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 			if (!blank(p, n))
 				m->inline_armed = 0;
 		} else if (bs_mime_prefix_ci(p, n, "return-path:") ||
-			bs_mime_prefix_ci(p, n, "received: from ")) {
+		           bs_mime_prefix_ci(p, n, "received: from ")) {
 			orig_begin(m, BS_ORIG_INLINE);
 			bs_mime_hdr_line(m, p, n, true);
 			bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
@@ -768,7 +782,7 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 
 static void
 fields_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol,
-	uint32_t tgt)
+        uint32_t tgt)
 {
 	if (sol && eol && blank(p, n)) {
 		bs_mime_hdr_flush(m);
@@ -820,7 +834,7 @@ bs_mime_handler_wants(const struct bs_mime *m)
 		if (m->ctx == BS_MIME_CTX_ORIG)
 			return (m->scan_mask & BS_TGT_ORIGINAL) != 0;
 		return !m->info->orig.present ||
-			(m->scan_mask & BS_TGT_BODY) != 0;
+		       (m->scan_mask & BS_TGT_BODY) != 0;
 	case BS_MIME_H_DSN:
 	case BS_MIME_H_ARF:
 		return true;
@@ -858,9 +872,9 @@ bs_mime_handler_begin(struct bs_mime *m)
 		m->ctx = BS_MIME_CTX_ORIG;
 		/* The first original found wins. */
 		if (!m->info->orig.present)
-			orig_begin(m, m->handler == BS_MIME_H_RFC822 ?
-					BS_ORIG_RFC822 :
-					BS_ORIG_HEADERS);
+			orig_begin(m, m->handler == BS_MIME_H_RFC822
+			                      ? BS_ORIG_RFC822
+			                      : BS_ORIG_HEADERS);
 		break;
 	default:
 		break;

@@ -67,8 +67,8 @@ utf8_len(const uint8_t *s, size_t n)
 	}
 	/* Overlong forms, surrogates and beyond U+10FFFF are invalid. */
 	if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) ||
-		(k == 4 && cp < 0x10000) || cp > 0x10ffff ||
-		(cp >= 0xd800 && cp <= 0xdfff))
+	        (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	        (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return k;
 }
@@ -160,7 +160,7 @@ kb(struct jw *w, bool *first, const char *key, bool v)
 
 static void
 flag_list(struct jw *w, bool *first, const char *key, uint32_t bits,
-	const char *const *names, unsigned int n)
+        const char *const *names, unsigned int n)
 {
 	bool f = true;
 
@@ -181,31 +181,58 @@ flag_list(struct jw *w, bool *first, const char *key, uint32_t bits,
 }
 
 static const char *const ev_names[] = {
-	"null_sender", "null_return_path", "daemon_from", "auto_submitted",
-	"report_dsn", "report_arf", "report_mdn", "original", "rule_dsn",
-	"rule_dsn_weak", "rule_autoreply", "rule_feedback", "rule_challenge",
-	"autoreply_header", "failed_recipients",
+        "null_sender",
+        "null_return_path",
+        "daemon_from",
+        "auto_submitted",
+        "report_dsn",
+        "report_arf",
+        "report_mdn",
+        "original",
+        "rule_dsn",
+        "rule_dsn_weak",
+        "rule_autoreply",
+        "rule_feedback",
+        "rule_challenge",
+        "autoreply_header",
+        "failed_recipients",
 };
 static const char *const fail_names[] = {
-	"nomem", "hyperscan", "hold_full", "no_rules",
+        "nomem",
+        "hyperscan",
+        "hold_full",
+        "no_rules",
 };
 static const char *const anom_names[] = {
-	"line_split", "header_cut", "depth", "boundary", "bad_base64",
-	"unterminated", "field_cut", "no_header_end",
+        "line_split",
+        "header_cut",
+        "depth",
+        "boundary",
+        "bad_base64",
+        "unterminated",
+        "field_cut",
+        "no_header_end",
 };
 static const char *const auto_names[] = {
-	"auto_submitted", "auto_replied", "precedence", "report_type",
-	"daemon_from", "null_from", "null_return_path", "autoreply_header",
-	"failed_recipients", "notify_sender", "auto_subject",
+        "auto_submitted",
+        "auto_replied",
+        "precedence",
+        "report_type",
+        "daemon_from",
+        "null_from",
+        "null_return_path",
+        "autoreply_header",
+        "failed_recipients",
+        "notify_sender",
+        "auto_subject",
 };
-static const char *const src_names[] = {"none", "rfc822", "headers",
-	"inline"};
+static const char *const src_names[] = {"none", "rfc822", "headers", "inline"};
 
 #define N_(a) (unsigned int)(sizeof(a) / sizeof(a[0]))
 
 size_t
 bs_detect_result_json(const struct bs_detect_result *r, const char *extra,
-	char *buf, size_t len)
+        char *buf, size_t len)
 {
 	struct jw w = {buf, len, 0};
 	const struct bs_mime_info *in = &r->mime;
@@ -225,8 +252,8 @@ bs_detect_result_json(const struct bs_detect_result *r, const char *extra,
 	for (unsigned int i = 0; i < r->n_rule_ids; i++) {
 		char num[16];
 
-		snprintf(num, sizeof(num), "%s%u", i ? "," : "",
-			r->rule_ids[i]);
+		snprintf(
+		        num, sizeof(num), "%s%u", i ? "," : "", r->rule_ids[i]);
 		puts_(&w, num);
 	}
 	put(&w, "]", 1);
@@ -234,10 +261,10 @@ bs_detect_result_json(const struct bs_detect_result *r, const char *extra,
 	flag_list(&w, &first, "evidence", r->evidence, ev_names, N_(ev_names));
 	if (r->fail)
 		flag_list(&w, &first, "fail", r->fail, fail_names,
-			N_(fail_names));
+		        N_(fail_names));
 	if (in->anomalies)
 		flag_list(&w, &first, "anomalies", in->anomalies, anom_names,
-			N_(anom_names));
+		        N_(anom_names));
 	kn(&w, &first, "bytes", r->bytes);
 	kn(&w, &first, "scanned", r->bytes_scanned);
 

@@ -62,8 +62,7 @@ bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle)
 }
 
 void
-bs_mime_emit(struct bs_mime *m, uint32_t target, uint8_t *p, size_t n,
-	bool eol)
+bs_mime_emit(struct bs_mime *m, uint32_t target, uint8_t *p, size_t n, bool eol)
 {
 	if (m->scan == NULL || (target & m->scan_mask) == 0)
 		return;
@@ -134,10 +133,9 @@ bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n, bool sol)
 	 * indenting ("Content-Type: multipart/mixed;\nboundary=...").
 	 */
 	if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')) &&
-		(m->hdr_len == 0 || bs_mime_is_field_start(p, n)))
+	        (m->hdr_len == 0 || bs_mime_is_field_start(p, n)))
 		bs_mime_hdr_flush(m);
-	else if (sol && m->hdr_len > 0 && n > 0 && p[0] != ' ' &&
-		p[0] != '\t')
+	else if (sol && m->hdr_len > 0 && n > 0 && p[0] != ' ' && p[0] != '\t')
 		hdr_append(m, (const uint8_t *)" ", 1);
 	hdr_append(m, p, n);
 }
@@ -153,8 +151,8 @@ token_lc(char *dst, size_t dstlen, const char *v, size_t n)
 	while (i < n && (v[i] == ' ' || v[i] == '\t'))
 		i++;
 	for (; i < n && v[i] != ';' && v[i] != ' ' && v[i] != '\t' &&
-		v[i] != '(';
-		i++)
+	        v[i] != '(';
+	        i++)
 		if (o + 1 < dstlen)
 			dst[o++] = (char)lc((uint8_t)v[i]);
 	dst[o] = '\0';
@@ -167,8 +165,8 @@ token_lc(char *dst, size_t dstlen, const char *v, size_t n)
  * -1 if absent or longer than dstlen - 1.
  */
 int
-bs_mime_param(const char *v, size_t n, const char *name, char *dst,
-	size_t dstlen)
+bs_mime_param(
+        const char *v, size_t n, const char *name, char *dst, size_t dstlen)
 {
 	size_t k = strlen(name);
 	size_t i = 0;
@@ -190,7 +188,7 @@ bs_mime_param(const char *v, size_t n, const char *name, char *dst,
 		while (i < n && (v[i] == ' ' || v[i] == '\t'))
 			i++;
 		if (n - i <= k ||
-			!bs_mime_prefix_ci((const uint8_t *)v + i, n - i, name))
+		        !bs_mime_prefix_ci((const uint8_t *)v + i, n - i, name))
 			continue;
 		size_t j = i + k;
 
@@ -214,7 +212,7 @@ bs_mime_param(const char *v, size_t n, const char *name, char *dst,
 			}
 		} else {
 			while (j < n && v[j] != ';' && v[j] != ' ' &&
-				v[j] != '\t') {
+			        v[j] != '\t') {
 				if (o + 1 >= dstlen)
 					return -1;
 				dst[o++] = v[j++];
@@ -236,14 +234,14 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 	if (top && m->ctx == BS_MIME_CTX_TOP && m->depth == 0)
 		memcpy(m->info->content_type, ct, strlen(ct) + 1);
 	m->p_blen = 0;
-	if (bs_mime_param(v, n, "charset", m->p_charset,
-		    sizeof(m->p_charset)) < 0)
+	if (bs_mime_param(v, n, "charset", m->p_charset, sizeof(m->p_charset)) <
+	        0)
 		m->p_charset[0] = '\0';
 	for (char *c = m->p_charset; *c; c++)
 		*c = (char)lc((uint8_t)*c);
 	if (strncmp(ct, "multipart/", 10) == 0) {
-		int bl = bs_mime_param(v, n, "boundary", m->p_boundary,
-			sizeof(m->p_boundary));
+		int bl = bs_mime_param(
+		        v, n, "boundary", m->p_boundary, sizeof(m->p_boundary));
 
 		if (bl <= 0) {
 			m->info->anomalies |= BS_MIME_A_BOUNDARY;
@@ -253,11 +251,11 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 			m->p_handler = BS_MIME_H_MULTI;
 		}
 		if (strcmp(ct, "multipart/report") == 0 &&
-			m->info->report_type[0] == '\0') {
+		        m->info->report_type[0] == '\0') {
 			char rt[BS_MIME_TOKEN_MAX];
 
-			if (bs_mime_param(v, n, "report-type", rt,
-				    sizeof(rt)) > 0) {
+			if (bs_mime_param(v, n, "report-type", rt, sizeof(rt)) >
+			        0) {
 				size_t i;
 
 				for (i = 0; rt[i]; i++)
@@ -266,20 +264,20 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 			}
 		}
 	} else if (strcmp(ct, "message/delivery-status") == 0 ||
-		strcmp(ct, "message/global-delivery-status") == 0) {
+	           strcmp(ct, "message/global-delivery-status") == 0) {
 		m->p_handler = BS_MIME_H_DSN;
 	} else if (strcmp(ct, "message/feedback-report") == 0) {
 		m->p_handler = BS_MIME_H_ARF;
 	} else if (strcmp(ct, "message/disposition-notification") == 0 ||
-		strcmp(ct, "message/global-disposition-notification") == 0) {
+	           strcmp(ct, "message/global-disposition-notification") == 0) {
 		m->p_handler = BS_MIME_H_MDN;
 	} else if (strcmp(ct, "message/rfc822") == 0 ||
-		strcmp(ct, "message/global") == 0) {
+	           strcmp(ct, "message/global") == 0) {
 		m->p_handler = BS_MIME_H_RFC822;
 	} else if (strcmp(ct, "text/rfc822-headers") == 0 ||
-		strcmp(ct, "text/rfc822-header") == 0 ||
-		strcmp(ct, "message/rfc822-headers") == 0 ||
-		strcmp(ct, "message/global-headers") == 0) {
+	           strcmp(ct, "text/rfc822-header") == 0 ||
+	           strcmp(ct, "message/rfc822-headers") == 0 ||
+	           strcmp(ct, "message/global-headers") == 0) {
 		m->p_handler = BS_MIME_H_HEADERS;
 	} else if (strncmp(ct, "text/", 5) == 0 || ct[0] == '\0') {
 		m->p_handler = BS_MIME_H_TEXT;
@@ -320,8 +318,7 @@ static void
 dline_flush(struct bs_mime *m)
 {
 	if (m->dline_len > 0 || m->dline_cont) {
-		bs_mime_handle(m, m->dline, m->dline_len, !m->dline_cont,
-			true);
+		bs_mime_handle(m, m->dline, m->dline_len, !m->dline_cont, true);
 		m->dline_len = 0;
 		m->dline_cont = false;
 	}
@@ -384,7 +381,8 @@ boundary_check(struct bs_mime *m, const uint8_t *p, size_t n)
 
 		if (n - 2 < pt->blen || memcmp(p + 2, pt->boundary, pt->blen))
 			continue;
-		/* Only white space may follow (RFC 2046 "transport padding"). */
+		/* Only white space may follow (RFC 2046 "transport padding").
+		 */
 		size_t j = 2 + pt->blen;
 		bool close = false;
 
@@ -428,7 +426,7 @@ dline_push(struct bs_mime *m, const uint8_t *p, size_t n)
 		if (m->dline_len == BS_MIME_LINE_MAX && p[0] != '\n') {
 			m->info->anomalies |= BS_MIME_A_LINE_SPLIT;
 			bs_mime_handle(m, m->dline, m->dline_len,
-				!m->dline_cont, false);
+			        !m->dline_cont, false);
 			m->dline_len = 0;
 			m->dline_cont = true;
 		}
@@ -456,25 +454,76 @@ dline_push(struct bs_mime *m, const uint8_t *p, size_t n)
 }
 
 static const int8_t b64_val[256] = {
-	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6,
-	['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12,
-	['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17,
-	['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
-	['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27,
-	['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
-	['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37,
-	['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
-	['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47,
-	['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52,
-	['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
-	['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62,
-	['+'] = 63, ['/'] = 64,
+        ['A'] = 1,
+        ['B'] = 2,
+        ['C'] = 3,
+        ['D'] = 4,
+        ['E'] = 5,
+        ['F'] = 6,
+        ['G'] = 7,
+        ['H'] = 8,
+        ['I'] = 9,
+        ['J'] = 10,
+        ['K'] = 11,
+        ['L'] = 12,
+        ['M'] = 13,
+        ['N'] = 14,
+        ['O'] = 15,
+        ['P'] = 16,
+        ['Q'] = 17,
+        ['R'] = 18,
+        ['S'] = 19,
+        ['T'] = 20,
+        ['U'] = 21,
+        ['V'] = 22,
+        ['W'] = 23,
+        ['X'] = 24,
+        ['Y'] = 25,
+        ['Z'] = 26,
+        ['a'] = 27,
+        ['b'] = 28,
+        ['c'] = 29,
+        ['d'] = 30,
+        ['e'] = 31,
+        ['f'] = 32,
+        ['g'] = 33,
+        ['h'] = 34,
+        ['i'] = 35,
+        ['j'] = 36,
+        ['k'] = 37,
+        ['l'] = 38,
+        ['m'] = 39,
+        ['n'] = 40,
+        ['o'] = 41,
+        ['p'] = 42,
+        ['q'] = 43,
+        ['r'] = 44,
+        ['s'] = 45,
+        ['t'] = 46,
+        ['u'] = 47,
+        ['v'] = 48,
+        ['w'] = 49,
+        ['x'] = 50,
+        ['y'] = 51,
+        ['z'] = 52,
+        ['0'] = 53,
+        ['1'] = 54,
+        ['2'] = 55,
+        ['3'] = 56,
+        ['4'] = 57,
+        ['5'] = 58,
+        ['6'] = 59,
+        ['7'] = 60,
+        ['8'] = 61,
+        ['9'] = 62,
+        ['+'] = 63,
+        ['/'] = 64,
 };
 
 /* Decode base64 text; the quantum carries over lines and pieces. */
 size_t
 bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
-	uint8_t *out, bool *bad)
+        uint8_t *out, bool *bad)
 {
 	size_t o = 0;
 
@@ -483,7 +532,8 @@ bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
 
 		if (v == 0) {
 			if (p[i] == '=') {
-				/* Padding ends the quantum: emit what it holds. */
+				/* Padding ends the quantum: emit what it holds.
+				 */
 				if (*nacc == 2)
 					out[o++] = (uint8_t)(*acc >> 4);
 				else if (*nacc == 3) {
@@ -493,7 +543,7 @@ bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
 				*nacc = 0;
 				*acc = 0;
 			} else if (p[i] != ' ' && p[i] != '\t' &&
-				p[i] != '\r' && p[i] != '\n') {
+			           p[i] != '\r' && p[i] != '\n') {
 				*bad = true;
 			}
 			continue;
@@ -547,8 +597,8 @@ body_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 		bool soft = false;
 
 		if (eol) {
-			while (end > 0 && (p[end - 1] == ' ' ||
-						  p[end - 1] == '\t'))
+			while (end > 0 &&
+			        (p[end - 1] == ' ' || p[end - 1] == '\t'))
 				end--;
 			if (end > 0 && p[end - 1] == '=') {
 				soft = true;
@@ -559,8 +609,8 @@ body_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 			int h, l;
 
 			if (p[i] == '=' && i + 2 < end &&
-				(h = hexval(p[i + 1])) >= 0 &&
-				(l = hexval(p[i + 2])) >= 0) {
+			        (h = hexval(p[i + 1])) >= 0 &&
+			        (l = hexval(p[i + 2])) >= 0) {
 				out[o++] = (uint8_t)(h << 4 | l);
 				i += 3;
 			} else {
@@ -592,7 +642,7 @@ raw_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 		}
 		/* mbox "From " separator before a header: not a field. */
 		if (sol && n >= 5 && memcmp(p, "From ", 5) == 0 &&
-			m->hdr_len == 0)
+		        m->hdr_len == 0)
 			return;
 		bs_mime_hdr_line(m, p, n, sol);
 		return;
@@ -601,9 +651,8 @@ raw_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 }
 
 void
-bs_mime_init(struct bs_mime *m, struct bs_mime_info *info,
-	bs_mime_scan_fn scan, bs_mime_hdr_done_fn hdr_done, void *arg,
-	uint32_t scan_mask)
+bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
+        bs_mime_hdr_done_fn hdr_done, void *arg, uint32_t scan_mask)
 {
 	memset(info, 0, sizeof(*info));
 	/* Buffers need no clearing: lengths say what is valid. */

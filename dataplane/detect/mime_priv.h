@@ -39,24 +39,22 @@ enum {
 /* mime.c */
 bool bs_mime_prefix_ci(const uint8_t *p, size_t n, const char *pfx);
 bool bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle);
-void bs_mime_emit(struct bs_mime *m, uint32_t target, uint8_t *p, size_t n,
-	bool eol);
+void bs_mime_emit(
+        struct bs_mime *m, uint32_t target, uint8_t *p, size_t n, bool eol);
 void bs_mime_hdr_flush(struct bs_mime *m);
 bool bs_mime_is_field_start(const uint8_t *p, size_t n);
-void bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n,
-	bool sol);
-int bs_mime_param(const char *v, size_t n, const char *name, char *dst,
-	size_t dstlen);
-void bs_mime_content_type(struct bs_mime *m, const char *v, size_t n,
-	bool top);
+void bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n, bool sol);
+int bs_mime_param(
+        const char *v, size_t n, const char *name, char *dst, size_t dstlen);
+void bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top);
 void bs_mime_cte(struct bs_mime *m, const char *v, size_t n);
 size_t bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
-	uint8_t *out, bool *bad);
+        uint8_t *out, bool *bad);
 
 /* dsn.c */
 void bs_mime_header(struct bs_mime *m, uint8_t *h, size_t n);
-void bs_mime_handle(struct bs_mime *m, uint8_t *p, size_t n, bool sol,
-	bool eol);
+void bs_mime_handle(
+        struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol);
 void bs_mime_handler_begin(struct bs_mime *m);
 void bs_mime_handler_end(struct bs_mime *m);
 bool bs_mime_handler_wants(const struct bs_mime *m);

@@ -11,9 +11,10 @@
  * '#' starts a comment line; blank lines are ignored.  The expression is
  * delimited by the first '/' and the next unescaped '/' that is followed by
  * white space or the line end, so it may contain '/' freely except before
- * a space (write "\/ " there) and the description may contain anything.  All rules compile into one
- * Hyperscan database in streaming mode; the Hyperscan id of a rule is its
- * index, so the match callback finds the rule without a lookup.
+ * a space (write "\/ " there) and the description may contain anything.  All
+ * rules compile into one Hyperscan database in streaming mode; the Hyperscan id
+ * of a rule is its index, so the match callback finds the rule without a
+ * lookup.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,11 +28,11 @@
 #include "rules_priv.h"
 
 static const char *const class_names[BS_CLASS__MAX] = {
-	[BS_CLASS_NONE] = "none",
-	[BS_CLASS_DSN] = "dsn",
-	[BS_CLASS_AUTOREPLY] = "autoreply",
-	[BS_CLASS_FEEDBACK] = "feedback",
-	[BS_CLASS_CHALLENGE] = "challenge",
+        [BS_CLASS_NONE] = "none",
+        [BS_CLASS_DSN] = "dsn",
+        [BS_CLASS_AUTOREPLY] = "autoreply",
+        [BS_CLASS_FEEDBACK] = "feedback",
+        [BS_CLASS_CHALLENGE] = "challenge",
 };
 
 const char *
@@ -44,10 +45,14 @@ static const struct {
 	const char *name;
 	uint32_t bits;
 } target_names[] = {
-	{"header", BS_TGT_HEADER}, {"subject", BS_TGT_SUBJECT},
-	{"from", BS_TGT_FROM}, {"body", BS_TGT_BODY}, {"dsn", BS_TGT_DSN},
-	{"arf", BS_TGT_ARF}, {"original", BS_TGT_ORIGINAL},
-	{"any", BS_TGT_ALL},
+        {"header", BS_TGT_HEADER},
+        {"subject", BS_TGT_SUBJECT},
+        {"from", BS_TGT_FROM},
+        {"body", BS_TGT_BODY},
+        {"dsn", BS_TGT_DSN},
+        {"arf", BS_TGT_ARF},
+        {"original", BS_TGT_ORIGINAL},
+        {"any", BS_TGT_ALL},
 };
 
 /* Next white-space separated word of s (NUL-terminated); NULL at end. */
@@ -76,11 +81,11 @@ parse_targets(char *w, uint32_t *out)
 	char *save = NULL;
 
 	for (char *t = strtok_r(w, ",", &save); t;
-		t = strtok_r(NULL, ",", &save)) {
+	        t = strtok_r(NULL, ",", &save)) {
 		unsigned int k;
 
 		for (k = 0; k < sizeof(target_names) / sizeof(target_names[0]);
-			k++)
+		        k++)
 			if (strcmp(t, target_names[k].name) == 0)
 				break;
 		if (k == sizeof(target_names) / sizeof(target_names[0]))
@@ -110,8 +115,8 @@ builder_free(struct builder *b)
 
 /* Parse one non-comment line into b; 0 or -1 with err set. */
 static int
-parse_line(struct builder *b, char *s, unsigned int lineno,
-	const char *name, char *err, size_t errlen)
+parse_line(struct builder *b, char *s, unsigned int lineno, const char *name,
+        char *err, size_t errlen)
 {
 	struct bs_rule r;
 	char *w, *end, *e, *close = NULL;
@@ -126,15 +131,15 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 	id = w ? strtoul(w, &end, 10) : 0;
 	if (!w || *end || errno || id == 0 || id > UINT32_MAX) {
 		snprintf(err, errlen, "%s:%u: bad rule id '%s'", name, lineno,
-			w ? w : "");
+		        w ? w : "");
 		return -1;
 	}
 	r.id = (uint32_t)id;
 	for (unsigned int i = 0; i < b->n; i++)
 		if (b->rules[i].id == r.id) {
 			snprintf(err, errlen,
-				"%s:%u: rule %u: id already used on line %u",
-				name, lineno, r.id, b->rules[i].line);
+			        "%s:%u: rule %u: id already used on line %u",
+			        name, lineno, r.id, b->rules[i].line);
 			return -1;
 		}
 	w = word(&s);
@@ -143,24 +148,24 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 			break;
 	if (!w || c == BS_CLASS__MAX) {
 		snprintf(err, errlen,
-			"%s:%u: rule %u: class must be dsn, autoreply, "
-			"feedback or challenge",
-			name, lineno, r.id);
+		        "%s:%u: rule %u: class must be dsn, autoreply, "
+		        "feedback or challenge",
+		        name, lineno, r.id);
 		return -1;
 	}
 	r.cls = (uint8_t)c;
 	w = word(&s);
 	if (!w || parse_targets(w, &r.targets) < 0) {
 		snprintf(err, errlen,
-			"%s:%u: rule %u: bad target (header, subject, from, "
-			"body, dsn, arf, original, any; comma-separated)",
-			name, lineno, r.id);
+		        "%s:%u: rule %u: bad target (header, subject, from, "
+		        "body, dsn, arf, original, any; comma-separated)",
+		        name, lineno, r.id);
 		return -1;
 	}
 	w = word(&s);
 	if (!w) {
 		snprintf(err, errlen, "%s:%u: rule %u: missing flags", name,
-			lineno, r.id);
+		        lineno, r.id);
 		return -1;
 	}
 	for (char *f = w; *f; f++) {
@@ -184,8 +189,9 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 			break;
 		default:
 			snprintf(err, errlen,
-				"%s:%u: rule %u: unknown flag '%c' (i s m u w -)",
-				name, lineno, r.id, *f);
+			        "%s:%u: rule %u: unknown flag '%c' (i s m u w "
+			        "-)",
+			        name, lineno, r.id, *f);
 			return -1;
 		}
 	}
@@ -193,19 +199,19 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 		s++;
 	if (*s != '/') {
 		snprintf(err, errlen,
-			"%s:%u: rule %u: expression must be /.../", name,
-			lineno, r.id);
+		        "%s:%u: rule %u: expression must be /.../", name,
+		        lineno, r.id);
 		return -1;
 	}
 	e = s + 1;
 	for (char *p = e; *p && !close; p++)
 		if (*p == '/' && p[-1] != '\\' &&
-			(p[1] == '\0' || p[1] == ' ' || p[1] == '\t'))
+		        (p[1] == '\0' || p[1] == ' ' || p[1] == '\t'))
 			close = p;
 	if (!close || close == e) {
 		snprintf(err, errlen,
-			"%s:%u: rule %u: expression not closed by '/'", name,
-			lineno, r.id);
+		        "%s:%u: rule %u: expression not closed by '/'", name,
+		        lineno, r.id);
 		return -1;
 	}
 	*close = '\0';
@@ -214,8 +220,8 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 		s++;
 	snprintf(r.desc, sizeof(r.desc), "%s", s);
 	if (b->n == BS_RULES_MAX) {
-		snprintf(err, errlen, "%s:%u: more than %u rules", name,
-			lineno, BS_RULES_MAX);
+		snprintf(err, errlen, "%s:%u: more than %u rules", name, lineno,
+		        BS_RULES_MAX);
 		return -1;
 	}
 	b->expr[b->n] = strdup(e);
@@ -230,7 +236,7 @@ parse_line(struct builder *b, char *s, unsigned int lineno,
 
 struct bs_ruleset *
 bs_ruleset_parse(const char *text, size_t len, const char *name, char *err,
-	size_t errlen)
+        size_t errlen)
 {
 	struct builder b = {0};
 	struct bs_ruleset *rs = NULL;
@@ -253,18 +259,17 @@ bs_ruleset_parse(const char *text, size_t len, const char *name, char *err,
 		lineno++;
 		if (k > BS_RULE_LINE_MAX) {
 			snprintf(err, errlen, "%s:%u: line longer than %u",
-				name, lineno, BS_RULE_LINE_MAX);
+			        name, lineno, BS_RULE_LINE_MAX);
 			goto fail;
 		}
 		memcpy(line, text + i, k);
 		line[k] = '\0';
 		i += k + (nl != NULL);
 		while (k > 0 && (line[k - 1] == '\r' || line[k - 1] == ' ' ||
-					line[k - 1] == '\t'))
+		                        line[k - 1] == '\t'))
 			line[--k] = '\0';
 		if (memchr(line, '\0', k)) {
-			snprintf(err, errlen, "%s:%u: NUL byte", name,
-				lineno);
+			snprintf(err, errlen, "%s:%u: NUL byte", name, lineno);
 			goto fail;
 		}
 		while (*s == ' ' || *s == '\t')
@@ -292,18 +297,18 @@ bs_ruleset_parse(const char *text, size_t len, const char *name, char *err,
 		for (unsigned int k = 0; k < b.n; k++)
 			ids[k] = k;
 		if (hs_compile_multi((const char *const *)b.expr, b.hsflags,
-			    ids, b.n, HS_MODE_STREAM, NULL, &rs->db,
-			    &ce) != HS_SUCCESS) {
+		            ids, b.n, HS_MODE_STREAM, NULL, &rs->db,
+		            &ce) != HS_SUCCESS) {
 			if (ce && ce->expression >= 0 &&
-				(unsigned int)ce->expression < b.n) {
+			        (unsigned int)ce->expression < b.n) {
 				const struct bs_rule *r =
-					&b.rules[ce->expression];
+				        &b.rules[ce->expression];
 
 				snprintf(err, errlen, "%s:%u: rule %u: %s",
-					name, r->line, r->id, ce->message);
+				        name, r->line, r->id, ce->message);
 			} else {
-				snprintf(err, errlen, "%s: hyperscan: %s",
-					name, ce ? ce->message : "error");
+				snprintf(err, errlen, "%s: hyperscan: %s", name,
+				        ce ? ce->message : "error");
 			}
 			hs_free_compile_error(ce);
 			free(ids);
@@ -343,9 +348,8 @@ bs_ruleset_load(const char *path, char *err, size_t errlen)
 	}
 	/* A rule pack is small; 16 MiB is far beyond any sane one. */
 	if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 ||
-		sz > (16L << 20) || fseek(f, 0, SEEK_SET) != 0) {
-		snprintf(err, errlen, "%s: cannot size (or over 16 MiB)",
-			path);
+	        sz > (16L << 20) || fseek(f, 0, SEEK_SET) != 0) {
+		snprintf(err, errlen, "%s: cannot size (or over 16 MiB)", path);
 		fclose(f);
 		return NULL;
 	}

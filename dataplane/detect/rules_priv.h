@@ -8,10 +8,10 @@
 #include "backstop/rules.h"
 
 struct bs_ruleset {
-	hs_database_t *db;      /* NULL when the file holds no rule */
+	hs_database_t *db; /* NULL when the file holds no rule */
 	unsigned int n;
-	uint32_t targets;       /* union of rules[].targets */
-	struct bs_rule *rules;  /* n entries; Hyperscan id = index */
+	uint32_t targets;      /* union of rules[].targets */
+	struct bs_rule *rules; /* n entries; Hyperscan id = index */
 };
 
 #endif /* BACKSTOP_RULES_PRIV_H */

@@ -40,40 +40,40 @@ struct bs_counters;
 
 /* Evidence behind a class (bit mask, in result.evidence). */
 enum bs_evidence {
-	BS_EV_NULL_SENDER = 1u << 0,  /* envelope MAIL FROM:<> */
-	BS_EV_NULL_RP = 1u << 1,      /* Return-Path: <> or From: <> */
-	BS_EV_DAEMON_FROM = 1u << 2,  /* From MAILER-DAEMON, postmaster */
+	BS_EV_NULL_SENDER = 1u << 0,    /* envelope MAIL FROM:<> */
+	BS_EV_NULL_RP = 1u << 1,        /* Return-Path: <> or From: <> */
+	BS_EV_DAEMON_FROM = 1u << 2,    /* From MAILER-DAEMON, postmaster */
 	BS_EV_AUTO_SUBMITTED = 1u << 3, /* Auto-Submitted: auto-* */
-	BS_EV_REPORT_DSN = 1u << 4,   /* message/delivery-status part */
-	BS_EV_REPORT_ARF = 1u << 5,   /* message/feedback-report part */
-	BS_EV_REPORT_MDN = 1u << 6,   /* disposition notification */
-	BS_EV_ORIGINAL = 1u << 7,     /* an embedded original was found */
-	BS_EV_RULE_DSN = 1u << 8,     /* a strong dsn rule matched */
-	BS_EV_RULE_DSN_WEAK = 1u << 9, /* only weak dsn rules matched */
+	BS_EV_REPORT_DSN = 1u << 4,     /* message/delivery-status part */
+	BS_EV_REPORT_ARF = 1u << 5,     /* message/feedback-report part */
+	BS_EV_REPORT_MDN = 1u << 6,     /* disposition notification */
+	BS_EV_ORIGINAL = 1u << 7,       /* an embedded original was found */
+	BS_EV_RULE_DSN = 1u << 8,       /* a strong dsn rule matched */
+	BS_EV_RULE_DSN_WEAK = 1u << 9,  /* only weak dsn rules matched */
 	BS_EV_RULE_AUTOREPLY = 1u << 10,
 	BS_EV_RULE_FEEDBACK = 1u << 11,
 	BS_EV_RULE_CHALLENGE = 1u << 12,
 	BS_EV_AUTOREPLY_HDR = 1u << 13, /* X-Autoreply, auto-replied */
-	BS_EV_FAILED_RCPT = 1u << 14, /* X-Failed-Recipients */
+	BS_EV_FAILED_RCPT = 1u << 14,   /* X-Failed-Recipients */
 };
 
 /* Why a message was not (fully) inspected (bit mask, result.fail). */
 enum bs_detect_fail {
-	BS_DF_NOMEM = 1u << 0,       /* stream allocation failed */
-	BS_DF_HS = 1u << 1,          /* Hyperscan returned an error */
-	BS_DF_HOLD_FULL = 1u << 2,   /* held header over HOLD_MAX (cut) */
-	BS_DF_NO_RULES = 1u << 3,    /* empty rule set */
+	BS_DF_NOMEM = 1u << 0,     /* stream allocation failed */
+	BS_DF_HS = 1u << 1,        /* Hyperscan returned an error */
+	BS_DF_HOLD_FULL = 1u << 2, /* held header over HOLD_MAX (cut) */
+	BS_DF_NO_RULES = 1u << 3,  /* empty rule set */
 };
 
 struct bs_detect_result {
-	uint8_t cls;             /* enum bs_class */
-	bool candidate;          /* passed the gate, was scanned */
-	uint32_t evidence;       /* enum bs_evidence */
-	uint32_t fail;           /* enum bs_detect_fail */
-	uint64_t bytes;          /* message bytes fed */
-	uint64_t bytes_scanned;  /* bytes handed to Hyperscan */
-	uint16_t n_rules;        /* matched rules (all of them) */
-	uint16_t n_rule_ids;     /* kept in rule_ids (rule file order) */
+	uint8_t cls;            /* enum bs_class */
+	bool candidate;         /* passed the gate, was scanned */
+	uint32_t evidence;      /* enum bs_evidence */
+	uint32_t fail;          /* enum bs_detect_fail */
+	uint64_t bytes;         /* message bytes fed */
+	uint64_t bytes_scanned; /* bytes handed to Hyperscan */
+	uint16_t n_rules;       /* matched rules (all of them) */
+	uint16_t n_rule_ids;    /* kept in rule_ids (rule file order) */
 	uint32_t rule_ids[BS_DETECT_RULES_MAX];
 	struct bs_mime_info mime; /* DSN fields, the original, facts */
 };
@@ -89,8 +89,8 @@ struct bs_msg;
 struct bs_detect_ctx *bs_detect_ctx_create(const struct bs_ruleset *rs);
 
 /* Count into the worker's counter block (NULL: do not count). */
-void bs_detect_ctx_set_counters(struct bs_detect_ctx *ctx,
-	struct bs_counters *cnt);
+void bs_detect_ctx_set_counters(
+        struct bs_detect_ctx *ctx, struct bs_counters *cnt);
 
 /* Free a context with no message in flight.  NULL is fine. */
 void bs_detect_ctx_free(struct bs_detect_ctx *ctx);
@@ -99,12 +99,12 @@ void bs_detect_ctx_free(struct bs_detect_ctx *ctx);
  * Start a message.  mail_from is the envelope reverse path without angle
  * brackets: "" for the null sender, NULL when unknown (offline: classify
  * on content alone).  rcpts (n_rcpts of them, may be NULL) are accepted for
- * the verdict stage's use and not looked at by detection today.  Returns a message that the caller must pass to
- * bs_msg_end() (or bs_msg_abort()), or NULL if out of memory (fail-open:
- * pass the mail).  Owner thread of ctx only.
+ * the verdict stage's use and not looked at by detection today.  Returns a
+ * message that the caller must pass to bs_msg_end() (or bs_msg_abort()), or
+ * NULL if out of memory (fail-open: pass the mail).  Owner thread of ctx only.
  */
 struct bs_msg *bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
-	const char *const *rcpts, unsigned int n_rcpts);
+        const char *const *rcpts, unsigned int n_rcpts);
 
 /*
  * Feed the next len bytes of the message as it appears in DATA (after
@@ -142,7 +142,7 @@ bs_class_is_bounce(enum bs_class c)
  * "\"file\":\"a.eml\","), so callers add their own keys.  Any thread.
  */
 size_t bs_detect_result_json(const struct bs_detect_result *r,
-	const char *extra, char *buf, size_t len);
+        const char *extra, char *buf, size_t len);
 
 /* Append s (n bytes) to buf as a JSON string with quotes; helper of the
  * above, exported for callers that build the extra members.  Returns the

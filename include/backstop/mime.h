@@ -47,13 +47,13 @@
 #define BS_MIME_DEPTH_MAX 8     /* nested multiparts followed */
 #define BS_MIME_BOUNDARY_MAX 72 /* RFC 2046: 70 + slack */
 #define BS_MIME_TOKEN_MAX 64    /* content type, report-type */
-#define BS_MIME_CHARSET_MAX 32  /* longest IANA charset name is 45; the
-				 * ones mail uses are far shorter */
+/* Longest IANA charset name is 45; those mail uses are far shorter. */
+#define BS_MIME_CHARSET_MAX 32
 
 /* Extracted copies (each includes the NUL; longer values are cut). */
 #define BS_FIELD_MAX 256
 #define BS_DIAG_MAX 512
-#define BS_RECEIVED_MAX 8     /* Received headers kept from the original */
+#define BS_RECEIVED_MAX 8 /* Received headers kept from the original */
 #define BS_RECEIVED_RAW_MAX 512
 #define BS_HOST_MAX 128
 #define BS_IP_MAX 48
@@ -74,13 +74,13 @@ enum bs_target {
 
 /* Anomalies met while parsing (bit mask): cuts and things skipped. */
 enum bs_mime_anomaly {
-	BS_MIME_A_LINE_SPLIT = 1u << 0,   /* a line longer than LINE_MAX */
-	BS_MIME_A_HDR_TRUNC = 1u << 1,    /* a header longer than HDR_MAX */
-	BS_MIME_A_DEPTH = 1u << 2,        /* multipart nesting over DEPTH_MAX */
-	BS_MIME_A_BOUNDARY = 1u << 3,     /* missing or oversized boundary */
-	BS_MIME_A_BAD_B64 = 1u << 4,      /* invalid base64 characters skipped */
-	BS_MIME_A_UNTERMINATED = 1u << 5, /* multipart without closing line */
-	BS_MIME_A_FIELD_TRUNC = 1u << 6,  /* an extracted value was cut */
+	BS_MIME_A_LINE_SPLIT = 1u << 0, /* a line longer than LINE_MAX */
+	BS_MIME_A_HDR_TRUNC = 1u << 1,  /* a header longer than HDR_MAX */
+	BS_MIME_A_DEPTH = 1u << 2,      /* multipart nesting over DEPTH_MAX */
+	BS_MIME_A_BOUNDARY = 1u << 3,   /* missing or oversized boundary */
+	BS_MIME_A_BAD_B64 = 1u << 4,    /* invalid base64 characters skipped */
+	BS_MIME_A_UNTERMINATED = 1u << 5,  /* multipart without closing line */
+	BS_MIME_A_FIELD_TRUNC = 1u << 6,   /* an extracted value was cut */
 	BS_MIME_A_NO_HEADER_END = 1u << 7, /* message ended inside headers */
 };
 
@@ -94,15 +94,15 @@ struct bs_received {
 
 /* Headers of the embedded original message. */
 struct bs_original {
-	bool present;          /* some header of an original was found */
-	uint8_t source;        /* enum bs_orig_source */
+	bool present;   /* some header of an original was found */
+	uint8_t source; /* enum bs_orig_source */
 	char message_id[BS_FIELD_MAX];
 	char from[BS_FIELD_MAX];
 	char return_path[BS_FIELD_MAX];
 	char to[BS_FIELD_MAX];
 	char subject[BS_FIELD_MAX]; /* RFC 2047 decoded */
 	char date[BS_FIELD_MAX];
-	uint8_t n_received;    /* kept, top (newest) first */
+	uint8_t n_received; /* kept, top (newest) first */
 	uint16_t n_received_seen;
 	struct bs_received received[BS_RECEIVED_MAX];
 	uint8_t n_dkim;
@@ -111,15 +111,15 @@ struct bs_original {
 
 enum bs_orig_source {
 	BS_ORIG_NONE,
-	BS_ORIG_RFC822,         /* message/rfc822 part */
-	BS_ORIG_HEADERS,        /* text/rfc822-headers part */
-	BS_ORIG_INLINE,         /* quoted in plain text */
+	BS_ORIG_RFC822,  /* message/rfc822 part */
+	BS_ORIG_HEADERS, /* text/rfc822-headers part */
+	BS_ORIG_INLINE,  /* quoted in plain text */
 };
 
 /* Fields of a message/delivery-status part (RFC 3464); first recipient. */
 struct bs_dsn {
-	bool present;           /* a delivery-status part was seen */
-	uint16_t n_rcpt;        /* per-recipient groups seen */
+	bool present;    /* a delivery-status part was seen */
+	uint16_t n_rcpt; /* per-recipient groups seen */
 	char reporting_mta[BS_FIELD_MAX];
 	char final_recipient[BS_FIELD_MAX];
 	char original_recipient[BS_FIELD_MAX];
@@ -130,29 +130,30 @@ struct bs_dsn {
 
 /* Facts of the top-level header that say "automatic". */
 enum bs_auto_flag {
-	BS_AUTO_SUBMITTED = 1u << 0,  /* Auto-Submitted: other than "no" */
-	BS_AUTO_REPLIED = 1u << 1,    /* Auto-Submitted: auto-replied */
-	BS_AUTO_PRECEDENCE = 1u << 2, /* Precedence: bulk, junk, list, auto_reply */
-	BS_AUTO_REPORT_CT = 1u << 3,  /* Content-Type: multipart/report */
+	BS_AUTO_SUBMITTED = 1u << 0, /* Auto-Submitted: other than "no" */
+	BS_AUTO_REPLIED = 1u << 1,   /* Auto-Submitted: auto-replied */
+	BS_AUTO_PRECEDENCE =
+	        1u << 2, /* Precedence: bulk, junk, list, auto_reply */
+	BS_AUTO_REPORT_CT = 1u << 3,   /* Content-Type: multipart/report */
 	BS_AUTO_DAEMON_FROM = 1u << 4, /* From MAILER-DAEMON, postmaster, ... */
-	BS_AUTO_NULL_FROM = 1u << 5,  /* From: <> */
-	BS_AUTO_NULL_RP = 1u << 6,    /* Return-Path: <> in the header */
+	BS_AUTO_NULL_FROM = 1u << 5,   /* From: <> */
+	BS_AUTO_NULL_RP = 1u << 6,     /* Return-Path: <> in the header */
 	BS_AUTO_AUTOREPLY_HDR = 1u << 7, /* X-Autoreply, X-Autorespond, ... */
-	BS_AUTO_FAILED_RCPT = 1u << 8, /* X-Failed-Recipients (Exim) */
+	BS_AUTO_FAILED_RCPT = 1u << 8,   /* X-Failed-Recipients (Exim) */
 	BS_AUTO_NOTIFY_SENDER = 1u << 9, /* no-reply sender, SNS notice */
-	BS_AUTO_SUBJECT = 1u << 10,   /* "Auto reply:", "Out of Office", ... */
+	BS_AUTO_SUBJECT = 1u << 10, /* "Auto reply:", "Out of Office", ... */
 };
 
 struct bs_mime_info {
-	uint32_t auto_flags;    /* enum bs_auto_flag */
-	uint32_t anomalies;     /* enum bs_mime_anomaly */
+	uint32_t auto_flags;                  /* enum bs_auto_flag */
+	uint32_t anomalies;                   /* enum bs_mime_anomaly */
 	char content_type[BS_MIME_TOKEN_MAX]; /* top-level, lower case */
 	char report_type[BS_MIME_TOKEN_MAX];  /* report-type parameter */
 	char subject[BS_FIELD_MAX];           /* top-level, decoded */
 	char from[BS_FIELD_MAX];              /* top-level */
 	char feedback_type[BS_FIELD_MAX / 4]; /* from message/feedback-report */
-	bool arf_present;       /* a message/feedback-report part was seen */
-	bool mdn_present;       /* a message/disposition-notification part */
+	bool arf_present; /* a message/feedback-report part was seen */
+	bool mdn_present; /* a message/disposition-notification part */
 	struct bs_dsn dsn;
 	struct bs_original orig;
 };
@@ -161,8 +162,8 @@ struct bs_mime_info {
  * Called with decoded text, one line (or one LINE_MAX piece) at a time,
  * always ending in '\n'; target is one or more enum bs_target bits.
  */
-typedef void (*bs_mime_scan_fn)(void *arg, uint32_t target,
-	const uint8_t *p, size_t n);
+typedef void (*bs_mime_scan_fn)(
+        void *arg, uint32_t target, const uint8_t *p, size_t n);
 /* Called once, when the top-level header is complete. */
 typedef void (*bs_mime_hdr_done_fn)(void *arg);
 
@@ -177,30 +178,30 @@ struct bs_mime {
 	bs_mime_scan_fn scan;
 	bs_mime_hdr_done_fn hdr_done;
 	void *arg;
-	uint32_t scan_mask;     /* targets worth handing to scan() */
+	uint32_t scan_mask; /* targets worth handing to scan() */
 
 	/* Private to the parser (mime.c, dsn.c). */
-	uint8_t state;          /* header or body */
-	uint8_t handler;        /* body handler of the current part */
-	uint8_t enc;            /* content-transfer-encoding of the part */
-	uint8_t ctx;            /* notification itself, or the original */
-	uint8_t depth;          /* multipart levels open */
-	uint8_t hb;             /* kind of header block being unfolded */
-	uint8_t inline_armed;   /* marker line seen, headers may follow */
-	bool line_cont;         /* raw line continues a cut line */
-	bool dline_cont;        /* decoded line continues a cut line */
-	bool hdr_trunc;         /* the header being unfolded was cut */
-	bool top_done;          /* top-level header complete */
-	bool orig_hdr;          /* reading the original's header block */
-	bool dsn_in_rcpt;       /* DSN: inside a per-recipient group */
-	bool dsn_rcpt_done;     /* DSN: first recipient's group complete */
-	bool stopped;           /* bs_mime_stop(): ignore the rest */
+	uint8_t state;        /* header or body */
+	uint8_t handler;      /* body handler of the current part */
+	uint8_t enc;          /* content-transfer-encoding of the part */
+	uint8_t ctx;          /* notification itself, or the original */
+	uint8_t depth;        /* multipart levels open */
+	uint8_t hb;           /* kind of header block being unfolded */
+	uint8_t inline_armed; /* marker line seen, headers may follow */
+	bool line_cont;       /* raw line continues a cut line */
+	bool dline_cont;      /* decoded line continues a cut line */
+	bool hdr_trunc;       /* the header being unfolded was cut */
+	bool top_done;        /* top-level header complete */
+	bool orig_hdr;        /* reading the original's header block */
+	bool dsn_in_rcpt;     /* DSN: inside a per-recipient group */
+	bool dsn_rcpt_done;   /* DSN: first recipient's group complete */
+	bool stopped;         /* bs_mime_stop(): ignore the rest */
 
 	/* Part being set up from its header. */
 	uint8_t p_handler, p_enc, p_blen;
 	char p_boundary[BS_MIME_BOUNDARY_MAX + 1];
 	char p_charset[BS_MIME_CHARSET_MAX]; /* lower case, "" if none */
-	void *cd;               /* iconv_t to UTF-8 for the text part, or NULL */
+	void *cd; /* iconv_t to UTF-8 for the text part, or NULL */
 
 	struct bs_mime_part part[BS_MIME_DEPTH_MAX];
 
@@ -208,11 +209,11 @@ struct bs_mime {
 	uint32_t b64_acc;
 	uint8_t b64_n;
 
-	size_t line_len;        /* raw line assembler */
+	size_t line_len;                    /* raw line assembler */
 	uint8_t line[BS_MIME_LINE_MAX + 2]; /* +2: '\n' for scan */
-	size_t dline_len;       /* decoded line assembler */
+	size_t dline_len;                   /* decoded line assembler */
 	uint8_t dline[BS_MIME_LINE_MAX + 2];
-	size_t hdr_len;         /* logical header being unfolded */
+	size_t hdr_len; /* logical header being unfolded */
 	uint8_t hdr[BS_MIME_HDR_MAX + 2];
 };
 
@@ -222,8 +223,8 @@ struct bs_mime {
  * scans is not even decoded.  Never fails.  The caller owns m and info.
  */
 void bs_mime_init(struct bs_mime *m, struct bs_mime_info *info,
-	bs_mime_scan_fn scan, bs_mime_hdr_done_fn hdr_done, void *arg,
-	uint32_t scan_mask);
+        bs_mime_scan_fn scan, bs_mime_hdr_done_fn hdr_done, void *arg,
+        uint32_t scan_mask);
 
 /*
  * Feed the next len bytes (any split; CRLF or LF line ends).  Reads buf[0..
@@ -265,7 +266,6 @@ bs_mime_set_scan_mask(struct bs_mime *m, uint32_t mask)
  * charset is not converted: UTF-8 stays UTF-8, other charsets come out as
  * their raw bytes.  Returns the length written.
  */
-size_t bs_mime_decode_2047(char *dst, size_t dstlen, const char *src,
-	size_t n);
+size_t bs_mime_decode_2047(char *dst, size_t dstlen, const char *src, size_t n);
 
 #endif /* BACKSTOP_MIME_H */

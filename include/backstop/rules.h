@@ -35,11 +35,11 @@ enum bs_class {
 const char *bs_class_name(enum bs_class c);
 
 struct bs_rule {
-	uint32_t id;        /* unique in the set, from the file */
-	uint8_t cls;        /* enum bs_class */
-	bool weak;          /* needs corroboration (flag 'w') */
-	uint32_t targets;   /* enum bs_target bits */
-	uint32_t line;      /* line in the rule file */
+	uint32_t id;      /* unique in the set, from the file */
+	uint8_t cls;      /* enum bs_class */
+	bool weak;        /* needs corroboration (flag 'w') */
+	uint32_t targets; /* enum bs_target bits */
+	uint32_t line;    /* line in the rule file */
 	char desc[BS_RULE_DESC_MAX];
 };
 
@@ -51,20 +51,19 @@ struct bs_ruleset;
  * syntax and Hyperscan compile errors.  Slow (milliseconds to seconds):
  * control thread or start-up only.  The caller owns the result.
  */
-struct bs_ruleset *bs_ruleset_load(const char *path, char *err,
-	size_t errlen);
+struct bs_ruleset *bs_ruleset_load(const char *path, char *err, size_t errlen);
 
 /* Same, from rule text in memory (tests); name is used in messages. */
 struct bs_ruleset *bs_ruleset_parse(const char *text, size_t len,
-	const char *name, char *err, size_t errlen);
+        const char *name, char *err, size_t errlen);
 
 /* Free a rule set no worker uses any more.  NULL is fine. */
 void bs_ruleset_free(struct bs_ruleset *rs);
 
 /* Number of rules, and rule i (0 <= i < count).  Any thread. */
 unsigned int bs_ruleset_count(const struct bs_ruleset *rs);
-const struct bs_rule *bs_ruleset_rule(const struct bs_ruleset *rs,
-	unsigned int i);
+const struct bs_rule *bs_ruleset_rule(
+        const struct bs_ruleset *rs, unsigned int i);
 
 /* The compiled Hyperscan streaming database (NULL if no rules), for tools
  * that compare with a raw scan (scripts/bench_classify.sh).  Read-only. */

@@ -43,7 +43,7 @@ now(void)
 
 static int
 nop_match(unsigned int id, unsigned long long from, unsigned long long to,
-	unsigned int flags, void *ctx)
+        unsigned int flags, void *ctx)
 {
 	(void)id;
 	(void)from;
@@ -55,7 +55,7 @@ nop_match(unsigned int id, unsigned long long from, unsigned long long to,
 
 static double
 run_classify(struct bs_detect_ctx *ctx, const char *from, size_t reps,
-	unsigned long *bounces)
+        unsigned long *bounces)
 {
 	double t0 = now();
 
@@ -66,9 +66,9 @@ run_classify(struct bs_detect_ctx *ctx, const char *from, size_t reps,
 			struct bs_detect_result res;
 
 			for (size_t off = 0; off < msgs[i].n; off += SEG) {
-				size_t k = msgs[i].n - off < SEG ?
-					msgs[i].n - off :
-					SEG;
+				size_t k = msgs[i].n - off < SEG
+				                   ? msgs[i].n - off
+				                   : SEG;
 
 				bs_msg_feed(m, msgs[i].p + off, k);
 			}
@@ -80,7 +80,7 @@ run_classify(struct bs_detect_ctx *ctx, const char *from, size_t reps,
 
 static double
 run_raw(const hs_database_t *db, hs_scratch_t *scratch, size_t reps,
-	unsigned long *matches)
+        unsigned long *matches)
 {
 	double t0 = now();
 
@@ -92,13 +92,13 @@ run_raw(const hs_database_t *db, hs_scratch_t *scratch, size_t reps,
 			if (hs_open_stream(db, 0, &s) != HS_SUCCESS)
 				exit(2);
 			for (size_t off = 0; off < msgs[i].n; off += SEG) {
-				size_t k = msgs[i].n - off < SEG ?
-					msgs[i].n - off :
-					SEG;
+				size_t k = msgs[i].n - off < SEG
+				                   ? msgs[i].n - off
+				                   : SEG;
 
 				hs_scan_stream(s, (const char *)msgs[i].p + off,
-					(unsigned int)k, 0, scratch,
-					nop_match, matches);
+				        (unsigned int)k, 0, scratch, nop_match,
+				        matches);
 			}
 			hs_close_stream(s, scratch, nop_match, matches);
 		}
@@ -135,7 +135,7 @@ main(int argc, char **argv)
 
 	if (argc < 5) {
 		fprintf(stderr,
-			"usage: bench_classify RULES MIN_MB RUNS FILE...\n");
+		        "usage: bench_classify RULES MIN_MB RUNS FILE...\n");
 		return 2;
 	}
 	rs = bs_ruleset_load(argv[1], err, sizeof(err));
@@ -208,7 +208,7 @@ main(int argc, char **argv)
 		printf("hs_stream_state_bytes: %zu\n", ss);
 		printf("hs_open_close_ns: %.0f\n", (now() - t0) / k * 1e9);
 		printf("classify_ns_per_message: %.0f\n",
-			median(tc, runs) / (double)(n_msgs * reps) * 1e9);
+		        median(tc, runs) / (double)(n_msgs * reps) * 1e9);
 	}
 	printf("bounces_per_run: %lu\n", b1);
 	printf("raw_matches_per_run: %lu\n", mt);

@@ -19,12 +19,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char fuzz_rules[] =
-	"1 dsn subject i /undeliver/ s\n"
-	"2 dsn body iw /user\\s+unknown/ b\n"
-	"3 dsn dsn,header im /^status:\\s*5/ d\n"
-	"4 autoreply any i /out of office/ a\n"
-	"5 dsn original - /Message-ID/ o\n";
+static const char fuzz_rules[] = "1 dsn subject i /undeliver/ s\n"
+                                 "2 dsn body iw /user\\s+unknown/ b\n"
+                                 "3 dsn dsn,header im /^status:\\s*5/ d\n"
+                                 "4 autoreply any i /out of office/ a\n"
+                                 "5 dsn original - /Message-ID/ o\n";
 
 static struct bs_detect_ctx *ctx;
 
@@ -64,7 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!ctx) {
 		char err[256];
 		struct bs_ruleset *rs = bs_ruleset_parse(fuzz_rules,
-			strlen(fuzz_rules), "fuzz", err, sizeof(err));
+		        strlen(fuzz_rules), "fuzz", err, sizeof(err));
 
 		if (!rs || !(ctx = bs_detect_ctx_create(rs)))
 			abort();
@@ -81,8 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	for (int pass = 0; pass < 2; pass++) {
-		struct bs_msg *msg = bs_msg_begin(ctx, pass ? "" : NULL, NULL,
-			0);
+		struct bs_msg *msg =
+		        bs_msg_begin(ctx, pass ? "" : NULL, NULL, 0);
 		struct bs_detect_result *r = pass ? &r2 : &r1;
 		char json[1 << 15];
 

@@ -41,7 +41,7 @@ xorshift(uint64_t *s)
 /* chunk: 0 = whole, SIZE_MAX = random (seed), else fixed. */
 static void
 classify(const uint8_t *buf, size_t len, size_t chunk, uint64_t seed,
-	struct bs_detect_result *res)
+        struct bs_detect_result *res)
 {
 	struct bs_msg *m = bs_msg_begin(ctx, NULL, NULL, 0);
 	size_t off = 0;
@@ -51,9 +51,10 @@ classify(const uint8_t *buf, size_t len, size_t chunk, uint64_t seed,
 		exit(2);
 	}
 	while (off < len) {
-		size_t n = chunk == 0 ? len :
-			chunk == SIZE_MAX ? (size_t)(xorshift(&seed) % 1500) + 1 :
-					    chunk;
+		size_t n = chunk == 0 ? len
+		           : chunk == SIZE_MAX
+		                   ? (size_t)(xorshift(&seed) % 1500) + 1
+		                   : chunk;
 
 		if (n > len - off)
 			n = len - off;
@@ -114,7 +115,7 @@ one_file(const char *path, const char *folder, struct tally *t)
 		if (strcmp(j0, j1) != 0) {
 			printf("FAIL %s: result differs with random chunks "
 			       "(seed %llu)\n",
-				name, (unsigned long long)seed);
+			        name, (unsigned long long)seed);
 			failures++;
 		}
 	}
@@ -133,7 +134,7 @@ one_file(const char *path, const char *folder, struct tally *t)
 	classify(crlf, o, SIZE_MAX, 7, &r1);
 	if (r1.cls != r0.cls || r1.n_rules != r0.n_rules) {
 		printf("FAIL %s: CRLF gives %s, LF %s\n", name,
-			bs_class_name(r1.cls), bs_class_name(r0.cls));
+		        bs_class_name(r1.cls), bs_class_name(r0.cls));
 		failures++;
 	}
 	free(crlf);
@@ -143,13 +144,13 @@ one_file(const char *path, const char *folder, struct tally *t)
 	t->cls[r0.cls]++;
 	if (want_bounce && !bs_class_is_bounce(r0.cls))
 		printf("miss %s/%s: class %s, %s\n", folder, name,
-			bs_class_name(r0.cls), j0);
+		        bs_class_name(r0.cls), j0);
 	else if (strcmp(folder, "not-ndr") == 0 && bs_class_is_bounce(r0.cls))
 		printf("FALSE POSITIVE %s: %s\n", name, j0);
 	else if ((strcmp(folder, "autoreply") == 0 &&
-			 r0.cls != BS_CLASS_AUTOREPLY) ||
-		(strcmp(folder, "feedback") == 0 &&
-			r0.cls != BS_CLASS_FEEDBACK))
+	                 r0.cls != BS_CLASS_AUTOREPLY) ||
+	         (strcmp(folder, "feedback") == 0 &&
+	                 r0.cls != BS_CLASS_FEEDBACK))
 		printf("wrong class %s/%s: %s\n", folder, name, j0);
 }
 
@@ -177,9 +178,9 @@ walk(const char *dir, const char *folder, struct tally *t)
 		if (stat(path, &st) < 0)
 			continue;
 		if (!S_ISDIR(st.st_mode) &&
-			(strlen(e->d_name) < 4 ||
-				strcmp(e->d_name + strlen(e->d_name) - 4,
-					".eml") != 0))
+		        (strlen(e->d_name) < 4 ||
+		                strcmp(e->d_name + strlen(e->d_name) - 4,
+		                        ".eml") != 0))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;
@@ -243,24 +244,24 @@ main(int argc, char **argv)
 	report("not-ndr", &nn);
 	pct = ndr.n ? 100.0 * ndr.cls[BS_CLASS_DSN] / ndr.n : 0;
 	printf("ndr classed as bounce: %.2f%% (%u of %u)\n", pct,
-		ndr.cls[BS_CLASS_DSN], ndr.n);
+	        ndr.cls[BS_CLASS_DSN], ndr.n);
 	if (ndr.n == 0 || ndr.cls[BS_CLASS_DSN] * 100 < ndr.n * 99) {
 		printf("FAIL ndr bounce rate under 99%%\n");
 		failures++;
 	}
 	if (ar.cls[BS_CLASS_AUTOREPLY] != ar.n) {
 		printf("FAIL autoreply: %u of %u\n", ar.cls[BS_CLASS_AUTOREPLY],
-			ar.n);
+		        ar.n);
 		failures++;
 	}
 	if (fb.cls[BS_CLASS_FEEDBACK] != fb.n) {
 		printf("FAIL feedback: %u of %u\n", fb.cls[BS_CLASS_FEEDBACK],
-			fb.n);
+		        fb.n);
 		failures++;
 	}
 	if (nn.cls[BS_CLASS_DSN] != 0) {
 		printf("FAIL not-ndr: %u classed as bounce\n",
-			nn.cls[BS_CLASS_DSN]);
+		        nn.cls[BS_CLASS_DSN]);
 		failures++;
 	}
 	bs_detect_ctx_free(ctx);

@@ -18,14 +18,14 @@
 #include "backstop/rules.h"
 
 static const char rules_text[] =
-	"# test rules\n"
-	"\n"
-	"10 dsn subject i /undelivered mail/ subject only\n"
-	"11 dsn body i /this is the mail system/ body only\n"
-	"12 dsn body iw /user unknown/ weak\n"
-	"13 autoreply subject i /out of office/ vacation\n"
-	"14 challenge body i /confirm you are human/ C/R\n"
-	"15 dsn original i /secret-in-original/ original only\n";
+        "# test rules\n"
+        "\n"
+        "10 dsn subject i /undelivered mail/ subject only\n"
+        "11 dsn body i /this is the mail system/ body only\n"
+        "12 dsn body iw /user unknown/ weak\n"
+        "13 autoreply subject i /out of office/ vacation\n"
+        "14 challenge body i /confirm you are human/ C/R\n"
+        "15 dsn original i /secret-in-original/ original only\n";
 
 static struct bs_ruleset *
 load(const char *text, char *err, size_t errlen)
@@ -41,8 +41,8 @@ test_rule_errors(void **state)
 	(void)state;
 	assert_null(load("1 dsn body i /a(/ x\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "t.rules:1: rule 1:"));
-	assert_null(load("# c\n2 dsn body i /ok/ x\n2 dsn body i /b/ y\n",
-		err, sizeof(err)));
+	assert_null(load("# c\n2 dsn body i /ok/ x\n2 dsn body i /b/ y\n", err,
+	        sizeof(err)));
 	assert_non_null(strstr(err, "t.rules:3: rule 2: id already used"));
 	assert_null(load("3 bounce body i /a/ x\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "rule 3: class"));
@@ -76,11 +76,11 @@ test_rule_parse(void **state)
 	/* '/' inside the expression, several targets. */
 	bs_ruleset_free(rs);
 	rs = load("1 dsn body,subject - /a/b\\/ c/ slash / inside\n", err,
-		sizeof(err));
+	        sizeof(err));
 	assert_non_null(rs);
 	assert_string_equal(bs_ruleset_rule(rs, 0)->desc, "slash / inside");
-	assert_int_equal(bs_ruleset_rule(rs, 0)->targets,
-		BS_TGT_BODY | BS_TGT_SUBJECT);
+	assert_int_equal(
+	        bs_ruleset_rule(rs, 0)->targets, BS_TGT_BODY | BS_TGT_SUBJECT);
 	bs_ruleset_free(rs);
 	/* An empty rule set loads (no database). */
 	rs = load("# nothing\n", err, sizeof(err));
@@ -123,7 +123,7 @@ teardown(void **state)
 
 static void
 run(struct fixture *f, const char *from, const char *text, size_t chunk,
-	struct bs_detect_result *res)
+        struct bs_detect_result *res)
 {
 	struct bs_msg *m = bs_msg_begin(f->ctx, from, NULL, 0);
 	size_t len = strlen(text), off = 0;
@@ -132,8 +132,8 @@ run(struct fixture *f, const char *from, const char *text, size_t chunk,
 	while (off < len) {
 		size_t n = chunk < len - off ? chunk : len - off;
 
-		assert_int_equal(bs_msg_feed(m, (const uint8_t *)text + off, n),
-			0);
+		assert_int_equal(
+		        bs_msg_feed(m, (const uint8_t *)text + off, n), 0);
 		off += n;
 	}
 	assert_int_equal(bs_msg_end(m, res), 0);
@@ -154,9 +154,9 @@ test_gate(void **state)
 	struct fixture *f = *state;
 	struct bs_detect_result r;
 	static const char plain[] = "From: bob@example.com\n"
-				    "Subject: undelivered mail\n"
-				    "\n"
-				    "this is the mail system\n";
+	                            "Subject: undelivered mail\n"
+	                            "\n"
+	                            "this is the mail system\n";
 
 	/* Ordinary mail: not scanned, whatever it says. */
 	run(f, NULL, plain, 4096, &r);
@@ -185,20 +185,20 @@ test_targets_and_chunks(void **state)
 	/* Body wording in the subject and subject wording in the body must
 	 * not count; the header (decided late) is held and then scanned. */
 	static const char msg[] = "Subject: this is the mail system\n"
-				  "X-Other: 1\n"
-				  "Auto-Submitted: auto-generated\n"
-				  "Content-Type: multipart/mixed; boundary=q\n"
-				  "\n"
-				  "--q\n"
-				  "\n"
-				  "undelivered mail\n"
-				  "--q\n"
-				  "Content-Type: message/rfc822\n"
-				  "\n"
-				  "Subject: x\n"
-				  "\n"
-				  "secret-in-original\n"
-				  "--q--\n";
+	                          "X-Other: 1\n"
+	                          "Auto-Submitted: auto-generated\n"
+	                          "Content-Type: multipart/mixed; boundary=q\n"
+	                          "\n"
+	                          "--q\n"
+	                          "\n"
+	                          "undelivered mail\n"
+	                          "--q\n"
+	                          "Content-Type: message/rfc822\n"
+	                          "\n"
+	                          "Subject: x\n"
+	                          "\n"
+	                          "secret-in-original\n"
+	                          "--q--\n";
 
 	run(f, NULL, msg, 4096, &r);
 	assert_true(r.candidate);
@@ -208,8 +208,8 @@ test_targets_and_chunks(void **state)
 	for (size_t c = 1; c < 30; c++) {
 		run(f, NULL, msg, c, &r1);
 		assert_int_equal(r1.n_rule_ids, r.n_rule_ids);
-		assert_memory_equal(r1.rule_ids, r.rule_ids,
-			sizeof(r.rule_ids));
+		assert_memory_equal(
+		        r1.rule_ids, r.rule_ids, sizeof(r.rule_ids));
 		assert_int_equal(r1.cls, r.cls);
 	}
 }
@@ -222,8 +222,8 @@ test_classes(void **state)
 
 	/* Weak wording alone: not a bounce; with a daemon From: a bounce. */
 	run(f, NULL,
-		"Auto-Submitted: auto-generated\nFrom: a@b\n\nuser unknown\n",
-		7, &r);
+	        "Auto-Submitted: auto-generated\nFrom: a@b\n\nuser unknown\n",
+	        7, &r);
 	assert_int_equal(r.cls, BS_CLASS_NONE);
 	assert_true(r.evidence & BS_EV_RULE_DSN_WEAK);
 	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser\n unknown\n", 7, &r);
@@ -232,29 +232,28 @@ test_classes(void **state)
 	assert_int_equal(r.cls, BS_CLASS_DSN);
 	/* Weak wording in a self-declared auto-reply stays an auto-reply. */
 	run(f, NULL,
-		"From: MAILER-DAEMON@b\nAuto-Submitted: auto-replied\n\n"
-		"user unknown\n",
-		7, &r);
+	        "From: MAILER-DAEMON@b\nAuto-Submitted: auto-replied\n\n"
+	        "user unknown\n",
+	        7, &r);
 	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
-	run(f, NULL, "Precedence: bulk\nSubject: Out of Office\n\nhi\n", 5,
-		&r);
+	run(f, NULL, "Precedence: bulk\nSubject: Out of Office\n\nhi\n", 5, &r);
 	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
 	run(f, "", "Subject: x\n\nplease confirm you are human\n", 5, &r);
 	assert_int_equal(r.cls, BS_CLASS_CHALLENGE);
 	run(f, NULL,
-		"Content-Type: multipart/report; report-type=feedback-report;"
-		" boundary=z\n\n--z\nContent-Type: message/feedback-report\n\n"
-		"Feedback-Type: abuse\n\n--z--\n",
-		3, &r);
+	        "Content-Type: multipart/report; report-type=feedback-report;"
+	        " boundary=z\n\n--z\nContent-Type: message/feedback-report\n\n"
+	        "Feedback-Type: abuse\n\n--z--\n",
+	        3, &r);
 	assert_int_equal(r.cls, BS_CLASS_FEEDBACK);
 	assert_string_equal(r.mime.feedback_type, "abuse");
 	/* Structure alone: a delivery-status part is a DSN. */
 	run(f, NULL,
-		"Content-Type: multipart/report; report-type=delivery-status;"
-		" boundary=z\n\n--z\nContent-Type: message/delivery-status\n\n"
-		"Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y\n"
-		"Status: 5.0.0\n\n--z--\n",
-		3, &r);
+	        "Content-Type: multipart/report; report-type=delivery-status;"
+	        " boundary=z\n\n--z\nContent-Type: message/delivery-status\n\n"
+	        "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y\n"
+	        "Status: 5.0.0\n\n--z--\n",
+	        3, &r);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
 	assert_string_equal(r.mime.dsn.status, "5.0.0");
 }
@@ -268,19 +267,19 @@ test_json(void **state)
 	size_t n;
 
 	run(f, "",
-		"Subject: =?utf-8?q?undelivered_mail_=22q=22_=5C_=01?= "
-		"\xff\xc3\xa9\n\nx\n",
-		4096, &r);
+	        "Subject: =?utf-8?q?undelivered_mail_=22q=22_=5C_=01?= "
+	        "\xff\xc3\xa9\n\nx\n",
+	        4096, &r);
 	n = bs_detect_result_json(&r, "\"file\":\"a\",", buf, sizeof(buf));
 	assert_int_equal(n, strlen(buf));
 	assert_non_null(strstr(buf, "{\"file\":\"a\",\"class\":\"dsn\""));
 	assert_non_null(strstr(buf,
-		"\"subject\":\"undelivered mail \\\"q\\\" \\\\ \\u0001 "
-		"\\u00ff\xc3\xa9\""));
+	        "\"subject\":\"undelivered mail \\\"q\\\" \\\\ \\u0001 "
+	        "\\u00ff\xc3\xa9\""));
 	assert_non_null(strstr(buf, "\"rules\":[10]"));
 	/* Cut output: NUL-terminated, full length reported. */
 	assert_int_equal(bs_detect_result_json(&r, NULL, small, sizeof(small)),
-		n - strlen("\"file\":\"a\","));
+	        n - strlen("\"file\":\"a\","));
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 }
 
@@ -306,9 +305,9 @@ test_abort_and_empty(void **state)
 	ctx = bs_detect_ctx_create(rs);
 	m = bs_msg_begin(ctx, "", NULL, 0);
 	bs_msg_feed(m,
-		(const uint8_t *)"Content-Type: message/delivery-status\n\n"
-				 "Status: 5.1.1\n",
-		53);
+	        (const uint8_t *)"Content-Type: message/delivery-status\n\n"
+	                         "Status: 5.1.1\n",
+	        53);
 	bs_msg_end(m, &r);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
 	assert_true(r.fail & BS_DF_NO_RULES);
@@ -320,15 +319,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rule_errors),
-		cmocka_unit_test(test_rule_parse),
-		cmocka_unit_test_setup_teardown(test_gate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_targets_and_chunks, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_classes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_and_empty, setup,
-			teardown),
+	        cmocka_unit_test(test_rule_errors),
+	        cmocka_unit_test(test_rule_parse),
+	        cmocka_unit_test_setup_teardown(test_gate, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_targets_and_chunks, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_classes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_abort_and_empty, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

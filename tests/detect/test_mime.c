@@ -52,8 +52,7 @@ on_hdr(void *arg)
 
 /* Parse text fed in chunks of `chunk` bytes (0: all at once). */
 static void
-parse(const char *text, size_t chunk, struct bs_mime_info *info,
-	struct seen *s)
+parse(const char *text, size_t chunk, struct bs_mime_info *info, struct seen *s)
 {
 	static struct bs_mime m;
 	size_t len = strlen(text), off = 0;
@@ -72,58 +71,58 @@ parse(const char *text, size_t chunk, struct bs_mime_info *info,
 }
 
 static const char dsn_msg[] =
-	"Return-Path: <>\r\n"
-	"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
-	"Subject: Undelivered Mail Returned\r\n"
-	"\tto Sender\r\n"
-	"Auto-Submitted: auto-replied\r\n"
-	"Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
-	"\r\n"
-	"preamble\r\n"
-	"--outer\r\n"
-	"Content-Type: multipart/report; report-type=delivery-status;\r\n"
-	"  boundary=\"inner\"\r\n"
-	"\r\n"
-	"--inner\r\n"
-	"Content-Type: text/plain; charset=utf-8\r\n"
-	"Content-Transfer-Encoding: base64\r\n"
-	"\r\n"
-	/* "This is the mail system at host mx.example.net.\n" */
-	"VGhpcyBpcyB0aGUgbWFpbCBzeXN0ZW0gYXQgaG9zdCBteC5leGFtcGxlLm5ldC4K\r\n"
-	"--inner\r\n"
-	"Content-Type: message/delivery-status\r\n"
-	"\r\n"
-	"Reporting-MTA: dns; mx.example.net\r\n"
-	"\r\n"
-	"Final-Recipient: rfc822; nobody@example.org\r\n"
-	"Action: failed\r\n"
-	"Status: 5.1.1\r\n"
-	"Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>:\r\n"
-	"    Recipient address rejected\r\n"
-	"\r\n"
-	"Final-Recipient: rfc822; second@example.org\r\n"
-	"Action: delayed\r\n"
-	"Status: 4.4.1\r\n"
-	"\r\n"
-	"--inner\r\n"
-	"Content-Type: message/rfc822\r\n"
-	"\r\n"
-	"Received: from helo.example.com (rdns.example.com [192.0.2.1])\r\n"
-	"\tby mx.example.com (Postfix) with ESMTP id 1234;\r\n"
-	"\tMon, 1 Jan 2024 00:00:00 +0000\r\n"
-	"Received: from [IPv6:2001:db8::1] (helo=x)\r\n"
-	"\tby relay.example.com with esmtp\r\n"
-	"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1;\r\n"
-	"\tb=abc\r\n"
-	"Message-ID: <orig-1@example.com>\r\n"
-	"From: Alice <alice@example.com>\r\n"
-	"To: nobody@example.org\r\n"
-	"Subject: =?UTF-8?B?SGVsbG8=?= =?UTF-8?Q?_W=C3=B6rld?=\r\n"
-	"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-	"\r\n"
-	"original body\r\n"
-	"--inner--\r\n"
-	"--outer--\r\n";
+        "Return-Path: <>\r\n"
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        "Subject: Undelivered Mail Returned\r\n"
+        "\tto Sender\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+        "\r\n"
+        "preamble\r\n"
+        "--outer\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+        "  boundary=\"inner\"\r\n"
+        "\r\n"
+        "--inner\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        "\r\n"
+        /* "This is the mail system at host mx.example.net.\n" */
+        "VGhpcyBpcyB0aGUgbWFpbCBzeXN0ZW0gYXQgaG9zdCBteC5leGFtcGxlLm5ldC4K\r\n"
+        "--inner\r\n"
+        "Content-Type: message/delivery-status\r\n"
+        "\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n"
+        "\r\n"
+        "Final-Recipient: rfc822; nobody@example.org\r\n"
+        "Action: failed\r\n"
+        "Status: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>:\r\n"
+        "    Recipient address rejected\r\n"
+        "\r\n"
+        "Final-Recipient: rfc822; second@example.org\r\n"
+        "Action: delayed\r\n"
+        "Status: 4.4.1\r\n"
+        "\r\n"
+        "--inner\r\n"
+        "Content-Type: message/rfc822\r\n"
+        "\r\n"
+        "Received: from helo.example.com (rdns.example.com [192.0.2.1])\r\n"
+        "\tby mx.example.com (Postfix) with ESMTP id 1234;\r\n"
+        "\tMon, 1 Jan 2024 00:00:00 +0000\r\n"
+        "Received: from [IPv6:2001:db8::1] (helo=x)\r\n"
+        "\tby relay.example.com with esmtp\r\n"
+        "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1;\r\n"
+        "\tb=abc\r\n"
+        "Message-ID: <orig-1@example.com>\r\n"
+        "From: Alice <alice@example.com>\r\n"
+        "To: nobody@example.org\r\n"
+        "Subject: =?UTF-8?B?SGVsbG8=?= =?UTF-8?Q?_W=C3=B6rld?=\r\n"
+        "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+        "\r\n"
+        "original body\r\n"
+        "--inner--\r\n"
+        "--outer--\r\n";
 
 static void
 test_nested_dsn(void **state)
@@ -146,12 +145,13 @@ test_nested_dsn(void **state)
 	assert_true(in.dsn.present);
 	assert_int_equal(in.dsn.n_rcpt, 2);
 	assert_string_equal(in.dsn.reporting_mta, "dns; mx.example.net");
-	assert_string_equal(in.dsn.final_recipient, "rfc822; nobody@example.org");
+	assert_string_equal(
+	        in.dsn.final_recipient, "rfc822; nobody@example.org");
 	assert_string_equal(in.dsn.action, "failed");
 	assert_string_equal(in.dsn.status, "5.1.1");
 	assert_string_equal(in.dsn.diagnostic_code,
-		"smtp; 550 5.1.1 <nobody@example.org>: Recipient address "
-		"rejected");
+	        "smtp; 550 5.1.1 <nobody@example.org>: Recipient address "
+	        "rejected");
 	/* The original. */
 	assert_true(in.orig.present);
 	assert_int_equal(in.orig.source, BS_ORIG_RFC822);
@@ -168,7 +168,7 @@ test_nested_dsn(void **state)
 	assert_string_equal(in.orig.received[1].by_host, "relay.example.com");
 	assert_int_equal(in.orig.n_dkim, 1);
 	assert_string_equal(in.orig.dkim[0],
-		"v=1; a=rsa-sha256; d=example.com; s=s1; b=abc");
+	        "v=1; a=rsa-sha256; d=example.com; s=s1; b=abc");
 	/* base64 text decoded for the scanner, tagged body. */
 	assert_non_null(strstr(s.body, "This is the mail system at host"));
 	assert_null(strstr(s.body, "original body"));
@@ -205,9 +205,9 @@ test_long_lines_chunking(void **state)
 
 	(void)state;
 	o += (size_t)snprintf(msg, sizeof(msg),
-		"Return-Path: <>\nContent-Type: text/plain\n\n");
+	        "Return-Path: <>\nContent-Type: text/plain\n\n");
 	for (size_t len = BS_MIME_LINE_MAX - 2; len <= BS_MIME_LINE_MAX + 2;
-		len++) {
+	        len++) {
 		memset(msg + o, 'a', len);
 		o += len;
 		memcpy(msg + o, len % 2 ? "\r\n" : "\n", len % 2 ? 2 : 1);
@@ -273,30 +273,30 @@ static void
 test_qp_and_headers_part(void **state)
 {
 	static const char msg[] =
-		"From: postmaster@example.net\n"
-		"Content-Type: multipart/report; report-type=delivery-status; "
-		"boundary=b\n"
-		"\n"
-		"--b\n"
-		"Content-Type: text/plain\n"
-		"Content-Transfer-Encoding: quoted-printable\n"
-		"\n"
-		"Your message could not be deliv=\n"
-		"ered: caf=C3=A9\n"
-		"--b\n"
-		"Content-Type: text/rfc822-headers\n"
-		"\n"
-		"Message-Id: <h@example.com>\n"
-		"Subject: hi\n"
-		"\n"
-		"--b--\n";
+	        "From: postmaster@example.net\n"
+	        "Content-Type: multipart/report; report-type=delivery-status; "
+	        "boundary=b\n"
+	        "\n"
+	        "--b\n"
+	        "Content-Type: text/plain\n"
+	        "Content-Transfer-Encoding: quoted-printable\n"
+	        "\n"
+	        "Your message could not be deliv=\n"
+	        "ered: caf=C3=A9\n"
+	        "--b\n"
+	        "Content-Type: text/rfc822-headers\n"
+	        "\n"
+	        "Message-Id: <h@example.com>\n"
+	        "Subject: hi\n"
+	        "\n"
+	        "--b--\n";
 	struct bs_mime_info in;
 	struct seen s;
 
 	(void)state;
 	parse(msg, 3, &in, &s);
-	assert_non_null(strstr(s.body,
-		"Your message could not be delivered: caf\xc3\xa9\n"));
+	assert_non_null(strstr(
+	        s.body, "Your message could not be delivered: caf\xc3\xa9\n"));
 	assert_true(in.auto_flags & BS_AUTO_REPORT_CT);
 	assert_true(in.orig.present);
 	assert_int_equal(in.orig.source, BS_ORIG_HEADERS);
@@ -308,21 +308,21 @@ static void
 test_inline_original(void **state)
 {
 	static const char msg[] =
-		"From: MAILER-DAEMON@example.net\n"
-		"Subject: failure notice\n"
-		"\n"
-		"Hi. This is the qmail-send program at example.net.\n"
-		"<x@example.org>:\n"
-		"Sorry, no mailbox here by that name.\n"
-		"\n"
-		"--- Below this line is a copy of the message.\n"
-		"\n"
-		"Return-Path: <alice@example.com>\n"
-		"Received: (qmail 1 invoked from network); 1 Jan 2024\n"
-		"Message-ID: <q@example.com>\n"
-		"From: alice@example.com\n"
-		"\n"
-		"body of the original\n";
+	        "From: MAILER-DAEMON@example.net\n"
+	        "Subject: failure notice\n"
+	        "\n"
+	        "Hi. This is the qmail-send program at example.net.\n"
+	        "<x@example.org>:\n"
+	        "Sorry, no mailbox here by that name.\n"
+	        "\n"
+	        "--- Below this line is a copy of the message.\n"
+	        "\n"
+	        "Return-Path: <alice@example.com>\n"
+	        "Received: (qmail 1 invoked from network); 1 Jan 2024\n"
+	        "Message-ID: <q@example.com>\n"
+	        "From: alice@example.com\n"
+	        "\n"
+	        "body of the original\n";
 	struct bs_mime_info in;
 	struct seen s;
 
@@ -342,16 +342,16 @@ static void
 test_unindented_fold_and_mbox(void **state)
 {
 	static const char msg[] =
-		"From MAILER-DAEMON Sat Oct  4 08:00:09 2025\n"
-		"From: a@example.com\n"
-		"Content-Type: multipart/alternative;\n"
-		"boundary=\"zz\"\n"
-		"\n"
-		"--zz\n"
-		"Content-Type: text/plain\n"
-		"\n"
-		"hello\n"
-		"--zz--\n";
+	        "From MAILER-DAEMON Sat Oct  4 08:00:09 2025\n"
+	        "From: a@example.com\n"
+	        "Content-Type: multipart/alternative;\n"
+	        "boundary=\"zz\"\n"
+	        "\n"
+	        "--zz\n"
+	        "Content-Type: text/plain\n"
+	        "\n"
+	        "hello\n"
+	        "--zz--\n";
 	struct bs_mime_info in;
 	struct seen s;
 
@@ -375,11 +375,12 @@ test_caps(void **state)
 	memset(msg + o, 'x', 4000);
 	o += 4000;
 	o += (size_t)snprintf(msg + o, cap - o,
-		"\nContent-Type: multipart/mixed; boundary=b0\n\n");
+	        "\nContent-Type: multipart/mixed; boundary=b0\n\n");
 	for (int i = 1; i < 20; i++)
 		o += (size_t)snprintf(msg + o, cap - o,
-			"--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n",
-			i - 1, i);
+		        "--b%d\nContent-Type: multipart/mixed; "
+		        "boundary=b%d\n\n",
+		        i - 1, i);
 	o += (size_t)snprintf(msg + o, cap - o, "--b19\n\n");
 	memset(msg + o, 'y', 5000);
 	o += 5000;
@@ -397,11 +398,10 @@ test_caps(void **state)
 static void
 test_bad_base64_and_garbage(void **state)
 {
-	static const char msg[] =
-		"Content-Type: text/plain\n"
-		"Content-Transfer-Encoding: base64\n"
-		"\n"
-		"aGVs*bG8=\n";
+	static const char msg[] = "Content-Type: text/plain\n"
+	                          "Content-Transfer-Encoding: base64\n"
+	                          "\n"
+	                          "aGVs*bG8=\n";
 	struct bs_mime_info in;
 	struct seen s;
 	uint8_t junk[4096];
@@ -426,16 +426,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nested_dsn),
-		cmocka_unit_test(test_chunking),
-		cmocka_unit_test(test_long_lines_chunking),
-		cmocka_unit_test(test_lf_and_crlf_same),
-		cmocka_unit_test(test_rfc2047),
-		cmocka_unit_test(test_qp_and_headers_part),
-		cmocka_unit_test(test_inline_original),
-		cmocka_unit_test(test_unindented_fold_and_mbox),
-		cmocka_unit_test(test_caps),
-		cmocka_unit_test(test_bad_base64_and_garbage),
+	        cmocka_unit_test(test_nested_dsn),
+	        cmocka_unit_test(test_chunking),
+	        cmocka_unit_test(test_long_lines_chunking),
+	        cmocka_unit_test(test_lf_and_crlf_same),
+	        cmocka_unit_test(test_rfc2047),
+	        cmocka_unit_test(test_qp_and_headers_part),
+	        cmocka_unit_test(test_inline_original),
+	        cmocka_unit_test(test_unindented_fold_and_mbox),
+	        cmocka_unit_test(test_caps),
+	        cmocka_unit_test(test_bad_base64_and_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
