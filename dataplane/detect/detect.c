@@ -46,7 +46,7 @@ struct bs_detect_ctx {
  * average 60.  A batch never mixes targets, so a match still falls in the
  * target it was found in.
  */
-#define BS_DETECT_BATCH_MAX 4096
+#define BS_DETECT_BATCH_MAX 2048
 
 struct bs_msg {
 	struct bs_detect_ctx *ctx;

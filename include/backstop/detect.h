@@ -36,7 +36,7 @@ struct bs_counters;
 /* Matched rule ids kept in a result (the count of all matched is kept). */
 #define BS_DETECT_RULES_MAX 16
 /* Header bytes held back while the candidate decision is pending. */
-#define BS_DETECT_HOLD_MAX 16384
+#define BS_DETECT_HOLD_MAX 8192
 
 /* Evidence behind a class (bit mask, in result.evidence). */
 enum bs_evidence {
