@@ -649,6 +649,22 @@ test_json_escape(void **state)
 	assert_non_null(strstr(buf, "\"rcpt\":[\"x@y\"]"));
 	assert_null(strstr(buf, "sha256"));
 	assert_int_equal(bs_smtp_record_json(&r, buf, 20), -ENOSPC);
+
+	/* Worst case: every byte of helo and mail_from escaped. */
+	memset(r.helo, 0x01, BS_SMTP_HELO_MAX - 1);
+	r.helo_len = BS_SMTP_HELO_MAX - 1;
+	memset(r.mail_from, 0xff, BS_SMTP_ADDR_MAX - 1);
+	r.mail_from_len = BS_SMTP_ADDR_MAX - 1;
+	memset(rc[0].addr, 0x80, BS_SMTP_ADDR_MAX - 1);
+	rc[0].len = BS_SMTP_ADDR_MAX - 1;
+	r.has_sha256 = 1;
+	r.ep.l3 = BS_L3_IPV6;
+	memset(r.ep.client, 0xab, 16);
+	memset(r.ep.server, 0xcd, 16);
+	r.ep.cport = r.ep.sport = 65535;
+	r.size = UINT64_MAX;
+	r.ts_ms = UINT64_MAX / 1000000;
+	assert_true(bs_smtp_record_json(&r, buf, BS_SMTP_JSON_MAX(1)) > 0);
 }
 
 int
