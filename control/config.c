@@ -54,6 +54,9 @@ quote(char *out, size_t outlen, const char *s)
 	out[o] = '\0';
 }
 
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static int
 fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -310,6 +313,38 @@ walk(yaml_document_t *doc, yaml_node_t *node, const char *prefix,
 	}
 }
 
+/* Largest configuration file read: far above any real one, and a bound
+ * on what a wrong path (a log, a device) can make us read. */
+#define CFG_FILE_MAX (1u << 20)
+
+int
+bs_config_load_mem(struct bs_config *cfg, const char *name,
+	const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	int rc = 0;
+
+	if (len > CFG_FILE_MAX)
+		return fail(err, errlen, "%s: larger than %u bytes", name,
+			CFG_FILE_MAX);
+	if (!yaml_parser_initialize(&parser))
+		return fail(err, errlen, "%s: out of memory", name);
+	yaml_parser_set_input_string(&parser, buf, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		rc = fail(err, errlen, "%s:%zu: YAML error: %s", name,
+			parser.problem_mark.line + 1,
+			parser.problem ? parser.problem : "unknown");
+	} else {
+		yaml_node_t *root = yaml_document_get_root_node(&doc);
+		if (root != NULL)
+			rc = walk(&doc, root, "", name, cfg, err, errlen);
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
 int
 bs_config_load(struct bs_config *cfg, const char *path, char *err,
 	size_t errlen)
@@ -320,25 +355,18 @@ bs_config_load(struct bs_config *cfg, const char *path, char *err,
 		fail(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
 	}
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	int rc = 0;
-	if (!yaml_parser_initialize(&parser)) {
+	uint8_t *buf = malloc(CFG_FILE_MAX + 1);
+	if (buf == NULL) {
 		fclose(f);
 		return fail(err, errlen, "%s: out of memory", path);
 	}
-	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &doc)) {
-		rc = fail(err, errlen, "%s:%zu: YAML error: %s", path,
-			parser.problem_mark.line + 1,
-			parser.problem ? parser.problem : "unknown");
-	} else {
-		yaml_node_t *root = yaml_document_get_root_node(&doc);
-		if (root != NULL)
-			rc = walk(&doc, root, "", path, cfg, err, errlen);
-		yaml_document_delete(&doc);
-	}
-	yaml_parser_delete(&parser);
+	size_t n = fread(buf, 1, CFG_FILE_MAX + 1, f);
+	int rc;
+	if (ferror(f))
+		rc = fail(err, errlen, "%s: read error", path);
+	else
+		rc = bs_config_load_mem(cfg, path, buf, n, err, errlen);
+	free(buf);
 	fclose(f);
 	return rc;
 }

@@ -108,6 +108,13 @@ int bs_config_defaults(struct bs_config *cfg);
 int bs_config_load(struct bs_config *cfg, const char *path, char *err,
 	size_t errlen);
 
+/*
+ * bs_config_load() from memory: len bytes of YAML named name in messages.
+ * Documents over 1 MiB are refused.
+ */
+int bs_config_load_mem(struct bs_config *cfg, const char *name,
+	const uint8_t *buf, size_t len, char *err, size_t errlen);
+
 /* Set one setting from text (as in YAML); same errors as bs_config_load. */
 int bs_config_set(struct bs_config *cfg, const char *key, const char *val,
 	char *err, size_t errlen);
