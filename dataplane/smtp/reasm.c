@@ -468,6 +468,12 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 
 		if (old > len)
 			old = len;
+		/*
+		 * A keepalive probe may carry one byte of garbage at nxt - 1
+		 * (Windows sends 0x00): never data, never dropped.
+		 */
+		if (len == 1 && sseq + 1 == d->nxt)
+			return BS_SEG_PASS;
 		c = hist_check(ctx, d, sseq, p, old);
 		if (c > 0) {
 			BS_CNT_INC(ctx->cnt, reasm_overlap_conflict);
