@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -42,6 +43,8 @@ struct opts {
 	uint64_t idle_exit_ms;
 	uint64_t duration_s;
 	uint64_t stats_period_s;
+	const char *event_log;
+	bool event_digest;
 	bool show_config;
 };
 
@@ -61,6 +64,8 @@ usage(FILE *f)
 		"  --idle-exit MS      exit once every RX queue has been idle MS ms\n"
 		"  --duration S        exit after S seconds of forwarding\n"
 		"  --stats-period S    print packet rates every S seconds\n"
+		"  --event-log FILE    append one JSON line per SMTP transaction\n"
+		"  --event-digest      add the SHA-256 of each message to the log\n"
 		"  --show-config       print the effective configuration and exit\n"
 		"  --list-settings     print the settings reference (Markdown)\n"
 		"  --list-counters     print the counters reference (Markdown)\n"
@@ -88,6 +93,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "stats-period", required_argument, NULL, 's' },
 		{ "show-config", no_argument, NULL, 'S' },
+		{ "event-log", required_argument, NULL, 'e' },
+		{ "event-digest", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -110,6 +117,12 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'S':
 			o->show_config = true;
+			break;
+		case 'e':
+			o->event_log = optarg;
+			break;
+		case 'D':
+			o->event_digest = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -211,7 +224,8 @@ report(const struct bs_app *app, double secs)
 }
 
 static struct bs_worker *
-worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx)
+worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
+	bool want_events, int64_t clock_offset_ms)
 {
 	struct bs_worker *w = rte_zmalloc_socket("worker", sizeof(*w),
 		RTE_CACHE_LINE_SIZE, (int)rte_lcore_to_socket_id(lcore));
@@ -221,9 +235,16 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx)
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
 	};
-	w->flows = bs_flow_table_create(app->cfg.flow_table_size, tmo, NULL,
-		NULL, rte_rand());
+	if (bs_worker_engine_init(w, &app->cfg, want_events,
+			clock_offset_ms) < 0) {
+		bs_worker_engine_free(w);
+		rte_free(w);
+		return NULL;
+	}
+	w->flows = bs_flow_table_create(app->cfg.flow_table_size, tmo,
+		bs_worker_flow_release, w, rte_rand());
 	if (w->flows == NULL) {
+		bs_worker_engine_free(w);
 		rte_free(w);
 		return NULL;
 	}
@@ -241,6 +262,26 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx)
 		};
 	}
 	return w;
+}
+
+/* Move every worker's queued event lines to the log file. */
+static void
+drain_events(const struct bs_app *app, FILE *f)
+{
+	long n = 0;
+	for (unsigned int i = 0; i < app->n_workers; i++) {
+		long r = bs_evring_drain(app->worker[i]->events, f);
+		if (r < 0) {
+			static bool warned;
+			if (!warned)
+				RTE_LOG(ERR, BACKSTOP, "event log: write error\n");
+			warned = true;
+		} else {
+			n += r;
+		}
+	}
+	if (n > 0)
+		fflush(f);
 }
 
 static unsigned int
@@ -286,6 +327,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "backstop: config: %s\n", err);
 		goto fail;
 	}
+	if (o.event_digest)
+		app.cfg.smtp_event_digest = true;
 	if (o.show_config) {
 		bs_config_show(stdout, &app.cfg);
 		bs_config_free(&app.cfg);
@@ -319,11 +362,28 @@ main(int argc, char **argv)
 	if (nq < 0)
 		goto fail;
 
+	FILE *evlog = NULL;
+	if (o.event_log != NULL) {
+		evlog = fopen(o.event_log, "a");
+		if (evlog == NULL) {
+			fprintf(stderr, "backstop: event log %s: %s\n",
+				o.event_log, strerror(errno));
+			goto fail;
+		}
+	}
+	/* Records carry wall-clock time: the workers' clock is the TSC. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t clock_offset_ms = (int64_t)ts.tv_sec * 1000 +
+		ts.tv_nsec / 1000000 -
+		(int64_t)(rte_rdtsc() / (rte_get_tsc_hz() / 1000));
+
 	unsigned int lcore, idx = 0;
 	RTE_LCORE_FOREACH_WORKER(lcore) {
 		if (idx == (unsigned int)nq)
 			break;
-		struct bs_worker *w = worker_create(&app, lcore, idx);
+		struct bs_worker *w = worker_create(&app, lcore, idx,
+			evlog != NULL, clock_offset_ms);
 		if (w == NULL) {
 			fprintf(stderr, "backstop: worker %u: out of memory "
 					"(flow.table_size %u)\n", idx,
@@ -350,6 +410,8 @@ main(int argc, char **argv)
 	uint64_t last_rx = 0;
 	while (bs_running) {
 		usleep(10 * 1000);
+		if (evlog != NULL)
+			drain_events(&app, evlog);
 		uint64_t now = rte_rdtsc();
 		if (o.duration_s && now - start >= o.duration_s * hz)
 			bs_running = false;
@@ -383,10 +445,21 @@ main(int argc, char **argv)
 	rte_eal_mp_wait_lcore();
 	double secs = (double)(rte_rdtsc() - start) / (double)hz;
 
+	/* Ending the flows ends their open transactions (records). */
+	for (unsigned int i = 0; i < app.n_workers; i++) {
+		struct bs_worker *w = app.worker[i];
+		bs_flow_table_free(w->flows);
+		w->flows = NULL;
+		w->cnt.v[BS_CNT_flow_active] = 0;
+	}
+	if (evlog != NULL) {
+		drain_events(&app, evlog);
+		fclose(evlog);
+	}
 	report(&app, secs);
 	bs_ports_close(&app);
 	for (unsigned int i = 0; i < app.n_workers; i++) {
-		bs_flow_table_free(app.worker[i]->flows);
+		bs_worker_engine_free(app.worker[i]);
 		rte_free(app.worker[i]);
 	}
 	bs_config_free(&app.cfg);

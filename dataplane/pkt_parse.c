@@ -51,6 +51,34 @@ need(size_t off, size_t n, size_t end)
 	return off <= end && n <= end - off;
 }
 
+/*
+ * Window scale option of a SYN (RFC 7323 2.2): the receiver's window is
+ * only known with it.  The walk stays inside the option bytes; a
+ * malformed list just ends the walk (the header is still forwarded).
+ */
+static uint8_t
+tcp_wscale(const uint8_t *o, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint8_t kind = o[i];
+		if (kind == 0) /* end of options */
+			break;
+		if (kind == 1) { /* NOP */
+			i++;
+			continue;
+		}
+		if (i + 1 >= len || o[i + 1] < 2 || o[i + 1] > len - i)
+			break;
+		if (kind == 3 && o[i + 1] == 3) {
+			uint8_t shift = o[i + 2];
+			return (uint8_t)(2 + (shift > 14 ? 14 : shift));
+		}
+		i += o[i + 1];
+	}
+	return 1;
+}
+
 /* Transport header at l4 of an IP datagram ending at end. */
 static int
 parse_l4(const uint8_t *buf, size_t l4, size_t end, struct bs_pkt *p)
@@ -73,6 +101,8 @@ parse_l4(const uint8_t *buf, size_t l4, size_t end, struct bs_pkt *p)
 		p->tcp_flags = t[13];
 		p->win = rd16(t + 14);
 		p->urg = rd16(t + 18);
+		p->wscale = (p->tcp_flags & BS_TCP_SYN)
+			? tcp_wscale(t + TCP_MIN_HLEN, doff - TCP_MIN_HLEN) : 0;
 		p->payload_off = (uint16_t)(l4 + doff);
 		p->payload_len = (uint32_t)(end - l4 - doff);
 		return BS_PKT_TCP;

@@ -13,6 +13,10 @@
  * SMTP flows and counts.  Later stages (reassembly, SMTP, detection,
  * verdicts) hang off the SMTP branch of bs_worker_burst().
  */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -20,7 +24,72 @@
 #include <urcu-qsbr.h>
 
 #include "backstop/pkt.h"
+#include "backstop/reasm.h"
 #include "dataplane.h"
+
+_Static_assert(BS_WSCALE_NONE == 1 && BS_WSCALE(0) == 2,
+	"pkt.h encodes the window scale as reasm.h does");
+
+/* ---- Engine events ---- */
+
+static void
+on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
+{
+	struct bs_worker *w = arg;
+	(void)f;
+	if (w->events == NULL)
+		return;
+	int n = bs_smtp_record_json(rec, w->json, w->json_len);
+	if (n < 0 || bs_evring_put(w->events, w->json, (size_t)n) < 0) {
+		BS_CNT_INC(&w->cnt, event_log_dropped);
+		return;
+	}
+	BS_CNT_INC(&w->cnt, event_log_records);
+}
+
+static const struct bs_smtp_events worker_events = {
+	.on_txn_end = on_txn_end,
+};
+
+int
+bs_worker_engine_init(struct bs_worker *w, const struct bs_config *cfg,
+	bool want_events, int64_t clock_offset_ms)
+{
+	struct bs_smtp_params sp;
+	bs_smtp_params_from_config(&sp, cfg);
+	sp.clock_offset_ms = clock_offset_ms;
+	w->smtp = bs_smtp_ctx_create(&sp, &worker_events, w, &w->cnt);
+	if (w->smtp == NULL)
+		return -ENOMEM;
+	if (want_events) {
+		w->json_len = BS_SMTP_JSON_MAX(cfg->smtp_rcpt_max);
+		w->json = malloc(w->json_len);
+		w->events = bs_evring_create(BS_EVRING_SIZE);
+		if (w->json == NULL || w->events == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void
+bs_worker_engine_free(struct bs_worker *w)
+{
+	bs_smtp_ctx_free(w->smtp);
+	w->smtp = NULL;
+	bs_evring_free(w->events);
+	w->events = NULL;
+	free(w->json);
+	w->json = NULL;
+}
+
+void
+bs_worker_flow_release(struct bs_flow *f, void *arg)
+{
+	struct bs_worker *w = arg;
+	if (f->app != NULL)
+		bs_smtp_flow_free(w->smtp, f->app, w->now_ms);
+	f->app = NULL;
+}
 
 static inline bool
 is_smtp(const struct bs_config *cfg, const struct bs_pkt *p)
@@ -54,10 +123,66 @@ struct pkt_meta {
 	int8_t dir;   /* BS_DIR_*, or -1 when not an SMTP segment */
 };
 
-static void
-track_smtp(struct bs_worker *w, struct pkt_meta *pm, uint32_t wire_len,
+/*
+ * Give the engine the TCP payload of m, which may span chained mbufs:
+ * each piece goes in as its own segment at its own sequence number, with
+ * SYN on the first and FIN on the last, so the engine never needs a
+ * linear copy.
+ */
+static enum bs_seg_verdict
+feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
+	struct rte_mbuf *m, bool to_server, uint64_t now_ms)
+{
+	struct bs_seg seg = {
+		.data = rte_pktmbuf_mtod_offset(m, const uint8_t *,
+			p->payload_off),
+		.len = p->payload_len,
+		.seq = p->seq,
+		.ack = p->ack,
+		.win = p->win,
+		.urg = p->urg,
+		.flags = p->tcp_flags,
+		.to_server = to_server,
+		.wscale = p->wscale,
+		.pkt = m,
+	};
+	uint32_t first = rte_pktmbuf_data_len(m) > p->payload_off
+		? rte_pktmbuf_data_len(m) - p->payload_off : 0;
+	if (likely(p->payload_len <= first))
+		return bs_smtp_flow_input(w->smtp, f->app, &seg, now_ms);
+
+	/* Chained mbuf: pieces in order; the verdict is the worst one. */
+	BS_CNT_INC(&w->cnt, pkt_multiseg);
+	enum bs_seg_verdict v = BS_SEG_PASS;
+	uint32_t left = p->payload_len, off = 0;
+	const struct rte_mbuf *s = m;
+	uint32_t take = first;
+	while (s != NULL && left > 0) {
+		struct bs_seg piece = seg;
+		piece.data = s == m ? seg.data : rte_pktmbuf_mtod(s,
+			const uint8_t *);
+		piece.len = take < left ? take : left;
+		piece.seq = p->seq + off;
+		if (off > 0)
+			piece.flags &= (uint8_t)~(BS_TCP_SYN | BS_TCP_URG);
+		if (piece.len < left)
+			piece.flags &= (uint8_t)~(BS_TCP_FIN | BS_TCP_RST);
+		if (bs_smtp_flow_input(w->smtp, f->app, &piece, now_ms) ==
+				BS_SEG_DROP)
+			v = BS_SEG_DROP;
+		off += piece.len;
+		left -= piece.len;
+		s = s->next;
+		take = s != NULL ? rte_pktmbuf_data_len(s) : 0;
+	}
+	return v;
+}
+
+static enum bs_seg_verdict
+track_smtp(struct bs_worker *w, struct pkt_meta *pm, struct rte_mbuf *m,
 	uint64_t now_ms)
 {
+	uint32_t wire_len = rte_pktmbuf_pkt_len(m);
 	const struct bs_pkt *p = &pm->p;
 	const struct bs_flow_key *kp = &pm->k;
 	bool created;
@@ -76,11 +201,20 @@ track_smtp(struct bs_worker *w, struct pkt_meta *pm, uint32_t wire_len,
 	if (f == NULL) {
 		if (create)
 			BS_CNT_INC(&w->cnt, flow_table_full);
-		return;
+		return BS_SEG_PASS;
 	}
 	if (created) {
 		BS_CNT_INC(&w->cnt, flow_created);
 		f->server_side = server_side(w->cfg, kp, p, dir);
+		struct bs_smtp_endpoints ep = { .l3 = kp->l3 };
+		uint8_t cs = (uint8_t)(1 - f->server_side);
+		memcpy(ep.client, kp->addr[cs], sizeof(ep.client));
+		memcpy(ep.server, kp->addr[f->server_side], sizeof(ep.server));
+		ep.cport = kp->port[cs];
+		ep.sport = kp->port[f->server_side];
+		f->app = bs_smtp_flow_new(w->smtp, &ep);
+		if (f->app == NULL)
+			BS_CNT_INC(&w->cnt, flow_engine_nomem);
 	}
 	f->pkts[dir]++;
 	f->bytes[dir] += wire_len;
@@ -100,6 +234,11 @@ track_smtp(struct bs_worker *w, struct pkt_meta *pm, uint32_t wire_len,
 	} else if (p->payload_len > 0 && f->fin_seen == 0) {
 		bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_LONG);
 	}
+	if (f->app == NULL || !bs_smtp_flow_inspected(f->app))
+		return BS_SEG_PASS;
+	/* Direction sent by the server side is "to client". */
+	bool to_server = (dir == BS_DIR_0TO1) == (f->server_side == 1);
+	return feed_engine(w, f, p, m, to_server, now_ms);
 }
 
 /* First pass: parse, count, and for SMTP segments hash the flow key and
@@ -160,7 +299,7 @@ bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
 	struct rte_mbuf **pkts, uint16_t n, uint64_t now_ms)
 {
 	struct pkt_meta meta[BS_MAX_BURST];
-	uint64_t bytes = 0;
+	uint64_t rx_bytes = 0, bytes;
 	uint16_t n_smtp = 0;
 
 	/*
@@ -171,22 +310,41 @@ bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
 	for (uint16_t i = 0; i < n; i++) {
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-		bytes += rte_pktmbuf_pkt_len(pkts[i]);
+		rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
 		classify_one(w, pkts[i], &meta[i]);
 		n_smtp += meta[i].dir >= 0;
 	}
+	uint16_t n_drop = 0;
+	bytes = rx_bytes; /* what will be sent */
 	if (n_smtp > 0) {
 		for (uint16_t i = 0; i < n; i++)
 			if (meta[i].dir >= 0)
 				bs_flow_prefetch(w->flows, meta[i].hash, 1);
+		for (uint16_t i = 0; i < n; i++) {
+			if (meta[i].dir < 0)
+				continue;
+			if (track_smtp(w, &meta[i], pkts[i], now_ms) ==
+					BS_SEG_DROP) {
+				/* Normalise: the conflicting copy never reaches
+				 * the server, so it sees what we saw. */
+				bytes -= rte_pktmbuf_pkt_len(pkts[i]);
+				rte_pktmbuf_free(pkts[i]);
+				pkts[i] = NULL;
+				n_drop++;
+			}
+		}
+	}
+	if (unlikely(n_drop > 0)) {
+		uint16_t k = 0;
 		for (uint16_t i = 0; i < n; i++)
-			if (meta[i].dir >= 0)
-				track_smtp(w, &meta[i],
-					rte_pktmbuf_pkt_len(pkts[i]), now_ms);
+			if (pkts[i] != NULL)
+				pkts[k++] = pkts[i];
+		BS_CNT_ADD(&w->cnt, seg_dropped_conflict, n_drop);
 	}
 	BS_CNT_ADD(&w->cnt, rx_packets, n);
-	BS_CNT_ADD(&w->cnt, rx_bytes, bytes);
+	BS_CNT_ADD(&w->cnt, rx_bytes, rx_bytes);
 	w->port_cnt[q->port].rx += n;
+	n = (uint16_t)(n - n_drop);
 
 	/* Forward unchanged.  Retry a full TX ring a bounded number of
 	 * times, then drop and count: never block the loop. */
@@ -222,6 +380,7 @@ bs_worker_main(void *arg)
 	while (bs_running) {
 		uint64_t tsc = rte_rdtsc();
 		uint64_t now_ms = tsc / w->tsc_per_ms;
+		w->now_ms = now_ms;
 		bool got = false;
 
 		if (bs_flow_count(w->flows) > 0)

@@ -70,8 +70,12 @@ class TcpConv:
     """A TCP conversation with correct sequence numbers in both directions."""
 
     def __init__(self, rnd, cli, srv, sport, dport, v6=False, vlan=0,
-                 opts=False, ext=False):
+                 opts=False, ext=False, chaos=0):
         self.rnd = rnd
+        # chaos > 0: data goes in random segments of 1..chaos bytes,
+        # reordered within a small window, some sent twice (the same
+        # bytes), as a hostile or unlucky network delivers them.
+        self.chaos = chaos
         self.cli, self.srv, self.sport, self.dport = cli, srv, sport, dport
         self.v6, self.vlan, self.opts, self.ext = v6, vlan, opts, ext
         self.cseq = rnd.randrange(1 << 32)
@@ -103,8 +107,28 @@ class TcpConv:
         self._pkt(True, "A")
 
     def send(self, from_cli, data):
-        for i in range(0, len(data), MSS):
-            self._pkt(from_cli, "PA", data[i:i + MSS])
+        if not self.chaos:
+            for i in range(0, len(data), MSS):
+                self._pkt(from_cli, "PA", data[i:i + MSS])
+            self._pkt(not from_cli, "A")
+            return
+        start = len(self.pkts)
+        i = 0
+        while i < len(data):
+            n = self.rnd.randint(1, self.chaos)
+            self._pkt(from_cli, "PA", data[i:i + n])
+            i += n
+        segs = self.pkts[start:]
+        del self.pkts[start:]
+        for j in range(len(segs) - 1):      # local reordering
+            if self.rnd.random() < 0.3:
+                segs[j], segs[j + 1] = segs[j + 1], segs[j]
+        out = []
+        for sg in segs:
+            out.append(sg)
+            if self.rnd.random() < 0.1:      # exact duplicate
+                out.append(sg)
+        self.pkts.extend(out)
         self._pkt(not from_cli, "A")
 
     def close(self):
@@ -321,7 +345,7 @@ def gen_bench(rnd, man, nflows, npackets):
     return frames
 
 
-def gen_smtp(rnd, man, paths, maxn):
+def gen_smtp(rnd, man, paths, maxn, chaos=0):
     """One session per message; at most maxn from each path given."""
     files = []
     for p in paths:
@@ -337,7 +361,7 @@ def gen_smtp(rnd, man, paths, maxn):
         with open(fn, "rb") as fh:
             msg = fh.read()
         conv = TcpConv(rnd, "203.0.113.%d" % (1 + i % 250),
-                       "198.51.100.25", 30000 + i, 25)
+                       "198.51.100.25", 30000 + i, 25, chaos=chaos)
         # Bounces come with the null reverse path (RFC 5321 4.5.5).
         bounce = "/ndr/" in fn or "/autoreply/" in fn
         smtp_session(conv, mail_from=b"" if bounce else b"sender@example.org",
@@ -368,6 +392,9 @@ def main():
     ap.add_argument("--messages", nargs="+", default=[])
     ap.add_argument("--max", type=int, default=0)
     ap.add_argument("--manifest")
+    ap.add_argument("--chaos", type=int, default=0, metavar="N",
+                    help="smtp: segments of 1..N bytes, reordered, "
+                    "duplicated")
     ap.add_argument("--with-mixed", action="store_true",
                     help="smtp: add the mixed capture's frames")
     a = ap.parse_args()
@@ -382,7 +409,7 @@ def main():
     elif a.mode == "bench":
         frames = gen_bench(rnd, man, a.flows, a.packets)
     else:
-        frames = gen_smtp(rnd, man, a.messages, a.max)
+        frames = gen_smtp(rnd, man, a.messages, a.max, a.chaos)
         if a.with_mixed:
             mixed = gen_mixed(rnd, man)
             frames = interleave_lists(rnd, [frames, mixed])

@@ -55,7 +55,17 @@
 	X(flow_closed, "SMTP flows removed after FIN/RST", COUNTER)          \
 	X(flow_table_full, "SMTP segments passed untracked: table full",     \
 		COUNTER)                                                     \
-	X(flow_active, "SMTP flows in the table", GAUGE)
+	X(flow_active, "SMTP flows in the table", GAUGE)                     \
+	X(flow_engine_nomem, "SMTP flows passed uninspected: no memory "      \
+		"for engine state", COUNTER)                                 \
+	X(seg_dropped_conflict, "Segments dropped inline: retransmission "    \
+		"with different bytes (normalised)", COUNTER)                \
+	X(pkt_multiseg, "Chained mbufs on SMTP flows (fed segment by "        \
+		"segment)", COUNTER)                                         \
+	X(event_log_records, "Transaction records written to the event log", \
+		COUNTER)                                                     \
+	X(event_log_dropped, "Transaction records lost: event ring full",    \
+		COUNTER)
 
 #define BS_COUNTERS(X)                                                       \
 	BS_CNT_PKT(X)                                                        \

@@ -61,6 +61,9 @@ struct bs_pkt {
 	uint16_t win;          /* unscaled */
 	uint16_t urg;          /* urgent pointer */
 	uint8_t tcp_flags;
+	/* SYN only: window scale option; 0 = not a SYN, 1 = SYN without the
+	 * option, 2 + n = shift count n (the encoding of reasm.h). */
+	uint8_t wscale;
 	uint16_t payload_off;  /* offset of the TCP payload */
 	uint32_t payload_len;  /* bytes of TCP payload per the IP length */
 };

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Pass-through benchmark: backstop beside dpdk-testpmd (io forwarding) on
+# the same input, vdevs and core, in one run, several times.
+#
+# Input: a generated capture of many concurrent flows (SMTP and other
+# TCP, mixed sizes), replayed forever by net_pcap (infinite_rx=1) on port
+# 0; port 1 is net_null without RX, so both programs do the same work:
+# receive on 0, forward to 1.  Rates are each program's own per-second RX
+# counts in steady state (first second dropped), median per run; the
+# ratio is taken per run (the two runs of a pair are back to back) and
+# its median printed.
+#
+#   scripts/bench.sh [--runs N] [--seconds S] [--flows N] [--packets N]
+#
+# Prints one "name: value" line per figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=5 secs=6 flows=2000 packets=60000
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--runs) runs=$2; shift 2 ;;
+	--seconds) secs=$2; shift 2 ;;
+	--flows) flows=$2; shift 2 ;;
+	--packets) packets=$2; shift 2 ;;
+	*) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+scripts/setup.sh
+scripts/build.sh
+
+work=$(mktemp -d /tmp/backstop-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+/usr/bin/python3 scripts/gen_pcap.py bench "$work/in.pcap" --seed 11 \
+	--flows "$flows" --packets "$packets" --manifest "$work/man.json" 2>/dev/null
+nframes=$(/usr/bin/python3 -c "import json;print(json.load(open('$work/man.json'))['frames_total'])")
+mbufs=$(( (nframes + 8192) | 1023 ))
+cat > "$work/bench.yaml" <<EOC
+dataplane:
+  mbuf_pool_size: $mbufs
+EOC
+vdevs=(--vdev "net_pcap0,rx_pcap=$work/in.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
+eal=(--no-huge --no-pci -m 1024 -l 0-1 --log-level lib.eal,warning)
+
+# Median of the numbers on stdin (after dropping the first).
+median() { tail -n +2 | sort -n | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){printf "%d\n", a[(NR+1)/2]}else{printf "%d\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+
+tp_rates=() bs_rates=() ratios=()
+for r in $(seq 1 "$runs"); do
+	timeout -s INT $((secs + 3)) dpdk-testpmd "${eal[@]}" --file-prefix bstp \
+		"${vdevs[@]}" -- --forward-mode=io --stats-period 1 \
+		--total-num-mbufs="$mbufs" --no-mlockall \
+		>"$work/tp.log" 2>&1 || true
+	# Port 0's "Rx-pps:" line in each periodic block.
+	tp=$(awk '/Port statistics/ {p=""} /NIC statistics for port 0/ {p=1} p && /Rx-pps:/ {print $2; p=""}' "$work/tp.log" | head -n "$secs" | median)
+	build/backstop "${eal[@]}" --file-prefix bsbench "${vdevs[@]}" -- \
+		--config "$work/bench.yaml" --duration "$secs" --stats-period 1 \
+		>"$work/bs.log" 2>&1
+	bs=$(awk '/^stats: rx_pps/ {print $3}' "$work/bs.log" | median)
+	if [ "$tp" = 0 ] || [ "$bs" = 0 ]; then
+		echo "run $r: a program did not forward (testpmd $tp, backstop $bs); logs:" >&2
+		tail -5 "$work/tp.log" "$work/bs.log" >&2
+		continue
+	fi
+	tp_rates+=("$tp") bs_rates+=("$bs")
+	ratios+=("$(awk -v a="$bs" -v b="$tp" 'BEGIN{printf "%.3f", (b>0)?a/b:0}')")
+	echo "run $r: testpmd_pps $tp backstop_pps $bs ratio ${ratios[-1]}" >&2
+done
+med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+echo "capture_frames: $nframes"
+echo "capture_flows_concurrent: $flows"
+echo "runs: ${#ratios[@]}"
+echo "seconds_per_run: $secs"
+echo "testpmd_pps_median: $(med "${tp_rates[@]}")"
+echo "backstop_pps_median: $(med "${bs_rates[@]}")"
+echo "passthrough_ratio_vs_testpmd: $(med "${ratios[@]}")"
+echo "passthrough_ratio_min: $(printf '%s\n' "${ratios[@]}" | sort -n | head -1)"
+echo "passthrough_ratio_max: $(printf '%s\n' "${ratios[@]}" | sort -n | tail -1)"
