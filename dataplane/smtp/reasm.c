@@ -469,10 +469,11 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		if (old > len)
 			old = len;
 		/*
-		 * A keepalive probe may carry one byte of garbage at nxt - 1
-		 * (Windows sends 0x00): never data, never dropped.
+		 * A keepalive probe may carry one garbage byte at nxt - 1
+		 * (Windows sends 0x00): not data, not to be dropped.  Only
+		 * 0x00 is exempt, so the exemption cannot rewrite a line end.
 		 */
-		if (len == 1 && sseq + 1 == d->nxt)
+		if (len == 1 && sseq + 1 == d->nxt && p[0] == 0)
 			return BS_SEG_PASS;
 		c = hist_check(ctx, d, sseq, p, old);
 		if (c > 0) {
