@@ -87,22 +87,77 @@ charset_is_utf8(const char *cs, size_t n)
 	return false;
 }
 
-/* A converter to UTF-8 from charset cs[0..n), or NULL (unknown). */
+/*
+ * Converters are cached per thread.  iconv_open() of a charset whose gconv
+ * module nobody holds loads the module again (dlopen, mmap, page faults):
+ * closing after each part made that half the cost of classification.  A
+ * worker keeps up to CS_CACHE converters (one per charset) for its life;
+ * they are reset, not closed, between uses.  Unknown charsets are not
+ * cached (iconv_open fails fast for them).
+ */
+#define CS_CACHE 8
+
+struct cs_entry {
+	char name[BS_MIME_CHARSET_MAX];
+	iconv_t cd;
+	bool busy;
+};
+
+static __thread struct cs_entry cs_cache[CS_CACHE];
+
+/* A converter to UTF-8 from charset cs[0..n), or NULL (unknown, or UTF-8
+ * already).  Release with bs_mime_charset_close(). */
 static void *
 charset_open(const char *cs, size_t n)
 {
 	char name[BS_MIME_CHARSET_MAX];
+	struct cs_entry *free_e = NULL;
 	iconv_t cd;
 
 	if (n == 0 || n >= sizeof(name) || charset_is_utf8(cs, n))
 		return NULL;
-	memcpy(name, cs, n);
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)lc((uint8_t)cs[i]);
 	name[n] = '\0';
 	/* "unicode-1-1-utf-7" (Exchange) is UTF-7. */
 	if (strstr(name, "utf-7"))
-		strcpy(name, "UTF-7");
+		strcpy(name, "utf-7");
+	for (unsigned int k = 0; k < CS_CACHE; k++) {
+		struct cs_entry *e = &cs_cache[k];
+
+		if (e->name[0] == '\0') {
+			if (!free_e)
+				free_e = e;
+			continue;
+		}
+		if (!e->busy && strcmp(e->name, name) == 0) {
+			/* Back to the initial shift state. */
+			iconv(e->cd, NULL, NULL, NULL, NULL);
+			e->busy = true;
+			return (void *)e->cd;
+		}
+	}
 	cd = iconv_open("UTF-8", name);
-	return cd == (iconv_t)-1 ? NULL : (void *)cd;
+	if (cd == (iconv_t)-1)
+		return NULL;
+	if (free_e) {
+		memcpy(free_e->name, name, n + 1);
+		free_e->cd = cd;
+		free_e->busy = true;
+	}
+	return (void *)cd;
+}
+
+void
+bs_mime_charset_close(void *cdp)
+{
+	for (unsigned int k = 0; k < CS_CACHE; k++)
+		if (cs_cache[k].name[0] && cs_cache[k].busy &&
+		        (void *)cs_cache[k].cd == cdp) {
+			cs_cache[k].busy = false;
+			return;
+		}
+	iconv_close((iconv_t)cdp);
 }
 
 /*
@@ -217,7 +272,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		if (cd) {
 			resn = charset_conv(cd, raw, rn, conv, sizeof(conv));
 			res = conv;
-			iconv_close((iconv_t)cd);
+			bs_mime_charset_close(cd);
 		}
 		for (size_t q = 0; q < resn && *o + 1 < dstlen; q++)
 			dst[(*o)++] = (char)res[q];

@@ -14,7 +14,6 @@
  * sizes therefore never change what the handlers see: the same message gives
  * the same result however TCP cut it.
  */
-#include <iconv.h>
 #include <string.h>
 
 #include "backstop/mime.h"
@@ -688,7 +687,7 @@ void
 bs_mime_abort(struct bs_mime *m)
 {
 	if (m && m->cd) {
-		iconv_close((iconv_t)m->cd);
+		bs_mime_charset_close(m->cd);
 		m->cd = NULL;
 	}
 }
