@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <iconv.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backstop/mime.h"
 #include "mime_priv.h"
@@ -503,6 +504,26 @@ take_ip(char *dst, size_t cap, const char *s, size_t i, size_t end)
 	}
 }
 
+/* qmail writes the address without brackets: "(192.0.2.1)". */
+static void
+take_paren_ipv4(char *dst, size_t cap, const char *s, size_t i, size_t end)
+{
+	for (; i < end; i++) {
+		size_t j = i + 1, dots = 0;
+
+		if (s[i] != '(')
+			continue;
+		while (j < end && ((s[j] >= '0' && s[j] <= '9') || s[j] == '.'))
+			dots += s[j++] == '.';
+		if (j < end && s[j] == ')' && dots == 3 && j - i - 1 < cap &&
+		        j - i - 1 >= 7) {
+			memcpy(dst, s + i + 1, j - i - 1);
+			dst[j - i - 1] = '\0';
+			return;
+		}
+	}
+}
+
 /* Case-insensitive search for word w at a word start in s[0..n). */
 static size_t
 find_word(const char *s, size_t n, const char *w)
@@ -536,15 +557,19 @@ parse_received(struct bs_received *r)
 		while (i < end && s[i] == ' ')
 			i++;
 		if (i < end && s[i] == '(') {
-			size_t j = take_token(r->from_rdns,
-			        sizeof(r->from_rdns), s, end, i + 1, "[)");
-
-			(void)j;
-			if (r->from_rdns[0] == '\0' ||
-			        strchr(r->from_rdns, '=') != NULL)
+			take_token(r->from_rdns, sizeof(r->from_rdns), s, end,
+			        i + 1, "[)");
+			/* "(helo=x)" (Exim), "(HELO x)" (qmail): not a name
+			 * the receiver looked up. */
+			if (strchr(r->from_rdns, '=') != NULL ||
+			        strcasecmp(r->from_rdns, "helo") == 0 ||
+			        strcasecmp(r->from_rdns, "ehlo") == 0)
 				r->from_rdns[0] = '\0';
 		}
 		take_ip(r->from_ip, sizeof(r->from_ip), s, 5, end);
+		if (r->from_ip[0] == '\0')
+			take_paren_ipv4(
+			        r->from_ip, sizeof(r->from_ip), s, 5, end);
 	}
 	if (by < n)
 		take_token(r->by_host, sizeof(r->by_host), s, n, by + 3, "(;");

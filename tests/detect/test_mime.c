@@ -319,6 +319,9 @@ test_inline_original(void **state)
 	        "\n"
 	        "Return-Path: <alice@example.com>\n"
 	        "Received: (qmail 1 invoked from network); 1 Jan 2024\n"
+	        "Received: from unknown (HELO smtp5.example.net) "
+	        "(192.0.2.201)\n"
+	        "  by 0 with SMTP; 29 Apr 2010 23:45:10 -0000\n"
 	        "Message-ID: <q@example.com>\n"
 	        "From: alice@example.com\n"
 	        "\n"
@@ -332,7 +335,11 @@ test_inline_original(void **state)
 	assert_int_equal(in.orig.source, BS_ORIG_INLINE);
 	assert_string_equal(in.orig.return_path, "<alice@example.com>");
 	assert_string_equal(in.orig.message_id, "<q@example.com>");
-	assert_int_equal(in.orig.n_received, 1);
+	assert_int_equal(in.orig.n_received, 2);
+	assert_string_equal(in.orig.received[1].from_host, "unknown");
+	assert_string_equal(in.orig.received[1].from_rdns, "");
+	assert_string_equal(in.orig.received[1].from_ip, "192.0.2.201");
+	assert_string_equal(in.orig.received[1].by_host, "0");
 	assert_non_null(strstr(s.body, "qmail-send"));
 	/* The original's body is not the notification's body. */
 	assert_null(strstr(s.body, "body of the original"));
