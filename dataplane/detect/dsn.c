@@ -617,9 +617,20 @@ orig_header(struct bs_mime *m, const uint8_t *name, size_t nl, const uint8_t *v,
 			parse_received(r);
 		}
 	} else if (name_is(name, nl, "dkim-signature")) {
-		if (o->n_dkim < BS_DKIM_MAX)
-			copy_field(m, o->dkim[o->n_dkim++], BS_DKIM_RAW_MAX, v,
-			        vl);
+		if (o->n_dkim < BS_DKIM_MAX) {
+			/* Raw, folds (CRLF + white space) included: a verifier
+			 * using "simple" header canonicalization needs the
+			 * bytes as signed. */
+			char *d = o->dkim[o->n_dkim++];
+			size_t k = vl < BS_DKIM_RAW_MAX - 1
+			                   ? vl
+			                   : BS_DKIM_RAW_MAX - 1;
+
+			if (k < vl)
+				m->info->anomalies |= BS_MIME_A_FIELD_TRUNC;
+			memcpy(d, v, k);
+			d[k] = '\0';
+		}
 	}
 }
 

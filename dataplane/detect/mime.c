@@ -136,6 +136,11 @@ bs_mime_hdr_line(struct bs_mime *m, const uint8_t *p, size_t n, bool sol)
 		bs_mime_hdr_flush(m);
 	else if (sol && m->hdr_len > 0 && n > 0 && p[0] != ' ' && p[0] != '\t')
 		hdr_append(m, (const uint8_t *)" ", 1);
+	else if (sol && m->hdr_len > 0 && m->hb == BS_MIME_HB_ORIG)
+		/* The original's folds are kept, so that its DKIM-Signature
+		 * can be handed on byte for byte; other fields are unfolded
+		 * when copied. */
+		hdr_append(m, (const uint8_t *)"\r\n", 2);
 	hdr_append(m, p, n);
 }
 

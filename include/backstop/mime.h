@@ -106,7 +106,7 @@ struct bs_original {
 	uint16_t n_received_seen;
 	struct bs_received received[BS_RECEIVED_MAX];
 	uint8_t n_dkim;
-	char dkim[BS_DKIM_MAX][BS_DKIM_RAW_MAX]; /* unfolded value, raw */
+	char dkim[BS_DKIM_MAX][BS_DKIM_RAW_MAX]; /* value as sent, folds kept */
 };
 
 enum bs_orig_source {

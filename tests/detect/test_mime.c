@@ -168,7 +168,7 @@ test_nested_dsn(void **state)
 	assert_string_equal(in.orig.received[1].by_host, "relay.example.com");
 	assert_int_equal(in.orig.n_dkim, 1);
 	assert_string_equal(in.orig.dkim[0],
-	        "v=1; a=rsa-sha256; d=example.com; s=s1; b=abc");
+	        "v=1; a=rsa-sha256; d=example.com; s=s1;\r\n\tb=abc");
 	/* base64 text decoded for the scanner, tagged body. */
 	assert_non_null(strstr(s.body, "This is the mail system at host"));
 	assert_null(strstr(s.body, "original body"));
