@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backstop/config.h"
 #include "backstop/detect.h"
@@ -197,8 +198,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	if (!rules)
+	if (!rules) {
 		rules = cfg.detect_rules_file;
+#ifdef BS_DATA_DIR
+		/* As backstop does: a relative path not found here is looked
+		 * up in the source/data directory. */
+		static char path[4096];
+
+		if (rules[0] != '/' && access(rules, R_OK) != 0) {
+			snprintf(path, sizeof(path), "%s/%s", BS_DATA_DIR,
+			        rules);
+			rules = path;
+		}
+#endif
+	}
 	rs = bs_ruleset_load(rules, err, sizeof(err));
 	if (!rs) {
 		fprintf(stderr, "%s\n", err);
