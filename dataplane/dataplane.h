@@ -16,6 +16,7 @@
 
 #include "backstop/config.h"
 #include "backstop/counters.h"
+#include "backstop/detect.h"
 #include "backstop/evring.h"
 #include "backstop/flow.h"
 #include "backstop/smtp.h"
@@ -58,6 +59,8 @@ struct bs_worker {
 	struct bs_rxq rxq[BS_MAX_PORTS];
 	struct bs_flow_table *flows;
 	struct bs_smtp_ctx *smtp;         /* reassembly + SMTP engine */
+	struct bs_detect_ctx *detect;     /* NDR detection, or NULL */
+	uint32_t detect_inflight;         /* messages being scanned */
 	struct bs_evring *events;         /* JSON lines for --event-log */
 	char *json;                       /* formatting buffer for events */
 	size_t json_len;
@@ -100,7 +103,8 @@ void bs_ports_close(struct bs_app *app);
  * and hook the flow table's release.  Returns 0 or -ENOMEM.  Start-up.
  */
 int bs_worker_engine_init(struct bs_worker *w, const struct bs_config *cfg,
-	bool want_events, int64_t clock_offset_ms);
+	const struct bs_ruleset *rules, bool want_events,
+	int64_t clock_offset_ms);
 
 /* Free what bs_worker_engine_init() created (after the flow table). */
 void bs_worker_engine_free(struct bs_worker *w);

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -225,7 +226,8 @@ report(const struct bs_app *app, double secs)
 
 static struct bs_worker *
 worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
-	bool want_events, int64_t clock_offset_ms)
+	const struct bs_ruleset *rules, bool want_events,
+	int64_t clock_offset_ms)
 {
 	struct bs_worker *w = rte_zmalloc_socket("worker", sizeof(*w),
 		RTE_CACHE_LINE_SIZE, (int)rte_lcore_to_socket_id(lcore));
@@ -235,7 +237,7 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
 	};
-	if (bs_worker_engine_init(w, &app->cfg, want_events,
+	if (bs_worker_engine_init(w, &app->cfg, rules, want_events,
 			clock_offset_ms) < 0) {
 		bs_worker_engine_free(w);
 		rte_free(w);
@@ -262,6 +264,21 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		};
 	}
 	return w;
+}
+
+/*
+ * Where the rule file is: as configured, or, for a relative path that
+ * does not exist from the working directory, under the directory the
+ * build was configured with (BS_DATA_DIR: the source tree for developer
+ * builds, the installed data directory otherwise).
+ */
+static const char *
+rules_path(const char *cfg_path, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", cfg_path);
+	if (cfg_path[0] != '/' && access(cfg_path, R_OK) != 0)
+		snprintf(buf, len, "%s/%s", BS_DATA_DIR, cfg_path);
+	return buf;
 }
 
 /* Move every worker's queued event lines to the log file. */
@@ -362,6 +379,17 @@ main(int argc, char **argv)
 	if (nq < 0)
 		goto fail;
 
+	struct bs_ruleset *rules = NULL;
+	if (app.cfg.detect_enabled) {
+		char path[PATH_MAX];
+		rules = bs_ruleset_load(rules_path(app.cfg.detect_rules_file,
+			path, sizeof(path)), err, sizeof(err));
+		if (rules == NULL) {
+			fprintf(stderr, "backstop: rules: %s\n", err);
+			goto fail;
+		}
+		RTE_LOG(INFO, BACKSTOP, "rules: %s\n", path);
+	}
 	FILE *evlog = NULL;
 	if (o.event_log != NULL) {
 		evlog = fopen(o.event_log, "a");
@@ -382,7 +410,7 @@ main(int argc, char **argv)
 	RTE_LCORE_FOREACH_WORKER(lcore) {
 		if (idx == (unsigned int)nq)
 			break;
-		struct bs_worker *w = worker_create(&app, lcore, idx,
+		struct bs_worker *w = worker_create(&app, lcore, idx, rules,
 			evlog != NULL, clock_offset_ms);
 		if (w == NULL) {
 			fprintf(stderr, "backstop: worker %u: out of memory "
@@ -462,6 +490,7 @@ main(int argc, char **argv)
 		bs_worker_engine_free(app.worker[i]);
 		rte_free(app.worker[i]);
 	}
+	bs_ruleset_free(rules);
 	bs_config_free(&app.cfg);
 	rte_mempool_free(app.pool);
 	rte_eal_cleanup();

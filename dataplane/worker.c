@@ -30,67 +30,6 @@
 _Static_assert(BS_WSCALE_NONE == 1 && BS_WSCALE(0) == 2,
 	"pkt.h encodes the window scale as reasm.h does");
 
-/* ---- Engine events ---- */
-
-static void
-on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
-{
-	struct bs_worker *w = arg;
-	(void)f;
-	if (w->events == NULL)
-		return;
-	int n = bs_smtp_record_json(rec, w->json, w->json_len);
-	if (n < 0 || bs_evring_put(w->events, w->json, (size_t)n) < 0) {
-		BS_CNT_INC(&w->cnt, event_log_dropped);
-		return;
-	}
-	BS_CNT_INC(&w->cnt, event_log_records);
-}
-
-static const struct bs_smtp_events worker_events = {
-	.on_txn_end = on_txn_end,
-};
-
-int
-bs_worker_engine_init(struct bs_worker *w, const struct bs_config *cfg,
-	bool want_events, int64_t clock_offset_ms)
-{
-	struct bs_smtp_params sp;
-	bs_smtp_params_from_config(&sp, cfg);
-	sp.clock_offset_ms = clock_offset_ms;
-	w->smtp = bs_smtp_ctx_create(&sp, &worker_events, w, &w->cnt);
-	if (w->smtp == NULL)
-		return -ENOMEM;
-	if (want_events) {
-		w->json_len = BS_SMTP_JSON_MAX(cfg->smtp_rcpt_max);
-		w->json = malloc(w->json_len);
-		w->events = bs_evring_create(BS_EVRING_SIZE);
-		if (w->json == NULL || w->events == NULL)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-void
-bs_worker_engine_free(struct bs_worker *w)
-{
-	bs_smtp_ctx_free(w->smtp);
-	w->smtp = NULL;
-	bs_evring_free(w->events);
-	w->events = NULL;
-	free(w->json);
-	w->json = NULL;
-}
-
-void
-bs_worker_flow_release(struct bs_flow *f, void *arg)
-{
-	struct bs_worker *w = arg;
-	if (f->app != NULL)
-		bs_smtp_flow_free(w->smtp, f->app, w->now_ms);
-	f->app = NULL;
-}
-
 static inline bool
 is_smtp(const struct bs_config *cfg, const struct bs_pkt *p)
 {
@@ -198,6 +137,18 @@ track_smtp(struct bs_worker *w, struct pkt_meta *pm, struct rte_mbuf *m,
 	BS_CNT_INC(&w->cnt, smtp_packets);
 	struct bs_flow *f = bs_flow_lookup_hashed(w->flows, kp, pm->hash,
 		now_ms, create, &created);
+	/*
+	 * A bare SYN on a flow that has closed is a new connection reusing
+	 * the ports: start afresh (the old one's records end now).
+	 */
+	if (f != NULL && !created && (fl & (BS_TCP_SYN | BS_TCP_ACK)) ==
+			BS_TCP_SYN && (f->fin_seen != 0 || (f->app != NULL &&
+			bs_smtp_flow_closed(f->app)))) {
+		bs_flow_remove(w->flows, f);
+		BS_CNT_INC(&w->cnt, flow_reused);
+		f = bs_flow_lookup_hashed(w->flows, kp, pm->hash, now_ms, true,
+			&created);
+	}
 	if (f == NULL) {
 		if (create)
 			BS_CNT_INC(&w->cnt, flow_table_full);

@@ -345,7 +345,7 @@ def gen_bench(rnd, man, nflows, npackets):
     return frames
 
 
-def gen_smtp(rnd, man, paths, maxn, chaos=0):
+def gen_smtp(rnd, man, paths, maxn, chaos=0, same_port=False):
     """One session per message; at most maxn from each path given."""
     files = []
     for p in paths:
@@ -360,8 +360,12 @@ def gen_smtp(rnd, man, paths, maxn, chaos=0):
     for i, fn in enumerate(files):
         with open(fn, "rb") as fh:
             msg = fh.read()
-        conv = TcpConv(rnd, "203.0.113.%d" % (1 + i % 250),
-                       "198.51.100.25", 30000 + i, 25, chaos=chaos)
+        if same_port:  # one after another, reusing one 4-tuple
+            conv = TcpConv(rnd, "203.0.113.1", "198.51.100.25", 30000, 25,
+                           chaos=chaos)
+        else:
+            conv = TcpConv(rnd, "203.0.113.%d" % (1 + i % 250),
+                           "198.51.100.25", 30000 + i, 25, chaos=chaos)
         # Bounces come with the null reverse path (RFC 5321 4.5.5).
         bounce = "/ndr/" in fn or "/autoreply/" in fn
         smtp_session(conv, mail_from=b"" if bounce else b"sender@example.org",
@@ -370,6 +374,8 @@ def gen_smtp(rnd, man, paths, maxn, chaos=0):
         man.add("smtp_sessions")
         man.add("smtp_packets", len(conv.pkts))
     man.add("messages", len(files))
+    if same_port:
+        return [p for c in convs for p in c.pkts]
     return interleave(rnd, convs)
 
 
@@ -395,6 +401,8 @@ def main():
     ap.add_argument("--chaos", type=int, default=0, metavar="N",
                     help="smtp: segments of 1..N bytes, reordered, "
                     "duplicated")
+    ap.add_argument("--same-port", action="store_true",
+                    help="smtp: sessions one after another on one 4-tuple")
     ap.add_argument("--with-mixed", action="store_true",
                     help="smtp: add the mixed capture's frames")
     a = ap.parse_args()
@@ -409,7 +417,8 @@ def main():
     elif a.mode == "bench":
         frames = gen_bench(rnd, man, a.flows, a.packets)
     else:
-        frames = gen_smtp(rnd, man, a.messages, a.max, a.chaos)
+        frames = gen_smtp(rnd, man, a.messages, a.max, a.chaos,
+                          a.same_port)
         if a.with_mixed:
             mixed = gen_mixed(rnd, man)
             frames = interleave_lists(rnd, [frames, mixed])

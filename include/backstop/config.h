@@ -59,7 +59,11 @@ struct bs_cfg_ports {
 	X(tx_ring_size, "dataplane.tx_ring_size", U32, "1024", 64, 32768,   \
 		"TX descriptors per queue")                                  \
 	X(mbuf_pool_size, "dataplane.mbuf_pool_size", U32, "16383", 1023,    \
-		4194303, "mbufs in the pool shared by all ports")
+		4194303, "mbufs in the pool shared by all ports")            \
+	X(detect_inflight_max, "detect.inflight_max", U32, "4096", 1,        \
+		1048576,                                                     \
+		"Messages one worker scans at once; more pass unscanned "    \
+		"(counted): bounds detection memory")
 
 #define BS_CFG_TABLE(X)                                                      \
 	BS_CFG_CORE(X)                                                       \

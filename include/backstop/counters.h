@@ -52,7 +52,9 @@
 	X(smtp_packets, "TCP segments on SMTP ports", COUNTER)               \
 	X(flow_created, "SMTP flows created", COUNTER)                       \
 	X(flow_expired, "SMTP flows aged out", COUNTER)                      \
-	X(flow_closed, "SMTP flows removed after FIN/RST", COUNTER)          \
+	X(flow_closed, "SMTP flows that ended with FIN or RST", COUNTER)     \
+	X(flow_reused, "SMTP flows restarted by a SYN after they closed",     \
+		COUNTER)                                                     \
 	X(flow_table_full, "SMTP segments passed untracked: table full",     \
 		COUNTER)                                                     \
 	X(flow_active, "SMTP flows in the table", GAUGE)                     \
@@ -65,6 +67,12 @@
 	X(event_log_records, "Transaction records written to the event log", \
 		COUNTER)                                                     \
 	X(event_log_dropped, "Transaction records lost: event ring full",    \
+		COUNTER)                                                     \
+	X(detect_inflight_cap, "Messages passed unscanned: "                 \
+		"detect.inflight_max reached", COUNTER)                      \
+	X(detect_msg_nomem, "Messages passed unscanned: no memory",          \
+		COUNTER)                                                     \
+	X(txn_bounces, "Transactions whose message was classed as a bounce", \
 		COUNTER)
 
 #define BS_COUNTERS(X)                                                       \

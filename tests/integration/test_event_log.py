@@ -76,4 +76,17 @@ for chaos in (0, 7):
     c.eq(tag + ": nothing dropped", rep.get("event_log_dropped"), 0)
     c.eq(tag + ": no segment dropped (duplicates are identical)",
          rep.get("seg_dropped_conflict"), 0)
+# Port reuse: the same 4-tuple carries one session after another; each
+# SYN after a FIN starts a new flow, and every message still gets its
+# record.
+pc, ev = os.path.join(d, "reuse.pcap"), os.path.join(d, "reuse.jsonl")
+bstest.gen("smtp", pc, "--messages", dirs[0], "--max", "4", "--same-port",
+           "--seed", "2")
+_, rep, _, _, _ = bstest.run(
+    ["net_pcap0,rx_pcap=%s,tx_pcap=%s" % (pc, os.path.join(d, "o.pcap"))],
+    ["--idle-exit", "300", "--event-log", ev])
+with open(ev) as f:
+    n = sum(1 for _ in f)
+c.eq("port reuse: one record per session", n, 4)
+c.eq("port reuse: flows restarted", rep.get("flow_reused"), 3)
 c.done()
