@@ -10,11 +10,11 @@
  * bounded retries, and finally announce an RCU quiescent state.
  *
  * Processing never changes a byte of a packet: it parses headers, tracks
- * SMTP flows and counts.  Later stages (reassembly, SMTP, detection,
- * verdicts) hang off the SMTP branch of bs_worker_burst().
+ * SMTP flows, feeds their segments to the SMTP engine (whose events the
+ * transaction stage, txn.c, turns into detection and records) and counts.
+ * The only packets it holds back are conflicting retransmissions, which
+ * it drops to normalise the stream (counted).
  */
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -39,8 +39,9 @@ is_smtp(const struct bs_config *cfg, const struct bs_pkt *p)
 
 /*
  * The side listening on the SMTP port is the server.  If both ports are
- * SMTP ports (25 -> 587, rare), a bare SYN says who connects; otherwise the
- * destination of the first segment seen is taken as the server.
+ * SMTP ports (25 -> 587, rare), the handshake says who connects: a SYN-ACK
+ * comes from the server; otherwise the destination of the first segment
+ * seen is taken as the server.
  */
 static uint8_t
 server_side(const struct bs_config *cfg, const struct bs_flow_key *k,
@@ -50,8 +51,10 @@ server_side(const struct bs_config *cfg, const struct bs_flow_key *k,
 	bool s1 = bs_config_is_smtp_port(cfg, k->port[1]);
 	if (s0 != s1)
 		return s0 ? 0 : 1;
-	(void)p;
-	return dir == BS_DIR_0TO1 ? 1 : 0;
+	uint8_t src = dir == BS_DIR_0TO1 ? 0 : 1;
+	bool synack = (p->tcp_flags & (BS_TCP_SYN | BS_TCP_ACK)) ==
+		(BS_TCP_SYN | BS_TCP_ACK);
+	return synack ? src : (uint8_t)(1 - src);
 }
 
 /* What the first pass over a burst learns of each packet. */
@@ -163,9 +166,11 @@ track_smtp(struct bs_worker *w, struct pkt_meta *pm, struct rte_mbuf *m,
 		memcpy(ep.server, kp->addr[f->server_side], sizeof(ep.server));
 		ep.cport = kp->port[cs];
 		ep.sport = kp->port[f->server_side];
-		f->app = bs_smtp_flow_new(w->smtp, &ep);
-		if (f->app == NULL)
-			BS_CNT_INC(&w->cnt, flow_engine_nomem);
+		if (w->cfg->smtp_inspect) {
+			f->app = bs_smtp_flow_new(w->smtp, &ep);
+			if (f->app == NULL)
+				BS_CNT_INC(&w->cnt, flow_engine_nomem);
+		}
 	}
 	f->pkts[dir]++;
 	f->bytes[dir] += wire_len;

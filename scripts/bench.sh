@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Pass-through benchmark: backstop beside dpdk-testpmd (io forwarding) on
-# the same input, vdevs and core, in one run, several times.
+# Benchmark: backstop beside dpdk-testpmd (io forwarding) on the same
+# input, vdevs and core, in one run, several times; then the cost of
+# following SMTP sessions on SMTP-only traffic.
 #
 # Input: a generated capture of many concurrent flows (SMTP and other
 # TCP, mixed sizes), replayed forever by net_pcap (infinite_rx=1) on port
@@ -35,7 +36,14 @@ trap 'rm -rf "$work"' EXIT
 	--flows "$flows" --packets "$packets" --manifest "$work/man.json" 2>/dev/null
 nframes=$(/usr/bin/python3 -c "import json;print(json.load(open('$work/man.json'))['frames_total'])")
 mbufs=$(( (nframes + 8192) | 1023 ))
+# Pass-through: flows tracked, sessions not inspected (smtp.inspect off);
+# full: the default configuration, every SMTP session followed.
 cat > "$work/bench.yaml" <<EOC
+dataplane:
+  mbuf_pool_size: $mbufs
+smtp.inspect: false
+EOC
+cat > "$work/full.yaml" <<EOC
 dataplane:
   mbuf_pool_size: $mbufs
 EOC
@@ -45,7 +53,7 @@ eal=(--no-huge --no-pci -m 1024 -l 0-1 --log-level lib.eal,warning)
 # Median of the numbers on stdin (after dropping the first).
 median() { tail -n +2 | sort -n | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){printf "%d\n", a[(NR+1)/2]}else{printf "%d\n", (a[NR/2]+a[NR/2+1])/2}}'; }
 
-tp_rates=() bs_rates=() ratios=()
+tp_rates=() bs_rates=() ratios=() full_rates=() full_ratios=()
 for r in $(seq 1 "$runs"); do
 	timeout -s INT $((secs + 3)) dpdk-testpmd "${eal[@]}" --file-prefix bstp \
 		"${vdevs[@]}" -- --forward-mode=io --stats-period 1 \
@@ -62,11 +70,54 @@ for r in $(seq 1 "$runs"); do
 		tail -5 "$work/tp.log" "$work/bs.log" >&2
 		continue
 	fi
+	build/backstop "${eal[@]}" --file-prefix bsbench "${vdevs[@]}" -- \
+		--config "$work/full.yaml" --duration "$secs" --stats-period 1 \
+		>"$work/full.log" 2>&1
+	full=$(awk '/^stats: rx_pps/ {print $3}' "$work/full.log" | median)
+	full_rates+=("$full")
+	full_ratios+=("$(awk -v a="$full" -v b="$tp" 'BEGIN{printf "%.3f", a/b}')")
 	tp_rates+=("$tp") bs_rates+=("$bs")
 	ratios+=("$(awk -v a="$bs" -v b="$tp" 'BEGIN{printf "%.3f", (b>0)?a/b:0}')")
-	echo "run $r: testpmd_pps $tp backstop_pps $bs ratio ${ratios[-1]}" >&2
+	echo "run $r: testpmd_pps $tp backstop_pps $bs ratio ${ratios[-1]} full_pps $full full_ratio ${full_ratios[-1]}" >&2
 done
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+# Reassembly + SMTP + detection cost: the same program on a capture of
+# many interleaved SMTP sessions carrying corpus mail, once following SMTP
+# (default) and once with SMTP on an unused port (pure pass-through), side
+# by side in each run.
+corpus="$PWD/../shared/corpus"
+smsgs=()
+for d in ndr/sisimai not-ndr/mail-gem; do
+	[ -d "$corpus/$d" ] && smsgs+=("$corpus/$d")
+done
+smtp_ratios=() smtp_pps=() smtp_bps=()
+if [ ${#smsgs[@]} -gt 0 ]; then
+	/usr/bin/python3 scripts/gen_pcap.py smtp "$work/smtp.pcap" --seed 12 \
+		--messages "${smsgs[@]}" --max 150 --manifest "$work/sman.json" 2>/dev/null
+	sframes=$(/usr/bin/python3 -c "import json;print(json.load(open('$work/sman.json'))['frames_total'])")
+	sbytes=$(stat -c %s "$work/smtp.pcap")
+	smbufs=$(( (sframes + 8192) | 1023 ))
+	printf 'dataplane:\n  mbuf_pool_size: %s\n' "$smbufs" > "$work/s_on.yaml"
+	printf 'dataplane:\n  mbuf_pool_size: %s\nsmtp.ports: [9]\n' "$smbufs" > "$work/s_off.yaml"
+	svdevs=(--vdev "net_pcap0,rx_pcap=$work/smtp.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
+	for r in $(seq 1 "$runs"); do
+		build/backstop "${eal[@]}" --file-prefix bsbench "${svdevs[@]}" -- \
+			--config "$work/s_off.yaml" --duration "$secs" --stats-period 1 \
+			>"$work/off.log" 2>&1
+		off=$(awk '/^stats: rx_pps/ {print $3}' "$work/off.log" | median)
+		build/backstop "${eal[@]}" --file-prefix bsbench "${svdevs[@]}" -- \
+			--config "$work/s_on.yaml" --duration "$secs" --stats-period 1 \
+			>"$work/on.log" 2>&1
+		on=$(awk '/^stats: rx_pps/ {print $3}' "$work/on.log" | median)
+		[ "$off" = 0 ] && continue
+		smtp_pps+=("$on")
+		smtp_ratios+=("$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%.3f", a/b}')")
+		# Bytes/s of frames (capture bytes per frame, less pcap headers).
+		smtp_bps+=("$(awk -v p="$on" -v b="$sbytes" -v n="$sframes" 'BEGIN{printf "%d", p*(b-24-16*n)/n}')")
+		echo "run $r: smtp passthrough_pps $off engine_pps $on ratio ${smtp_ratios[-1]}" >&2
+	done
+fi
+
 echo "capture_frames: $nframes"
 echo "capture_flows_concurrent: $flows"
 echo "runs: ${#ratios[@]}"
@@ -76,3 +127,11 @@ echo "backstop_pps_median: $(med "${bs_rates[@]}")"
 echo "passthrough_ratio_vs_testpmd: $(med "${ratios[@]}")"
 echo "passthrough_ratio_min: $(printf '%s\n' "${ratios[@]}" | sort -n | head -1)"
 echo "passthrough_ratio_max: $(printf '%s\n' "${ratios[@]}" | sort -n | tail -1)"
+echo "full_pps_median: $(med "${full_rates[@]}")"
+echo "full_ratio_vs_testpmd: $(med "${full_ratios[@]}")"
+if [ ${#smtp_ratios[@]} -gt 0 ]; then
+	echo "smtp_capture_frames: $sframes"
+	echo "smtp_engine_pps_median: $(med "${smtp_pps[@]}")"
+	echo "smtp_engine_bytes_per_s_median: $(med "${smtp_bps[@]}")"
+	echo "smtp_engine_ratio_vs_passthrough: $(med "${smtp_ratios[@]}")"
+fi

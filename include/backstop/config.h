@@ -42,6 +42,9 @@ struct bs_cfg_ports {
 #define BS_CFG_CORE(X)                                                       \
 	X(smtp_ports, "smtp.ports", PORTS, "25,587", 1, 65535,               \
 		"TCP ports followed as SMTP (server side)")                  \
+	X(smtp_inspect, "smtp.inspect", BOOL, "true", 0, 1,                  \
+		"Follow SMTP sessions (reassembly, SMTP, detection); false " \
+		"only tracks their flows and forwards everything (bypass)")  \
 	X(flow_table_size, "flow.table_size", U32, "65536", 64, 16777216,    \
 		"SMTP flows tracked per worker; when full, new flows pass "  \
 		"untracked")                                                 \

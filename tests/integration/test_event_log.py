@@ -89,4 +89,16 @@ with open(ev) as f:
     n = sum(1 for _ in f)
 c.eq("port reuse: one record per session", n, 4)
 c.eq("port reuse: flows restarted", rep.get("flow_reused"), 3)
+
+# Bypass: smtp.inspect false tracks flows but follows no session.
+conf = os.path.join(d, "bypass.yaml")
+with open(conf, "w") as f:
+    f.write("smtp:\n  inspect: false\n")
+ev = os.path.join(d, "bypass.jsonl")
+_, rep, _, _, _ = bstest.run(
+    ["net_pcap0,rx_pcap=%s,tx_pcap=%s" % (pc, os.path.join(d, "o.pcap"))],
+    ["--idle-exit", "300", "--event-log", ev, "--config", conf])
+c.eq("bypass: no records", os.path.getsize(ev), 0)
+c.eq("bypass: no session followed", rep.get("smtp_flows"), 0)
+c.eq("bypass: flows still tracked", rep.get("flow_created"), 4)
 c.done()
