@@ -373,15 +373,20 @@ bs_flow_expire(struct bs_flow_table *t, uint64_t now, uint32_t max)
 			if (h == BS_FLOW_NONE)
 				break;
 			struct bs_flow *f = &t->ent[h];
+			/*
+			 * The head's stamp is (to within a granule) the oldest:
+			 * if even it is too young, nothing here can be expired.
+			 * This keeps the sweep free while no flow is near its
+			 * timeout, however busy the flows are.
+			 */
+			if (now - f->lru_stamp < t->timeout[c])
+				break;
 			if (is_expired(t, f, now)) {
 				unlink_and_free(t, f);
 				n++;
 				t->expired++;
-			} else if (f->lru_stamp != f->last_seen &&
-					f->lru_next != BS_FLOW_NONE) {
-				relink(t, f); /* touched lazily: requeue */
 			} else {
-				break;
+				relink(t, f); /* touched since: requeue */
 			}
 		}
 	}
