@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "backstop/detect.h"
+#include "backstop/json.h"
 
 struct jw {
 	char *buf;
@@ -37,72 +38,16 @@ puts_(struct jw *w, const char *s)
 	put(w, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0. */
-static size_t
-utf8_len(const uint8_t *s, size_t n)
+static void
+put_cb(void *w, const char *s, size_t n)
 {
-	size_t k;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		k = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		k = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		k = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < k)
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and beyond U+10FFFF are invalid. */
-	if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) ||
-	        (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	        (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return k;
+	put(w, s, n);
 }
 
 static void
 jstr(struct jw *w, const char *str, size_t n)
 {
-	const uint8_t *s = (const uint8_t *)str;
-	char esc[8];
-
-	put(w, "\"", 1);
-	for (size_t i = 0; i < n;) {
-		uint8_t c = s[i];
-		size_t k;
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			put(w, esc, 2);
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			put(w, esc, 6);
-			i++;
-		} else if ((k = utf8_len(s + i, n - i)) > 0) {
-			put(w, str + i, k);
-			i += k;
-		} else {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			put(w, esc, 6);
-			i++;
-		}
-	}
-	put(w, "\"", 1);
+	bs_json_escape(str, n, put_cb, w);
 }
 
 size_t
