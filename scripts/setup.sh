@@ -18,7 +18,7 @@ PKGS=(
 	libdpdk-dev dpdk libhyperscan-dev liburcu-dev libssl-dev libyaml-dev
 	# tests
 	libcmocka-dev libclang-rt-14-dev python3-scapy tcpdump ethtool
-	iproute2 iputils-ping libpcap-dev postfix swaks
+	iproute2 iputils-ping libpcap-dev postfix swaks openssl
 )
 
 hugepages=0

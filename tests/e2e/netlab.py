@@ -130,7 +130,7 @@ class Lab:
             return ""
 
     # -- postfix ----------------------------------------------------------
-    def start_postfix(self, domain="example.net"):
+    def start_postfix(self, domain="example.net", tls=False):
         d = os.path.join(self.dir, "postfix")
         self.postfix_dir = d
         etc = os.path.join(d, "etc")
@@ -170,6 +170,17 @@ class Lab:
             "biff": "no",
             "message_size_limit": "20480000",
         }
+        if tls:
+            # A throwaway self-signed certificate: STARTTLS must work for
+            # the client; what matters is that backstop stops inspecting.
+            key, crt = os.path.join(etc, "key.pem"), os.path.join(etc,
+                                                                 "crt.pem")
+            sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+               "-keyout", key, "-out", crt, "-days", "1", "-subj",
+               "/CN=mx.%s" % domain)
+            main.update({"smtpd_tls_security_level": "may",
+                         "smtpd_tls_cert_file": crt,
+                         "smtpd_tls_key_file": key})
         with open(os.path.join(etc, "main.cf"), "w") as f:
             for k, v in main.items():
                 f.write("%s = %s\n" % (k, v))
