@@ -38,6 +38,8 @@
 #define BS_MBUF_CACHE 256
 
 volatile bool bs_running = true;
+/* Set by SIGHUP: reopen the event log (after logrotate moved it). */
+static volatile sig_atomic_t reopen_log;
 
 struct opts {
 	const char *config;
@@ -52,8 +54,10 @@ struct opts {
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	bs_running = false;
+	if (sig == SIGHUP)
+		reopen_log = 1;
+	else
+		bs_running = false;
 }
 
 static void
@@ -66,6 +70,7 @@ usage(FILE *f)
 		"  --duration S        exit after S seconds of forwarding\n"
 		"  --stats-period S    print packet rates every S seconds\n"
 		"  --event-log FILE    append one JSON line per SMTP transaction\n"
+		"                      (SIGHUP reopens it, for log rotation)\n"
 		"  --event-digest      add the SHA-256 of each message to the log\n"
 		"  --show-config       print the effective configuration and exit\n"
 		"  --list-settings     print the settings reference (Markdown)\n"
@@ -427,6 +432,7 @@ main(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 
 	for (unsigned int i = 0; i < app.n_workers; i++)
 		rte_eal_remote_launch(bs_worker_main, app.worker[i],
@@ -440,6 +446,19 @@ main(int argc, char **argv)
 		usleep(10 * 1000);
 		if (evlog != NULL)
 			drain_events(&app, evlog);
+		if (reopen_log && evlog != NULL) {
+			reopen_log = 0;
+			FILE *nf = fopen(o.event_log, "a");
+			if (nf == NULL) {
+				RTE_LOG(ERR, BACKSTOP, "event log %s: reopen: %s; "
+					"keeping the old file\n", o.event_log,
+					strerror(errno));
+			} else {
+				fclose(evlog);
+				evlog = nf;
+				RTE_LOG(INFO, BACKSTOP, "event log reopened\n");
+			}
+		}
 		uint64_t now = rte_rdtsc();
 		if (o.duration_s && now - start >= o.duration_s * hz)
 			bs_running = false;
