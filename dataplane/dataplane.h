@@ -16,17 +16,12 @@
 
 #include "backstop/config.h"
 #include "backstop/counters.h"
-#include "backstop/detect.h"
-#include "backstop/evring.h"
 #include "backstop/flow.h"
-#include "backstop/smtp.h"
+#include "backstop/txn.h"
 
 /* Most ports and workers one process drives. */
 #define BS_MAX_PORTS 16
 #define BS_MAX_WORKERS 64
-/* Event ring per worker: ~4 MiB holds thousands of records between two
- * drains by the main lcore (every 10 ms). */
-#define BS_EVRING_SIZE (4u << 20)
 /* Largest RX burst (bounds the on-stack mbuf array). */
 #define BS_MAX_BURST 512
 /* TX retries before the rest of a burst is dropped and counted. */
@@ -58,15 +53,9 @@ struct bs_worker {
 	uint16_t n_rxq;
 	struct bs_rxq rxq[BS_MAX_PORTS];
 	struct bs_flow_table *flows;
-	struct bs_smtp_ctx *smtp;         /* reassembly + SMTP engine */
-	struct bs_detect_ctx *detect;     /* NDR detection, or NULL */
-	uint32_t detect_inflight;         /* messages being scanned */
-	struct bs_evring *events;         /* JSON lines for --event-log */
-	char *json;                       /* formatting buffer for events */
-	size_t json_len;
+	struct bs_txn_stage txn;          /* SMTP, detection, event ring */
 	const struct bs_config *cfg;
 	uint64_t tsc_per_ms;
-	uint64_t now_ms;                  /* clock of the current loop */
 	/* Written by the worker, read by main (idle detection, stats). */
 	volatile uint64_t last_rx_tsc;
 	volatile bool running;
@@ -97,17 +86,6 @@ int bs_ports_init(struct bs_app *app, unsigned int want_queues);
 
 /* Stop and close every port (net_pcap writes its file on close). */
 void bs_ports_close(struct bs_app *app);
-
-/*
- * Create the engine state of w (SMTP context, event ring when want_events)
- * and hook the flow table's release.  Returns 0 or -ENOMEM.  Start-up.
- */
-int bs_worker_engine_init(struct bs_worker *w, const struct bs_config *cfg,
-	const struct bs_ruleset *rules, bool want_events,
-	int64_t clock_offset_ms);
-
-/* Free what bs_worker_engine_init() created (after the flow table). */
-void bs_worker_engine_free(struct bs_worker *w);
 
 /* Release hook for the flow table: ends the flow's engine state. */
 void bs_worker_flow_release(struct bs_flow *f, void *arg);

@@ -242,16 +242,16 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
 	};
-	if (bs_worker_engine_init(w, &app->cfg, rules, want_events,
+	if (bs_txn_init(&w->txn, &app->cfg, rules, &w->cnt, want_events,
 			clock_offset_ms) < 0) {
-		bs_worker_engine_free(w);
+		bs_txn_fini(&w->txn);
 		rte_free(w);
 		return NULL;
 	}
 	w->flows = bs_flow_table_create(app->cfg.flow_table_size, tmo,
 		bs_worker_flow_release, w, rte_rand());
 	if (w->flows == NULL) {
-		bs_worker_engine_free(w);
+		bs_txn_fini(&w->txn);
 		rte_free(w);
 		return NULL;
 	}
@@ -292,7 +292,7 @@ drain_events(const struct bs_app *app, FILE *f)
 {
 	long n = 0;
 	for (unsigned int i = 0; i < app->n_workers; i++) {
-		long r = bs_evring_drain(app->worker[i]->events, f);
+		long r = bs_evring_drain(app->worker[i]->txn.events, f);
 		if (r < 0) {
 			static bool warned;
 			if (!warned)
@@ -506,7 +506,7 @@ main(int argc, char **argv)
 	report(&app, secs);
 	bs_ports_close(&app);
 	for (unsigned int i = 0; i < app.n_workers; i++) {
-		bs_worker_engine_free(app.worker[i]);
+		bs_txn_fini(&app.worker[i]->txn);
 		rte_free(app.worker[i]);
 	}
 	bs_ruleset_free(rules);

@@ -1,10 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The transaction stage of a worker: what happens to an SMTP transaction
- * once the engine (smtp.h) reports it.  The message of each transaction
- * streams into NDR detection (detect.h) as the engine unstuffs it; when
- * the transaction ends, its record and what detection found become one
- * line of the event log.
+ * The transaction stage (see include/backstop/txn.h).
  *
  * Per flow, a struct flow_det (the SMTP flow's user pointer) holds the
  * message being scanned and the last result until its transaction's
@@ -14,13 +10,14 @@
  * it, messages pass unscanned and are counted).
  *
  * Everything here runs on the worker that owns the flow, inside
- * bs_smtp_flow_input() or the flow table's release hook.
+ * bs_smtp_flow_input() or bs_txn_flow_free().
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataplane.h"
+#include "backstop/txn.h"
 
 /* Room for the detection object appended to a record's JSON line. */
 #define BS_DETECT_JSON_MAX (64u << 10)
@@ -33,7 +30,7 @@ struct flow_det {
 };
 
 static void
-det_end_msg(struct bs_worker *w, struct flow_det *fd, bool abort_it)
+det_end_msg(struct bs_txn_stage *w, struct flow_det *fd, bool abort_it)
 {
 	if (fd->msg == NULL)
 		return;
@@ -51,20 +48,20 @@ det_end_msg(struct bs_worker *w, struct flow_det *fd, bool abort_it)
 static void
 on_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 {
-	struct bs_worker *w = arg;
+	struct bs_txn_stage *w = arg;
 	if (w->detect == NULL)
 		return;
 	struct flow_det *fd = bs_smtp_flow_user(f);
 	if (fd != NULL)
 		det_end_msg(w, fd, true); /* a previous one never finished */
 	if (w->detect_inflight >= w->cfg->detect_inflight_max) {
-		BS_CNT_INC(&w->cnt, detect_inflight_cap);
+		BS_CNT_INC(w->cnt, detect_inflight_cap);
 		return;
 	}
 	if (fd == NULL) {
 		fd = malloc(sizeof(*fd));
 		if (fd == NULL) {
-			BS_CNT_INC(&w->cnt, detect_msg_nomem);
+			BS_CNT_INC(w->cnt, detect_msg_nomem);
 			return;
 		}
 		bs_smtp_flow_set_user(f, fd);
@@ -73,7 +70,7 @@ on_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 	fd->seq = rec->seq;
 	fd->msg = bs_msg_begin(w->detect, rec->mail_from, NULL, 0);
 	if (fd->msg == NULL) {
-		BS_CNT_INC(&w->cnt, detect_msg_nomem);
+		BS_CNT_INC(w->cnt, detect_msg_nomem);
 		return;
 	}
 	w->detect_inflight++;
@@ -93,14 +90,14 @@ static void
 on_end_of_message(void *arg, struct bs_smtp_flow *f,
 	const struct bs_smtp_record *rec, void *pkt)
 {
-	struct bs_worker *w = arg;
+	struct bs_txn_stage *w = arg;
 	struct flow_det *fd = bs_smtp_flow_user(f);
 	(void)pkt; /* the verdict stage will hold this packet */
 	if (fd == NULL || fd->msg == NULL || fd->seq != rec->seq)
 		return;
 	det_end_msg(w, fd, false);
 	if (bs_class_is_bounce((enum bs_class)fd->res.cls))
-		BS_CNT_INC(&w->cnt, txn_bounces);
+		BS_CNT_INC(w->cnt, txn_bounces);
 }
 
 /*
@@ -109,7 +106,7 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
  * length, or n unchanged when it would not fit.
  */
 static size_t
-append_detect(struct bs_worker *w, size_t n, const struct bs_detect_result *r)
+append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r)
 {
 	if (n < 2 || w->json[n - 2] != '}')
 		return n;
@@ -139,7 +136,7 @@ append_detect(struct bs_worker *w, size_t n, const struct bs_detect_result *r)
 static void
 on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 {
-	struct bs_worker *w = arg;
+	struct bs_txn_stage *w = arg;
 	struct flow_det *fd = bs_smtp_flow_user(f);
 	const struct bs_detect_result *res = NULL;
 
@@ -156,19 +153,19 @@ on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 		return;
 	int n = bs_smtp_record_json(rec, w->json, w->json_len);
 	if (n < 0) {
-		BS_CNT_INC(&w->cnt, event_log_dropped);
+		BS_CNT_INC(w->cnt, event_log_dropped);
 		return;
 	}
 	size_t len = res != NULL ? append_detect(w, (size_t)n, res)
 				 : (size_t)n;
 	if (bs_evring_put(w->events, w->json, len) < 0) {
-		BS_CNT_INC(&w->cnt, event_log_dropped);
+		BS_CNT_INC(w->cnt, event_log_dropped);
 		return;
 	}
-	BS_CNT_INC(&w->cnt, event_log_records);
+	BS_CNT_INC(w->cnt, event_log_records);
 }
 
-static const struct bs_smtp_events worker_events = {
+static const struct bs_smtp_events stage_events = {
 	.on_envelope = on_envelope,
 	.on_data = on_data,
 	.on_end_of_message = on_end_of_message,
@@ -176,27 +173,31 @@ static const struct bs_smtp_events worker_events = {
 };
 
 int
-bs_worker_engine_init(struct bs_worker *w, const struct bs_config *cfg,
-	const struct bs_ruleset *rules, bool want_events,
-	int64_t clock_offset_ms)
+bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
+	const struct bs_ruleset *rules, struct bs_counters *cnt,
+	bool want_events, int64_t clock_offset_ms)
 {
 	struct bs_smtp_params sp;
+
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->cnt = cnt;
 	bs_smtp_params_from_config(&sp, cfg);
 	sp.clock_offset_ms = clock_offset_ms;
-	w->smtp = bs_smtp_ctx_create(&sp, &worker_events, w, &w->cnt);
+	w->smtp = bs_smtp_ctx_create(&sp, &stage_events, w, w->cnt);
 	if (w->smtp == NULL)
 		return -ENOMEM;
 	if (rules != NULL) {
 		w->detect = bs_detect_ctx_create(rules);
 		if (w->detect == NULL)
 			return -ENOMEM;
-		bs_detect_ctx_set_counters(w->detect, &w->cnt);
+		bs_detect_ctx_set_counters(w->detect, w->cnt);
 	}
 	if (want_events) {
 		w->json_len = BS_SMTP_JSON_MAX(cfg->smtp_rcpt_max) +
 			BS_DETECT_JSON_MAX;
 		w->json = malloc(w->json_len);
-		w->events = bs_evring_create(BS_EVRING_SIZE);
+		w->events = bs_evring_create(BS_TXN_EVRING_SIZE);
 		if (w->json == NULL || w->events == NULL)
 			return -ENOMEM;
 	}
@@ -204,7 +205,7 @@ bs_worker_engine_init(struct bs_worker *w, const struct bs_config *cfg,
 }
 
 void
-bs_worker_engine_free(struct bs_worker *w)
+bs_txn_fini(struct bs_txn_stage *w)
 {
 	bs_smtp_ctx_free(w->smtp);
 	w->smtp = NULL;
@@ -216,20 +217,23 @@ bs_worker_engine_free(struct bs_worker *w)
 	w->json = NULL;
 }
 
-void
-bs_worker_flow_release(struct bs_flow *f, void *arg)
+struct bs_smtp_flow *
+bs_txn_flow_new(struct bs_txn_stage *w, const struct bs_smtp_endpoints *ep)
 {
-	struct bs_worker *w = arg;
-	if (f->app == NULL)
+	return bs_smtp_flow_new(w->smtp, ep);
+}
+
+void
+bs_txn_flow_free(struct bs_txn_stage *w, struct bs_smtp_flow *sf)
+{
+	if (sf == NULL)
 		return;
-	/* Ending the SMTP flow ends its open transactions (records use the
-	 * detection state), then the detection state goes. */
-	struct bs_smtp_flow *sf = f->app;
+	/* Ending the SMTP flow ends its open transactions (their records
+	 * use the detection state), then the detection state goes. */
 	struct flow_det *fd = bs_smtp_flow_user(sf);
 	bs_smtp_flow_free(w->smtp, sf, w->now_ms);
 	if (fd != NULL) {
 		det_end_msg(w, fd, true);
 		free(fd);
 	}
-	f->app = NULL;
 }

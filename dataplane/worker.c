@@ -30,6 +30,14 @@
 _Static_assert(BS_WSCALE_NONE == 1 && BS_WSCALE(0) == 2,
 	"pkt.h encodes the window scale as reasm.h does");
 
+void
+bs_worker_flow_release(struct bs_flow *f, void *arg)
+{
+	struct bs_worker *w = arg;
+	bs_txn_flow_free(&w->txn, f->app);
+	f->app = NULL;
+}
+
 static inline bool
 is_smtp(const struct bs_config *cfg, const struct bs_pkt *p)
 {
@@ -91,7 +99,7 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 	uint32_t first = rte_pktmbuf_data_len(m) > p->payload_off
 		? rte_pktmbuf_data_len(m) - p->payload_off : 0;
 	if (likely(p->payload_len <= first))
-		return bs_smtp_flow_input(w->smtp, f->app, &seg, now_ms);
+		return bs_smtp_flow_input(w->txn.smtp, f->app, &seg, now_ms);
 
 	/* Chained mbuf: pieces in order; the verdict is the worst one. */
 	BS_CNT_INC(&w->cnt, pkt_multiseg);
@@ -109,7 +117,7 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 			piece.flags &= (uint8_t)~(BS_TCP_SYN | BS_TCP_URG);
 		if (piece.len < left)
 			piece.flags &= (uint8_t)~(BS_TCP_FIN | BS_TCP_RST);
-		if (bs_smtp_flow_input(w->smtp, f->app, &piece, now_ms) ==
+		if (bs_smtp_flow_input(w->txn.smtp, f->app, &piece, now_ms) ==
 				BS_SEG_DROP)
 			v = BS_SEG_DROP;
 		off += piece.len;
@@ -167,7 +175,7 @@ track_smtp(struct bs_worker *w, struct pkt_meta *pm, struct rte_mbuf *m,
 		ep.cport = kp->port[cs];
 		ep.sport = kp->port[f->server_side];
 		if (w->cfg->smtp_inspect) {
-			f->app = bs_smtp_flow_new(w->smtp, &ep);
+			f->app = bs_txn_flow_new(&w->txn, &ep);
 			if (f->app == NULL)
 				BS_CNT_INC(&w->cnt, flow_engine_nomem);
 		}
@@ -336,7 +344,7 @@ bs_worker_main(void *arg)
 	while (bs_running) {
 		uint64_t tsc = rte_rdtsc();
 		uint64_t now_ms = tsc / w->tsc_per_ms;
-		w->now_ms = now_ms;
+		w->txn.now_ms = now_ms;
 		bool got = false;
 
 		if (bs_flow_count(w->flows) > 0)

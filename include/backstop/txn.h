@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The transaction stage: what happens to an SMTP transaction once the
+ * engine (smtp.h) reports it.  The message streams into NDR detection
+ * (detect.h) as the engine unstuffs it; when the transaction ends, its
+ * record and what detection found become one JSON line in an event ring
+ * (evring.h).  The verdict stage will hang off the end of the message.
+ *
+ * One stage per worker, used by that worker only.  No EAL: the worker,
+ * tests and fuzzers drive the same code.  The stage owns the worker's
+ * SMTP engine context, so flows are created and freed through it.
+ */
+#ifndef BACKSTOP_TXN_H
+#define BACKSTOP_TXN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backstop/config.h"
+#include "backstop/counters.h"
+#include "backstop/detect.h"
+#include "backstop/evring.h"
+#include "backstop/smtp.h"
+
+/* Event ring per worker: ~4 MiB holds thousands of records between two
+ * drains (the backstop program drains every 10 ms). */
+#define BS_TXN_EVRING_SIZE (4u << 20)
+
+struct bs_txn_stage {
+	const struct bs_config *cfg;
+	struct bs_counters *cnt;
+	struct bs_smtp_ctx *smtp;     /* reassembly + SMTP engine */
+	struct bs_detect_ctx *detect; /* NULL: detection off */
+	uint32_t detect_inflight;     /* messages being scanned */
+	struct bs_evring *events;     /* NULL: no event log */
+	char *json;                   /* formatting buffer for records */
+	size_t json_len;
+	uint64_t now_ms;              /* the owner's clock, set per loop */
+};
+
+/*
+ * Set up *t: an SMTP engine context from cfg, a detection context for
+ * rules (NULL: no detection), an event ring when want_events.  cnt is the
+ * owner's counter block.  clock_offset_ms turns the owner's clock into
+ * wall-clock time in records.  Returns 0 or -ENOMEM (then call
+ * bs_txn_fini()).  Start-up.
+ */
+int bs_txn_init(struct bs_txn_stage *t, const struct bs_config *cfg,
+	const struct bs_ruleset *rules, struct bs_counters *cnt,
+	bool want_events, int64_t clock_offset_ms);
+
+/* Release what bs_txn_init() made; every flow must be freed before. */
+void bs_txn_fini(struct bs_txn_stage *t);
+
+/* Start following a flow (NULL: no memory; pass it untracked). */
+struct bs_smtp_flow *bs_txn_flow_new(struct bs_txn_stage *t,
+	const struct bs_smtp_endpoints *ep);
+
+/*
+ * End a flow: its open transactions end (their records are written), then
+ * its detection state and engine state are freed.  NULL is a no-op.
+ */
+void bs_txn_flow_free(struct bs_txn_stage *t, struct bs_smtp_flow *f);
+
+#endif /* BACKSTOP_TXN_H */
