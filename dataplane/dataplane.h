@@ -17,6 +17,7 @@
 #include "backstop/config.h"
 #include "backstop/counters.h"
 #include "backstop/flow.h"
+#include "backstop/pkt.h"
 #include "backstop/txn.h"
 
 /* Most ports and workers one process drives. */
@@ -42,6 +43,24 @@ struct bs_rxq {
 	uint16_t port, queue, peer;
 };
 
+/* What the first pass over a burst learns of each packet. */
+struct bs_pkt_meta {
+	struct bs_pkt p;
+	struct bs_flow_key k;
+	uint32_t hash;
+	int8_t dir;   /* BS_DIR_*, or -1 when not an SMTP segment */
+};
+
+/* A received burst on its way through the worker's two-burst pipeline. */
+struct bs_burst {
+	const struct bs_rxq *q;
+	uint16_t n;
+	uint16_t n_smtp;
+	uint64_t rx_bytes;
+	struct rte_mbuf *pkts[BS_MAX_BURST];
+	struct bs_pkt_meta meta[BS_MAX_BURST];
+};
+
 /* Per-port figures a worker keeps (summed by the reader). */
 struct bs_port_cnt {
 	uint64_t rx, tx, tx_drop;
@@ -61,6 +80,9 @@ struct bs_worker {
 	volatile bool running;
 	struct bs_port_cnt port_cnt[BS_MAX_PORTS];
 	struct bs_counters cnt;
+	/* Two bursts in flight: one being parsed, one being finished. */
+	struct bs_burst burst[2];
+	int pending;                      /* burst[] awaiting finish, or -1 */
 } __rte_cache_aligned;
 
 struct bs_app {
@@ -93,8 +115,5 @@ void bs_worker_flow_release(struct bs_flow *f, void *arg);
 /* Worker lcore entry point; arg is its struct bs_worker. */
 int bs_worker_main(void *arg);
 
-/* Process one burst of packets received by w (exposed for the loop). */
-void bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
-	struct rte_mbuf **pkts, uint16_t n, uint64_t now_ms);
 
 #endif /* BACKSTOP_DATAPLANE_H */

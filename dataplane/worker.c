@@ -7,7 +7,9 @@
  * Loop shape (DPDK l3fwd): age a bounded number of flows, then for each RX
  * queue receive a burst, process it (prefetching the next packet), send it
  * to the peer port's queue of the same index, free what TX refused after
- * bounded retries, and finally announce an RCU quiescent state.
+ * bounded retries, and finally announce an RCU quiescent state.  Bursts
+ * go through a two-deep pipeline (see burst_stage1()) so flow-table
+ * misses overlap with the next burst's parsing.
  *
  * Processing never changes a byte of a packet: it parses headers, tracks
  * SMTP flows, feeds their segments to the SMTP engine (whose events the
@@ -65,13 +67,6 @@ server_side(const struct bs_config *cfg, const struct bs_flow_key *k,
 	return synack ? src : (uint8_t)(1 - src);
 }
 
-/* What the first pass over a burst learns of each packet. */
-struct pkt_meta {
-	struct bs_pkt p;
-	struct bs_flow_key k;
-	uint32_t hash;
-	int8_t dir;   /* BS_DIR_*, or -1 when not an SMTP segment */
-};
 
 /*
  * Give the engine the TCP payload of m, which may span chained mbufs:
@@ -129,7 +124,7 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 }
 
 static enum bs_seg_verdict
-track_smtp(struct bs_worker *w, struct pkt_meta *pm, struct rte_mbuf *m,
+track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 	uint64_t now_ms)
 {
 	uint32_t wire_len = rte_pktmbuf_pkt_len(m);
@@ -208,7 +203,7 @@ track_smtp(struct bs_worker *w, struct pkt_meta *pm, struct rte_mbuf *m,
 /* First pass: parse, count, and for SMTP segments hash the flow key and
  * prefetch its bucket. */
 static inline void
-classify_one(struct bs_worker *w, struct rte_mbuf *m, struct pkt_meta *pm)
+classify_one(struct bs_worker *w, struct rte_mbuf *m, struct bs_pkt_meta *pm)
 {
 	struct bs_pkt *p = &pm->p;
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
@@ -258,36 +253,63 @@ classify_one(struct bs_worker *w, struct rte_mbuf *m, struct pkt_meta *pm)
 	}
 }
 
-void
-bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
-	struct rte_mbuf **pkts, uint16_t n, uint64_t now_ms)
+/*
+ * The worker pipelines bursts two deep so that the flow table's cache
+ * misses (bucket head, then entry: both usually DRAM once packet copies
+ * have swept the caches) are hidden behind useful work:
+ *
+ *   receive burst k; stage 2 of burst k-1 (its buckets, prefetched an
+ *   iteration ago, are read and its entries prefetched); stage 1 of burst
+ *   k (parse, hash, prefetch buckets); finish burst k-1 (look up, track,
+ *   forward).
+ *
+ * Bursts finish in arrival order, so every flow's (and the worker's)
+ * packet order is kept.  A burst waits at most one loop iteration: when
+ * an iteration receives nothing, the pending burst is finished at once.
+ */
+static void
+burst_stage1(struct bs_worker *w, struct bs_burst *b)
 {
-	struct pkt_meta meta[BS_MAX_BURST];
-	uint64_t rx_bytes = 0, bytes;
-	uint16_t n_smtp = 0;
+	uint16_t n = b->n, n_smtp = 0;
+	uint64_t bytes = 0;
 
-	/*
-	 * Three passes so the flow table's cache misses overlap: parse and
-	 * hash (prefetching buckets), prefetch the entries the buckets name,
-	 * then look up and track.
-	 */
 	for (uint16_t i = 0; i < n; i++) {
 		if (i + 1 < n)
-			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-		rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
-		classify_one(w, pkts[i], &meta[i]);
-		n_smtp += meta[i].dir >= 0;
+			rte_prefetch0(rte_pktmbuf_mtod(b->pkts[i + 1], void *));
+		bytes += rte_pktmbuf_pkt_len(b->pkts[i]);
+		classify_one(w, b->pkts[i], &b->meta[i]);
+		n_smtp += b->meta[i].dir >= 0;
 	}
-	uint16_t n_drop = 0;
-	bytes = rx_bytes; /* what will be sent */
-	if (n_smtp > 0) {
-		for (uint16_t i = 0; i < n; i++)
-			if (meta[i].dir >= 0)
-				bs_flow_prefetch(w->flows, meta[i].hash, 1);
+	b->n_smtp = n_smtp;
+	b->rx_bytes = bytes;
+	BS_CNT_ADD(&w->cnt, rx_packets, n);
+	BS_CNT_ADD(&w->cnt, rx_bytes, bytes);
+	w->port_cnt[b->q->port].rx += n;
+}
+
+static void
+burst_stage2(struct bs_worker *w, const struct bs_burst *b)
+{
+	if (b->n_smtp == 0)
+		return;
+	for (uint16_t i = 0; i < b->n; i++)
+		if (b->meta[i].dir >= 0)
+			bs_flow_prefetch(w->flows, b->meta[i].hash, 1);
+}
+
+static void
+burst_finish(struct bs_worker *w, struct bs_burst *b, uint64_t now_ms)
+{
+	const struct bs_rxq *q = b->q;
+	struct rte_mbuf **pkts = b->pkts;
+	uint16_t n = b->n, n_drop = 0;
+	uint64_t bytes = b->rx_bytes; /* what will be sent */
+
+	if (b->n_smtp > 0) {
 		for (uint16_t i = 0; i < n; i++) {
-			if (meta[i].dir < 0)
+			if (b->meta[i].dir < 0)
 				continue;
-			if (track_smtp(w, &meta[i], pkts[i], now_ms) ==
+			if (track_smtp(w, &b->meta[i], pkts[i], now_ms) ==
 					BS_SEG_DROP) {
 				/* Normalise: the conflicting copy never reaches
 				 * the server, so it sees what we saw. */
@@ -304,11 +326,8 @@ bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
 			if (pkts[i] != NULL)
 				pkts[k++] = pkts[i];
 		BS_CNT_ADD(&w->cnt, seg_dropped_conflict, n_drop);
+		n = (uint16_t)(n - n_drop);
 	}
-	BS_CNT_ADD(&w->cnt, rx_packets, n);
-	BS_CNT_ADD(&w->cnt, rx_bytes, rx_bytes);
-	w->port_cnt[q->port].rx += n;
-	n = (uint16_t)(n - n_drop);
 
 	/* Forward unchanged.  Retry a full TX ring a bounded number of
 	 * times, then drop and count: never block the loop. */
@@ -331,14 +350,26 @@ bs_worker_burst(struct bs_worker *w, const struct bs_rxq *q,
 	w->port_cnt[q->peer].tx += sent;
 }
 
+/* Finish the pending burst now (idle queues, shutdown). */
+static void
+flush_pending(struct bs_worker *w, uint64_t now_ms)
+{
+	if (w->pending < 0)
+		return;
+	struct bs_burst *b = &w->burst[w->pending];
+	burst_stage2(w, b);
+	burst_finish(w, b, now_ms);
+	w->pending = -1;
+}
+
 int
 bs_worker_main(void *arg)
 {
 	struct bs_worker *w = arg;
-	struct rte_mbuf *pkts[BS_MAX_BURST];
 	const uint16_t burst = (uint16_t)w->cfg->burst_size;
 
 	rcu_register_thread();
+	w->pending = -1;
 	w->last_rx_tsc = rte_rdtsc();
 	w->running = true;
 	while (bs_running) {
@@ -351,20 +382,32 @@ bs_worker_main(void *arg)
 			bs_flow_expire(w->flows, now_ms, BS_EXPIRE_BATCH);
 		for (uint16_t i = 0; i < w->n_rxq; i++) {
 			const struct bs_rxq *q = &w->rxq[i];
-			uint16_t n = rte_eth_rx_burst(q->port, q->queue, pkts,
-				burst);
+			int slot = w->pending == 0 ? 1 : 0;
+			struct bs_burst *nb = &w->burst[slot];
+			uint16_t n = rte_eth_rx_burst(q->port, q->queue,
+				nb->pkts, burst);
 			if (n == 0)
 				continue;
 			got = true;
-			bs_worker_burst(w, q, pkts, n, now_ms);
+			nb->q = q;
+			nb->n = n;
+			if (w->pending >= 0)
+				burst_stage2(w, &w->burst[w->pending]);
+			burst_stage1(w, nb);
+			if (w->pending >= 0)
+				burst_finish(w, &w->burst[w->pending], now_ms);
+			w->pending = slot;
 		}
 		if (got)
 			w->last_rx_tsc = tsc;
+		else
+			flush_pending(w, now_ms);
 		/* Table-owned figures, copied once per loop (owner only). */
 		w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);
 		w->cnt.v[BS_CNT_flow_expired] = bs_flow_expired(w->flows);
 		rcu_quiescent_state();
 	}
+	flush_pending(w, w->txn.now_ms);
 	w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);
 	rcu_unregister_thread();
 	w->running = false;

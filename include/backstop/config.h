@@ -136,7 +136,19 @@ void bs_config_free(struct bs_config *cfg);
 static inline bool
 bs_config_is_smtp_port(const struct bs_config *cfg, uint16_t port)
 {
-	return (cfg->smtp_ports.bitmap[port >> 6] >> (port & 63)) & 1;
+	const struct bs_cfg_ports *sp = &cfg->smtp_ports;
+	/*
+	 * Short lists (the usual 25, 587) are compared in place: n and the
+	 * first ports share one hot cache line, while a bitmap word is a
+	 * cache miss whenever packet copies have evicted it.
+	 */
+	if (sp->n <= 4) {
+		for (unsigned int i = 0; i < sp->n; i++)
+			if (sp->port[i] == port)
+				return true;
+		return false;
+	}
+	return (sp->bitmap[port >> 6] >> (port & 63)) & 1;
 }
 
 #endif /* BACKSTOP_CONFIG_H */
