@@ -22,11 +22,6 @@
 #include "backstop/mime.h"
 #include "mime_priv.h"
 
-static inline uint8_t
-lc(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
 
 static inline bool
 is_ws(uint8_t c)
@@ -118,7 +113,7 @@ charset_open(const char *cs, size_t n)
 	if (n == 0 || n >= sizeof(name) || charset_is_utf8(cs, n))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		name[i] = (char)lc((uint8_t)cs[i]);
+		name[i] = (char)bs_mime_lc((uint8_t)cs[i]);
 	name[n] = '\0';
 	/* "unicode-1-1-utf-7" (Exchange) is UTF-7. */
 	if (strstr(name, "utf-7"))
@@ -190,16 +185,6 @@ charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 
 /* ---- RFC 2047 --------------------------------------------------------- */
 
-static int
-hexv(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lc(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 /*
  * Try to decode one encoded word at src[i]: "=?charset?B|Q?text?=".
@@ -217,7 +202,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		;
 	if (j >= n || j == cs || j + 2 >= n || src[j + 2] != '?')
 		return 0;
-	e = (size_t)lc((uint8_t)src[j + 1]);
+	e = (size_t)bs_mime_lc((uint8_t)src[j + 1]);
 	if (e != 'b' && e != 'q')
 		return 0;
 	t = j + 3;
@@ -251,9 +236,9 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 				if (src[k] == '_') {
 					raw[rn++] = ' ';
 				} else if (src[k] == '=' && k + 2 < j &&
-				           (h = hexv((uint8_t)src[k + 1])) >=
+				           (h = bs_mime_hexval((uint8_t)src[k + 1])) >=
 				                   0 &&
-				           (l = hexv((uint8_t)src[k + 2])) >=
+				           (l = bs_mime_hexval((uint8_t)src[k + 2])) >=
 				                   0) {
 					raw[rn++] = (uint8_t)(h << 4 | l);
 					k += 2;

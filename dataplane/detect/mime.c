@@ -25,11 +25,6 @@ enum { ST_HDR, ST_BODY };
 /* Content-Transfer-Encoding of a part. */
 enum { ENC_NONE, ENC_B64, ENC_QP };
 
-static inline uint8_t
-lc(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
 
 bool
 bs_mime_prefix_ci(const uint8_t *p, size_t n, const char *pfx)
@@ -39,7 +34,7 @@ bs_mime_prefix_ci(const uint8_t *p, size_t n, const char *pfx)
 	if (n < k)
 		return false;
 	for (size_t i = 0; i < k; i++)
-		if (lc(p[i]) != (uint8_t)pfx[i])
+		if (bs_mime_lc(p[i]) != (uint8_t)pfx[i])
 			return false;
 	return true;
 }
@@ -52,7 +47,7 @@ bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle)
 	if (k == 0)
 		return true;
 	for (size_t i = 0; i + k <= n; i++) {
-		if (lc(p[i]) != (uint8_t)needle[0])
+		if (bs_mime_lc(p[i]) != (uint8_t)needle[0])
 			continue;
 		if (bs_mime_prefix_ci(p + i, n - i, needle))
 			return true;
@@ -158,7 +153,7 @@ token_lc(char *dst, size_t dstlen, const char *v, size_t n)
 	        v[i] != '(';
 	        i++)
 		if (o + 1 < dstlen)
-			dst[o++] = (char)lc((uint8_t)v[i]);
+			dst[o++] = (char)bs_mime_lc((uint8_t)v[i]);
 	dst[o] = '\0';
 	return i;
 }
@@ -242,7 +237,7 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 	        0)
 		m->p_charset[0] = '\0';
 	for (char *c = m->p_charset; *c; c++)
-		*c = (char)lc((uint8_t)*c);
+		*c = (char)bs_mime_lc((uint8_t)*c);
 	if (strncmp(ct, "multipart/", 10) == 0) {
 		int bl = bs_mime_param(
 		        v, n, "boundary", m->p_boundary, sizeof(m->p_boundary));
@@ -263,7 +258,7 @@ bs_mime_content_type(struct bs_mime *m, const char *v, size_t n, bool top)
 				size_t i;
 
 				for (i = 0; rt[i]; i++)
-					rt[i] = (char)lc((uint8_t)rt[i]);
+					rt[i] = (char)bs_mime_lc((uint8_t)rt[i]);
 				memcpy(m->info->report_type, rt, i + 1);
 			}
 		}
@@ -564,16 +559,6 @@ bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
 	return o;
 }
 
-static int
-hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lc(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 /* Body bytes of the current part, one raw line or piece. */
 static void
@@ -613,8 +598,8 @@ body_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 			int h, l;
 
 			if (p[i] == '=' && i + 2 < end &&
-			        (h = hexval(p[i + 1])) >= 0 &&
-			        (l = hexval(p[i + 2])) >= 0) {
+			        (h = bs_mime_hexval(p[i + 1])) >= 0 &&
+			        (l = bs_mime_hexval(p[i + 2])) >= 0) {
 				out[o++] = (uint8_t)(h << 4 | l);
 				i += 3;
 			} else {

@@ -60,4 +60,23 @@ void bs_mime_handler_begin(struct bs_mime *m);
 void bs_mime_handler_end(struct bs_mime *m);
 bool bs_mime_handler_wants(const struct bs_mime *m);
 
+/* ASCII lower case of one byte (locale-free: wire text). */
+static inline uint8_t
+bs_mime_lc(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+}
+
+/* Value of a hex digit, or -1 (quoted-printable, RFC 2047 Q words). */
+static inline int
+bs_mime_hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = bs_mime_lc(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 #endif /* BACKSTOP_MIME_PRIV_H */
