@@ -92,6 +92,18 @@ bs_flow_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
+/* Keys are five aligned words: compare them inline (a memcmp call was
+ * 1.3% of the cycles of the pass-through benchmark). */
+static inline bool
+key_eq(const struct bs_flow_key *a, const struct bs_flow_key *b)
+{
+	uint64_t x[5], y[5];
+	memcpy(x, a, sizeof(x));
+	memcpy(y, b, sizeof(y));
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
 /* ---- LRU lists (indices into ent[]). ---- */
 
 static void
@@ -317,7 +329,7 @@ bs_flow_lookup_hashed(struct bs_flow_table *t, const struct bs_flow_key *k,
 	*created = false;
 	for (uint32_t i = *head; i != BS_FLOW_NONE; i = t->ent[i].chain_next) {
 		struct bs_flow *f = &t->ent[i];
-		if (f->hash == h && memcmp(&f->key, k, sizeof(*k)) == 0) {
+		if (f->hash == h && key_eq(&f->key, k)) {
 			touch(t, f, now);
 			return f;
 		}
