@@ -94,6 +94,17 @@ struct bs_app {
 	struct rte_mempool *pool;
 };
 
+/* Longest RSS key among the PMDs we know (i40e/ice: 52 bytes). */
+#define BS_RSS_KEY_MAX 52
+
+/*
+ * Fill key (len bytes) with the symmetric Toeplitz key: 0x6d5a repeated
+ * makes hash(src, dst, sport, dport) == hash(dst, src, dport, sport), so
+ * both directions of a connection reach the same queue.  Pure function
+ * (tests/unit/test_rss.c checks the property with DPDK's rte_softrss).
+ */
+void bs_rss_sym_key(uint8_t *key, size_t len);
+
 /* Set while the process should keep forwarding; cleared by signals,
  * --idle-exit or --duration. */
 extern volatile bool bs_running;

@@ -19,10 +19,14 @@
 
 #include "dataplane.h"
 
-#define RTE_LOGTYPE_BACKSTOP RTE_LOGTYPE_USER1
+void
+bs_rss_sym_key(uint8_t *key, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		key[i] = (i % 2 == 0) ? 0x6d : 0x5a;
+}
 
-/* Longest RSS key among the PMDs we know (i40e/ice: 52 bytes). */
-#define BS_RSS_KEY_MAX 52
+#define RTE_LOGTYPE_BACKSTOP RTE_LOGTYPE_USER1
 
 static uint8_t sym_rss_key[BS_RSS_KEY_MAX];
 
@@ -49,10 +53,7 @@ port_setup(struct bs_app *app, struct bs_port *p, uint16_t nq)
 		uint8_t klen = di.hash_key_size ? di.hash_key_size : 40;
 		if (klen > BS_RSS_KEY_MAX)
 			return -ENOTSUP;
-		for (unsigned int i = 0; i < BS_RSS_KEY_MAX; i += 2) {
-			sym_rss_key[i] = 0x6d;
-			sym_rss_key[i + 1] = 0x5a;
-		}
+		bs_rss_sym_key(sym_rss_key, sizeof(sym_rss_key));
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_key = sym_rss_key;
 		conf.rx_adv_conf.rss_conf.rss_key_len = klen;
