@@ -79,20 +79,26 @@ tcp_wscale(const uint8_t *o, size_t len)
 	return 1;
 }
 
-/* Transport header at l4 of an IP datagram ending at end. */
+/*
+ * Transport header at l4 of an IP datagram ending at end; only the first
+ * hl bytes of the frame are contiguous in buf (headers must lie there).
+ */
 static int
-parse_l4(const uint8_t *buf, size_t l4, size_t end, struct bs_pkt *p)
+parse_l4(const uint8_t *buf, size_t l4, size_t end, size_t hl,
+	struct bs_pkt *p)
 {
+	size_t hend = end < hl ? end : hl; /* header bytes we may read */
+
 	p->l4_off = (uint16_t)l4;
 	switch (p->proto) {
 	case IPPROTO_TCP_: {
-		if (!need(l4, TCP_MIN_HLEN, end))
+		if (!need(l4, TCP_MIN_HLEN, hend))
 			return BS_PKT_TRUNCATED;
 		const uint8_t *t = buf + l4;
 		size_t doff = (size_t)(t[12] >> 4) * 4;
 		if (doff < TCP_MIN_HLEN)
 			return BS_PKT_MALFORMED;
-		if (!need(l4, doff, end))
+		if (!need(l4, doff, hend))
 			return BS_PKT_TRUNCATED;
 		p->sport = rd16(t);
 		p->dport = rd16(t + 2);
@@ -108,7 +114,7 @@ parse_l4(const uint8_t *buf, size_t l4, size_t end, struct bs_pkt *p)
 		return BS_PKT_TCP;
 	}
 	case IPPROTO_UDP_:
-		if (!need(l4, UDP_HLEN, end))
+		if (!need(l4, UDP_HLEN, hend))
 			return BS_PKT_TRUNCATED;
 		p->sport = rd16(buf + l4);
 		p->dport = rd16(buf + l4 + 2);
@@ -119,9 +125,10 @@ parse_l4(const uint8_t *buf, size_t l4, size_t end, struct bs_pkt *p)
 }
 
 static int
-parse_ipv4(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
+parse_ipv4(const uint8_t *buf, size_t hl, size_t len, size_t off,
+	struct bs_pkt *p)
 {
-	if (!need(off, 20, len))
+	if (!need(off, 20, hl))
 		return BS_PKT_TRUNCATED;
 	const uint8_t *ip = buf + off;
 	if ((ip[0] >> 4) != 4)
@@ -135,6 +142,8 @@ parse_ipv4(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
 	p->proto = ip[9];
 	memcpy(p->src, ip + 12, 4);
 	memcpy(p->dst, ip + 16, 4);
+	if (!need(off, ihl, hl))
+		return BS_PKT_TRUNCATED; /* options cut by the segment */
 	/*
 	 * A datagram longer than the capture cannot be followed (its payload
 	 * is not all here); bytes beyond tot are link padding.
@@ -144,13 +153,14 @@ parse_ipv4(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
 	uint16_t frag = rd16(ip + 6);
 	if (frag & 0x3fff) /* MF set or offset non-zero */
 		return BS_PKT_FRAGMENT;
-	return parse_l4(buf, off + ihl, off + tot, p);
+	return parse_l4(buf, off + ihl, off + tot, hl, p);
 }
 
 static int
-parse_ipv6(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
+parse_ipv6(const uint8_t *buf, size_t hl, size_t len, size_t off,
+	struct bs_pkt *p)
 {
-	if (!need(off, IPV6_HLEN, len))
+	if (!need(off, IPV6_HLEN, hl))
 		return BS_PKT_TRUNCATED;
 	const uint8_t *ip = buf + off;
 	if ((ip[0] >> 4) != 6)
@@ -166,26 +176,27 @@ parse_ipv6(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
 	size_t end = off + IPV6_HLEN + plen;
 	if (end > len)
 		return BS_PKT_TRUNCATED;
+	size_t hend = end < hl ? end : hl; /* extension headers lie here */
 	uint8_t nh = ip[6];
 	size_t l4 = off + IPV6_HLEN;
 	for (unsigned int n = 0;; n++) {
-		size_t hl;
+		size_t xl;
 		switch (nh) {
 		case IPPROTO_HOPOPTS_:
 		case IPPROTO_ROUTING_:
 		case IPPROTO_DSTOPTS_:
 		case IPPROTO_MH_:
-			if (!need(l4, 8, end))
+			if (!need(l4, 8, hend))
 				return BS_PKT_TRUNCATED;
-			hl = ((size_t)buf[l4 + 1] + 1) * 8;
+			xl = ((size_t)buf[l4 + 1] + 1) * 8;
 			break;
 		case IPPROTO_AH_:
-			if (!need(l4, 8, end))
+			if (!need(l4, 8, hend))
 				return BS_PKT_TRUNCATED;
-			hl = ((size_t)buf[l4 + 1] + 2) * 4;
+			xl = ((size_t)buf[l4 + 1] + 2) * 4;
 			break;
 		case IPPROTO_FRAGMENT_:
-			if (!need(l4, 8, end))
+			if (!need(l4, 8, hend))
 				return BS_PKT_TRUNCATED;
 			/*
 			 * An atomic fragment (offset 0, M clear; RFC 6946) is
@@ -195,24 +206,30 @@ parse_ipv6(const uint8_t *buf, size_t len, size_t off, struct bs_pkt *p)
 				p->has_ip_opts = 1;
 				return BS_PKT_FRAGMENT;
 			}
-			hl = 8;
+			xl = 8;
 			break;
 		default:
 			p->proto = nh;
-			return parse_l4(buf, l4, end, p);
+			return parse_l4(buf, l4, end, hl, p);
 		}
 		if (n >= BS_PKT_MAX_IPV6_EXT)
 			return BS_PKT_MALFORMED;
-		if (!need(l4, hl, end))
+		if (!need(l4, xl, hend))
 			return BS_PKT_TRUNCATED;
 		p->has_ip_opts = 1;
 		nh = buf[l4];
-		l4 += hl;
+		l4 += xl;
 	}
 }
 
 int
 bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p)
+{
+	return bs_pkt_parse_seg(buf, len, len, p);
+}
+
+int
+bs_pkt_parse_seg(const uint8_t *buf, size_t hl, size_t len, struct bs_pkt *p)
 {
 	/*
 	 * Reset only what every caller reads whatever the result; the rest
@@ -226,7 +243,9 @@ bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p)
 	p->sport = p->dport = 0;
 	p->tcp_flags = 0;
 	p->payload_len = 0;
-	if (len < ETH_HLEN)
+	if (hl > len)
+		hl = len;
+	if (hl < ETH_HLEN)
 		return BS_PKT_TRUNCATED;
 	size_t off = 12;
 	uint16_t et = rd16(buf + off);
@@ -236,7 +255,7 @@ bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p)
 			p->ethertype = et;
 			return BS_PKT_NON_IP;
 		}
-		if (!need(off, 6, len))
+		if (!need(off, 6, hl))
 			return BS_PKT_TRUNCATED;
 		p->vlan[p->vlan_count++] = rd16(buf + off + 2) & 0x0fff;
 		off += 4;
@@ -247,9 +266,9 @@ bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p)
 	p->l3_off = (uint16_t)off;
 	switch (et) {
 	case ETHERTYPE_IPV4:
-		return parse_ipv4(buf, len, off, p);
+		return parse_ipv4(buf, hl, len, off, p);
 	case ETHERTYPE_IPV6:
-		return parse_ipv6(buf, len, off, p);
+		return parse_ipv6(buf, hl, len, off, p);
 	default:
 		return BS_PKT_NON_IP;
 	}

@@ -207,9 +207,10 @@ classify_one(struct bs_worker *w, struct rte_mbuf *m, struct bs_pkt_meta *pm)
 {
 	struct bs_pkt *p = &pm->p;
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	/* Headers are in the first segment; a chained mbuf's later segments
-	 * hold payload only. */
-	int r = bs_pkt_parse(data, rte_pktmbuf_data_len(m), p);
+	/* Headers must be in the first segment; a chained mbuf's payload may
+	 * run on into the next ones (feed_engine() walks them). */
+	int r = bs_pkt_parse_seg(data, rte_pktmbuf_data_len(m),
+		rte_pktmbuf_pkt_len(m), p);
 	pm->dir = -1;
 
 	if (p->vlan_count)

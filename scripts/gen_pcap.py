@@ -76,6 +76,7 @@ class TcpConv:
         # reordered within a small window, some sent twice (the same
         # bytes), as a hostile or unlucky network delivers them.
         self.chaos = chaos
+        self.mss = MSS
         self.cli, self.srv, self.sport, self.dport = cli, srv, sport, dport
         self.v6, self.vlan, self.opts, self.ext = v6, vlan, opts, ext
         self.cseq = rnd.randrange(1 << 32)
@@ -108,8 +109,8 @@ class TcpConv:
 
     def send(self, from_cli, data):
         if not self.chaos:
-            for i in range(0, len(data), MSS):
-                self._pkt(from_cli, "PA", data[i:i + MSS])
+            for i in range(0, len(data), self.mss):
+                self._pkt(from_cli, "PA", data[i:i + self.mss])
             self._pkt(not from_cli, "A")
             return
         start = len(self.pkts)
@@ -345,7 +346,7 @@ def gen_bench(rnd, man, nflows, npackets):
     return frames
 
 
-def gen_smtp(rnd, man, paths, maxn, chaos=0, same_port=False):
+def gen_smtp(rnd, man, paths, maxn, chaos=0, same_port=False, mss=MSS):
     """One session per message; at most maxn from each path given."""
     files = []
     for p in paths:
@@ -366,6 +367,7 @@ def gen_smtp(rnd, man, paths, maxn, chaos=0, same_port=False):
         else:
             conv = TcpConv(rnd, "203.0.113.%d" % (1 + i % 250),
                            "198.51.100.25", 30000 + i, 25, chaos=chaos)
+        conv.mss = mss
         # Bounces come with the null reverse path (RFC 5321 4.5.5).
         bounce = "/ndr/" in fn or "/autoreply/" in fn
         smtp_session(conv, mail_from=b"" if bounce else b"sender@example.org",
@@ -401,6 +403,8 @@ def main():
     ap.add_argument("--chaos", type=int, default=0, metavar="N",
                     help="smtp: segments of 1..N bytes, reordered, "
                     "duplicated")
+    ap.add_argument("--mss", type=int, default=MSS,
+                    help="smtp: largest segment payload (jumbo: 8960)")
     ap.add_argument("--same-port", action="store_true",
                     help="smtp: sessions one after another on one 4-tuple")
     ap.add_argument("--with-mixed", action="store_true",
@@ -418,7 +422,7 @@ def main():
         frames = gen_bench(rnd, man, a.flows, a.packets)
     else:
         frames = gen_smtp(rnd, man, a.messages, a.max, a.chaos,
-                          a.same_port)
+                          a.same_port, a.mss)
         if a.with_mixed:
             mixed = gen_mixed(rnd, man)
             frames = interleave_lists(rnd, [frames, mixed])

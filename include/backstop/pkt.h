@@ -72,9 +72,20 @@ struct bs_pkt {
  * Parse the headers of one frame of len captured bytes.
  * Returns an enum bs_pkt_result; *p is filled as far as parsing got.
  * Trailing bytes after the IP datagram (Ethernet padding) are ignored.
+ * payload_off + payload_len <= len.
  * Any thread; no allocation.
  */
 int bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p);
+
+/*
+ * The same for a frame of len bytes of which only the first hl are
+ * contiguous at buf (a chained mbuf's first segment).  Every header must
+ * lie in those hl bytes (else BS_PKT_TRUNCATED); lengths are checked
+ * against len, so payload_off + payload_len may run past hl into the
+ * following segments.  hl > len is treated as len.
+ */
+int bs_pkt_parse_seg(const uint8_t *buf, size_t hl, size_t len,
+	struct bs_pkt *p);
 
 /* Short name of a result, for logs and tests. */
 const char *bs_pkt_result_name(int r);

@@ -41,15 +41,22 @@ def expected():
 
 
 def run(chaos):
+    """chaos > 0: tiny chaotic segments; chaos < 0: jumbo segments of
+    -chaos bytes (net_pcap hands them over as chained mbufs)."""
     pc = os.path.join(d, "s%d.pcap" % chaos)
     ev = os.path.join(d, "ev%d.jsonl" % chaos)
     args = ["--messages"] + dirs + ["--max", str(PER_DIR), "--seed", "9"]
-    if chaos:
+    if chaos > 0:
         args += ["--chaos", str(chaos)]
+    elif chaos < 0:
+        args += ["--mss", str(-chaos)]
     bstest.gen("smtp", pc, *args)
+    out = os.path.join(d, "o%d.pcap" % chaos)
     _, rep, _, _, _ = bstest.run(
-        ["net_pcap0,rx_pcap=%s,tx_pcap=%s" % (pc, os.path.join(d, "o.pcap"))],
+        ["net_pcap0,rx_pcap=%s,tx_pcap=%s" % (pc, out)],
         ["--idle-exit", "300", "--event-log", ev, "--event-digest"])
+    rep["_forwarded_exact"] = bstest.frames_diff(bstest.read_pcap(out),
+                                                 bstest.read_pcap(pc))
     recs = []
     with open(ev) as f:
         for line in f:
@@ -59,7 +66,7 @@ def run(chaos):
 
 want = expected()
 c.true("corpus present", len(want) >= 10)
-for chaos in (0, 7):
+for chaos in (0, 7, -8960):
     rep, recs = run(chaos)
     tag = "chaos %d" % chaos
     c.eq(tag + ": one record per message", len(recs), len(want))
@@ -72,10 +79,15 @@ for chaos in (0, 7):
         r["flow"]["dst"] == "198.51.100.25" and r["flow"]["dport"] == 25
         for r in recs))
     c.eq(tag + ": records counted", rep.get("event_log_records"), len(want))
+    c.eq(tag + ": every frame forwarded byte-exact",
+         rep["_forwarded_exact"], None)
     c.eq(tag + ": nothing uninspected", rep.get("smtp_uninspected"), 0)
     c.eq(tag + ": nothing dropped", rep.get("event_log_dropped"), 0)
     c.eq(tag + ": no segment dropped (duplicates are identical)",
          rep.get("seg_dropped_conflict"), 0)
+    if chaos < 0:
+        c.true(tag + ": jumbo frames arrived as chained mbufs (%s)" %
+               rep.get("pkt_multiseg"), rep.get("pkt_multiseg", 0) > 0)
 # Port reuse: the same 4-tuple carries one session after another; each
 # SYN after a FIN starts a new flow, and every message still gets its
 # record.

@@ -279,6 +279,53 @@ test_every_prefix(void **state)
 	assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_TCP);
 }
 
+/*
+ * A chained mbuf: only the first hl bytes are contiguous.  Headers there
+ * parse, with the payload length of the whole frame; headers cut by the
+ * segment are truncated, never read past hl (exact-size copy for ASan).
+ */
+static void
+test_first_segment_only(void **state)
+{
+	(void)state;
+	struct frame f;
+	struct bs_pkt p;
+	char big[1200];
+	memset(big, 'D', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	eth(&f, 0x0800);
+	ipv4(&f, 6, 4, 20 + strlen(big), 0);
+	tcp(&f, 40000, 25, 7, BS_TCP_ACK, big);
+	size_t hdrs = 14 + 24 + 20;
+	for (size_t hl = 0; hl <= 200; hl++) {
+		uint8_t *seg = malloc(hl ? hl : 1);
+		assert_non_null(seg);
+		memcpy(seg, f.b, hl);
+		int r = bs_pkt_parse_seg(seg, hl, f.len, &p);
+		if (hl < hdrs) {
+			assert_int_equal(r, BS_PKT_TRUNCATED);
+		} else {
+			assert_int_equal(r, BS_PKT_TCP);
+			assert_int_equal(p.payload_off, hdrs);
+			assert_int_equal(p.payload_len, strlen(big));
+		}
+		free(seg);
+	}
+	/* IPv6 with an extension header split by the segment end. */
+	uint8_t hbh[8] = { 6, 0, 1, 4 };
+	eth(&f, 0x86dd);
+	ipv6(&f, 0, 8 + 20 + 5);
+	put(&f, hbh, 8);
+	tcp(&f, 1, 25, 9, BS_TCP_ACK, "hello");
+	for (size_t hl = 0; hl < 14 + 40 + 8 + 20; hl++) {
+		uint8_t *seg = malloc(hl ? hl : 1);
+		memcpy(seg, f.b, hl);
+		assert_int_equal(bs_pkt_parse_seg(seg, hl, f.len, &p),
+			BS_PKT_TRUNCATED);
+		free(seg);
+	}
+}
+
 static void
 test_non_ip(void **state)
 {
@@ -305,6 +352,7 @@ main(void)
 		cmocka_unit_test(test_ipv6_ext_chain_limit),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_every_prefix),
+		cmocka_unit_test(test_first_segment_only),
 		cmocka_unit_test(test_non_ip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
