@@ -7,9 +7,10 @@
  * per-core flow state would be split.  The Toeplitz hash is symmetric when
  * the key repeats with a 16-bit period (Woo and Park, "Scalable TCP
  * Session Monitoring with Symmetric Receive-side Scaling", 2012), so we use
- * 0x6d5a repeated.  A PMD that cannot do RSS (net_pcap, net_af_packet,
- * net_null) gets a single queue, and then only one worker forwards: the
- * log says so.
+ * 0x6d5a repeated.  A PMD that cannot do RSS (net_pcap, net_af_packet)
+ * gets a single queue, and then only one worker forwards: the log says
+ * so.  (net_null takes queues and an RSS configuration, which the tests
+ * use to run two workers.)
  */
 #include <errno.h>
 #include <string.h>

@@ -60,7 +60,9 @@ def gen(mode, out, *args):
 def run(vdevs, opts=(), eal=(), check=True, timeout=120):
     """Run backstop; return (returncode, report dict, ports, stdout, stderr)."""
     _prefix_n[0] += 1
-    cmd = [backstop_bin(), "--no-huge", "--no-pci", "-m", "256", "-l", "0-1",
+    lcores = [] if any(e in ("-l", "--lcores") for e in eal) else \
+        ["-l", "0-1"]
+    cmd = [backstop_bin(), "--no-huge", "--no-pci", "-m", "256"] + lcores + [
            "--file-prefix", "bst%d_%d" % (os.getpid(), _prefix_n[0]),
            "--log-level", "user1,info"] + list(eal)
     for v in vdevs:

@@ -24,6 +24,20 @@ c.eq("net_null: every packet forwarded or counted",
 c.eq("net_null: port 0 rx leaves on port 1", ports[1]["tx"] + ports[1]["drop"],
      ports[0]["rx"])
 
+# Two workers: net_null has queues and RSS, so each port gets one queue
+# per worker (two lcores share a core here: --lcores 1@1,2@1).
+_, rep, ports, _, err = bstest.run(["net_null0", "net_null1"],
+                                   ["--duration", "1"],
+                                   eal=["--lcores", "0@0,1@1,2@1"])
+c.eq("two workers forward", rep.get("workers"), 2)
+c.true("queues per worker with symmetric RSS logged",
+       "2 queue(s), symmetric RSS" in err)
+c.eq("two workers: every packet forwarded or counted",
+     rep.get("tx_packets", 0) + rep.get("tx_dropped", 0),
+     rep.get("rx_packets"))
+c.eq("two workers: per-port sums agree with the counters",
+     ports[0]["rx"] + ports[1]["rx"], rep.get("rx_packets"))
+
 if os.geteuid() == 0:
     # A lone af_packet port on one end of a veth pair reflects what the
     # other end sends.
