@@ -133,24 +133,11 @@ append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r
 	return o;
 }
 
+/* Write the record of a transaction that carried a message. */
 static void
-on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
+log_record(struct bs_txn_stage *w, const struct bs_smtp_record *rec,
+	const struct bs_detect_result *res)
 {
-	struct bs_txn_stage *w = arg;
-	struct flow_det *fd = bs_smtp_flow_user(f);
-	const struct bs_detect_result *res = NULL;
-
-	if (fd != NULL && fd->seq == rec->seq) {
-		if (fd->msg != NULL)
-			det_end_msg(w, fd, true); /* message never completed */
-		else if (fd->done)
-			res = &fd->res;
-		fd->done = false;
-	}
-	/* The log records transactions that carried a message; MAIL/RCPT
-	 * exchanges that ended without one (RSET, rejections) do not. */
-	if (w->events == NULL || !rec->complete)
-		return;
 	int n = bs_smtp_record_json(rec, w->json, w->json_len);
 	if (n < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
@@ -163,6 +150,27 @@ on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 		return;
 	}
 	BS_CNT_INC(w->cnt, event_log_records);
+}
+
+static void
+on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
+{
+	struct bs_txn_stage *w = arg;
+	struct flow_det *fd = bs_smtp_flow_user(f);
+	bool mine = fd != NULL && fd->seq == rec->seq;
+
+	if (mine && fd->msg != NULL)
+		det_end_msg(w, fd, true); /* message never completed */
+	/* The log records transactions that carried a message; MAIL/RCPT
+	 * exchanges that ended without one (RSET, rejections) do not. */
+	if (w->events != NULL && rec->complete)
+		log_record(w, rec, mine && fd->done ? &fd->res : NULL);
+	/* The detection state lives only as long as its transaction, so a
+	 * connection kept open between messages holds none. */
+	if (mine && fd != w->closing) {
+		free(fd);
+		bs_smtp_flow_set_user(f, NULL);
+	}
 }
 
 static const struct bs_smtp_events stage_events = {
@@ -231,7 +239,10 @@ bs_txn_flow_free(struct bs_txn_stage *w, struct bs_smtp_flow *sf)
 	/* Ending the SMTP flow ends its open transactions (their records
 	 * use the detection state), then the detection state goes. */
 	struct flow_det *fd = bs_smtp_flow_user(sf);
+	/* on_txn_end runs inside the free and must leave fd to us. */
+	w->closing = fd;
 	bs_smtp_flow_free(w->smtp, sf, w->now_ms);
+	w->closing = NULL;
 	if (fd != NULL) {
 		det_end_msg(w, fd, true);
 		free(fd);

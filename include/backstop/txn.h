@@ -37,6 +37,8 @@ struct bs_txn_stage {
 	char *json;                   /* formatting buffer for records */
 	size_t json_len;
 	uint64_t now_ms;              /* the owner's clock, set per loop */
+	void *closing;                /* detection state of the flow being
+	                               * freed (its records end inside) */
 };
 
 /*
