@@ -17,13 +17,13 @@ const struct bs_counter_desc bs_counter_desc[BS_CNT__MAX] = {
 };
 
 void
-bs_counters_sum(struct bs_counters *out, const struct bs_counters *blk,
-	unsigned int n)
+bs_counters_sum(struct bs_counters *out,
+	const struct bs_counters *const *blk, unsigned int n)
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned int w = 0; w < n; w++)
 		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
-			out->v[i] += blk[w].v[i];
+			out->v[i] += blk[w]->v[i];
 }
 
 void

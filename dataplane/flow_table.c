@@ -16,6 +16,8 @@
 
 _Static_assert(sizeof(struct bs_flow_key) == 40,
 	"flow key is hashed as five 64-bit words");
+_Static_assert(sizeof(struct bs_flow) == 128,
+	"two cache lines per entry (README and docs/performance.md say so)");
 
 struct lru {
 	uint32_t head, tail;

@@ -194,10 +194,10 @@ print_reference(const char *what)
 static void
 sum_counters(const struct bs_app *app, struct bs_counters *out)
 {
-	memset(out, 0, sizeof(*out));
+	const struct bs_counters *blk[BS_MAX_WORKERS];
 	for (unsigned int i = 0; i < app->n_workers; i++)
-		for (unsigned int j = 0; j < BS_CNT__MAX; j++)
-			out->v[j] += app->worker[i]->cnt.v[j];
+		blk[i] = &app->worker[i]->cnt;
+	bs_counters_sum(out, blk, app->n_workers);
 }
 
 static void

@@ -127,7 +127,6 @@ static enum bs_seg_verdict
 track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 	uint64_t now_ms)
 {
-	uint32_t wire_len = rte_pktmbuf_pkt_len(m);
 	const struct bs_pkt *p = &pm->p;
 	const struct bs_flow_key *kp = &pm->k;
 	bool created;
@@ -175,9 +174,6 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 				BS_CNT_INC(&w->cnt, flow_engine_nomem);
 		}
 	}
-	f->pkts[dir]++;
-	f->bytes[dir] += wire_len;
-
 	if (fl & BS_TCP_RST) {
 		if (f->tmo != BS_FLOW_TMO_SHORT || f->fin_seen != 3) {
 			f->fin_seen = 3;

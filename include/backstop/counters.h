@@ -106,10 +106,12 @@ struct bs_counters {
 #define BS_CNT_ADD(c, name, n) ((c)->v[BS_CNT_##name] += (n))
 
 /*
- * Sum n blocks into *out.  Any thread; the blocks may be written meanwhile.
+ * Sum the n blocks blk[0..n) into *out.  Blocks are separate per-worker
+ * allocations, hence the array of pointers.  Any thread; the blocks may
+ * be written meanwhile (each value is at most one burst old).
  */
-void bs_counters_sum(struct bs_counters *out, const struct bs_counters *blk,
-	unsigned int n);
+void bs_counters_sum(struct bs_counters *out,
+	const struct bs_counters *const *blk, unsigned int n);
 
 /* Print "name value" lines, one per counter, in table order. */
 void bs_counters_print(FILE *f, const struct bs_counters *c);

@@ -68,8 +68,6 @@ struct bs_flow {
 	uint8_t in_use;
 	uint8_t server_side;      /* side (0/1) that listens on the SMTP port */
 	uint8_t fin_seen;         /* bit per direction */
-	uint64_t pkts[2];
-	uint64_t bytes[2];
 	void *app;                /* owned by the app layer (reassembly/SMTP) */
 } __attribute__((aligned(64)));
 
