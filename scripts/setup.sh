@@ -16,9 +16,17 @@ PKGS=(
 	# build
 	build-essential meson ninja-build pkg-config clang
 	libdpdk-dev dpdk libhyperscan-dev liburcu-dev libssl-dev libyaml-dev
-	# tests
+	# tests: unit, fuzz (clang's sanitizer and libFuzzer runtimes),
+	# captures (scapy), namespaces (iproute2, ethtool, sysctl from procps)
 	libcmocka-dev libclang-rt-14-dev python3-scapy tcpdump ethtool
-	iproute2 iputils-ping libpcap-dev postfix swaks openssl
+	iproute2 iputils-ping procps libpcap-dev openssl
+	# end to end: a real Postfix, and swaks with the Perl modules its
+	# STARTTLS and IPv6 support need (Recommends of swaks, which
+	# --no-install-recommends leaves out: swaks then exits 10)
+	postfix swaks libnet-ssleay-perl libnet-dns-perl
+	libio-socket-inet6-perl
+	# benchmarks: dpdk-testpmd is in dpdk-dev, not dpdk
+	dpdk-dev
 )
 
 hugepages=0

@@ -23,6 +23,21 @@ CLI4, SRV4 = "198.51.100.1", "198.51.100.2"
 CLI6, SRV6 = "2001:db8:25::1", "2001:db8:25::2"
 
 
+# What every lab needs; a missing one fails the test and is named
+# (bstest.require).  swaks's STARTTLS needs Net::SSLeay and its IPv6
+# IO::Socket::INET6: both are only Recommends of Debian's swaks.
+LAB_PROGRAMS = ("ip", "ethtool", "sysctl", "swaks", "openssl",
+                "/usr/sbin/postfix", "/usr/sbin/postconf")
+LAB_PERL = ("Net::SSLeay", "IO::Socket::INET6")
+
+
+def require_lab(name, programs=(), perl_modules=()):
+    import bstest
+    bstest.require(name, root=True,
+                   programs=LAB_PROGRAMS + tuple(programs),
+                   perl_modules=LAB_PERL + tuple(perl_modules))
+
+
 def sh(*cmd, check=True, ns=None, **kw):
     if ns:
         cmd = ("ip", "netns", "exec", ns) + cmd

@@ -22,9 +22,7 @@ import bstest  # noqa: E402
 import netlab  # noqa: E402
 
 c = bstest.Checker("e2e_relay")
-if os.geteuid() != 0:
-    print("e2e_relay: needs root (namespaces); skipped")
-    sys.exit(77)
+netlab.require_lab("e2e_relay")
 
 corpus = os.path.join(bstest.SRC, "..", "shared", "corpus")
 msgs = []

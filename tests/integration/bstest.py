@@ -15,6 +15,7 @@ PY = "/usr/bin/python3"   # Debian's, with python3-scapy
 GEN = os.path.join(SRC, "scripts", "gen_pcap.py")
 
 _prefix_n = [0]
+_scapy_ok = [False]
 
 
 def backstop_bin():
@@ -48,6 +49,9 @@ def read_pcap(path):
 
 
 def gen(mode, out, *args):
+    if not _scapy_ok[0]:
+        require("gen_pcap", python_modules=("scapy",))
+        _scapy_ok[0] = True
     r = subprocess.run([PY, GEN, mode, out] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True)
@@ -108,6 +112,39 @@ class Checker:
     def done(self):
         print("%s: %d checks, %d failed" % (self.name, self.n, self.failed))
         sys.exit(1 if self.failed else 0)
+
+
+def require(name, root=False, programs=(), perl_modules=(),
+            python_modules=(), corpus=False):
+    """Fail the test (exit 1) naming every missing prerequisite: a test
+    whose tools are absent must not pass or skip silently.  setup.sh
+    installs them all; this says which one a machine lacks."""
+    import shutil
+    missing = []
+    if root and os.geteuid() != 0:
+        missing.append("root (network namespaces, veth pairs)")
+    for p in programs:
+        if shutil.which(p) is None and not os.access(p, os.X_OK):
+            missing.append("program %s" % p)
+    for m in perl_modules:
+        if subprocess.run(["perl", "-M" + m, "-e", "1"],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            missing.append("Perl module %s" % m)
+    for m in python_modules:
+        if subprocess.run([PY, "-c", "import " + m],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            missing.append("Python module %s (for %s)" % (m, PY))
+    if corpus and not os.path.isdir(CORPUS):
+        missing.append("the shared corpus at %s" % CORPUS)
+    if missing:
+        print("FAIL %s: missing prerequisite: %s (scripts/setup.sh "
+              "installs them)" % (name, "; ".join(missing)))
+        sys.exit(1)
+
+
+CORPUS = os.path.normpath(os.path.join(SRC, "..", "shared", "corpus"))
 
 
 def tmpdir():

@@ -124,9 +124,17 @@ a = gen.TcpConv(rnd, "203.0.113.69", "198.51.100.25", 40004, 25)
 opening(a)
 a.send(True, b"STARTTLS\r\n")
 a.send(False, b"220 2.0.0 Ready to start TLS\r\n")
-a.send(True, b"\x16\x03\x01\x02\x00" + bytes(rnd.randrange(256)
-                                             for _ in range(600)))
+# A TLS record without LF bytes: read as text it would be one line.
+a.send(True, b"\x16\x03\x01\x02\x00" + bytes(rnd.choice(
+    [b for b in range(256) if b != 10]) for _ in range(600)) + b"\r\n")
+a.send(False, b"500 5.5.2 Error: command not recognized\r\n")
+# Inside the TLS session, bytes that read as a whole plain transaction
+# with its replies: an engine that kept reading after the 220 would log
+# a message from the null sender here.
 a.send(True, b"MAIL FROM:<>\r\nRCPT TO:<u@example.net>\r\nDATA\r\n")
+a.send(False, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n")
+a.send(True, b"Subject: hidden\r\n\r\nnot really plain text\r\n.\r\n")
+a.send(False, b"250 2.0.0 queued\r\n")
 a.close()
 recs = run_case("starttls", a, {"smtp_starttls": 1})
 c.eq("starttls: no record from the encrypted session",
