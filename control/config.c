@@ -405,3 +405,24 @@ bs_config_show(FILE *f, const struct bs_config *cfg)
 		fputc('\n', f);
 	}
 }
+
+int
+bs_config_copy(struct bs_config *dst, const struct bs_config *src)
+{
+	memcpy(dst, src, sizeof(*dst));
+	for (unsigned int i = 0; i < bs_cfg_count; i++) {
+		if (bs_cfg_desc[i].type != BS_CFG_STR)
+			continue;
+		char **d = (char **)((char *)dst + bs_cfg_desc[i].offset);
+		if (*d != NULL && (*d = strdup(*d)) == NULL) {
+			/* Strings not yet copied still point into src. */
+			for (unsigned int j = i + 1; j < bs_cfg_count; j++)
+				if (bs_cfg_desc[j].type == BS_CFG_STR)
+					*(char **)((char *)dst +
+						bs_cfg_desc[j].offset) = NULL;
+			bs_config_free(dst);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}

@@ -27,6 +27,9 @@ PKGS=(
 	libio-socket-inet6-perl
 	# benchmarks: dpdk-testpmd is in dpdk-dev, not dpdk
 	dpdk-dev
+	# control plane: JSON-lines protocol (jansson), /metrics
+	# (libmicrohttpd); a real Prometheus server and promtool in tests
+	libjansson-dev libmicrohttpd-dev prometheus
 )
 
 hugepages=0

@@ -24,6 +24,7 @@
 
 #include "backstop/config_smtp.h"
 #include "backstop/config_detect.h"
+#include "backstop/config_control.h"
 
 /* Most SMTP ports one may list. */
 #define BS_CFG_MAX_PORTS 16
@@ -75,7 +76,8 @@ struct bs_cfg_ports {
 #define BS_CFG_TABLE(X)                                                      \
 	BS_CFG_CORE(X)                                                       \
 	BS_CFG_SMTP(X)                                                       \
-	BS_CFG_DETECT(X)
+	BS_CFG_DETECT(X)                                                     \
+	BS_CFG_CONTROL(X)
 
 #define BS_CFG_CTYPE_U32 uint32_t
 #define BS_CFG_CTYPE_U64 uint64_t
@@ -132,6 +134,13 @@ int bs_config_set(struct bs_config *cfg, const char *key, const char *val,
 
 /* Write every setting as "key: value" YAML, in table order. */
 void bs_config_show(FILE *f, const struct bs_config *cfg);
+
+/*
+ * Deep copy of *src into *dst (strings duplicated; free dst with
+ * bs_config_free()).  Returns 0 or -ENOMEM (then dst holds nothing to
+ * free).  Any thread; src must not change meanwhile.
+ */
+int bs_config_copy(struct bs_config *dst, const struct bs_config *src);
 
 /* Release strings held by *cfg. */
 void bs_config_free(struct bs_config *cfg);
