@@ -26,6 +26,7 @@ struct bs_pub {
 	unsigned int n_workers;
 	struct bs_pubcfg *retired;   /* control thread only */
 	unsigned int n_retired;
+	struct bs_counters *cnt[BS_PUB_WORKERS_MAX]; /* workers' blocks */
 };
 
 static uint64_t
@@ -140,6 +141,9 @@ bs_pub_publish(struct bs_pub *pub, struct bs_pubcfg *pc)
 {
 	uint64_t gen = pub->gen + 1;
 	pc->gen = gen;
+	for (unsigned int w = 0; w < pc->n_workers && w < pub->n_workers; w++)
+		if (pc->detect[w] != NULL)
+			bs_detect_ctx_set_counters(pc->detect[w], pub->cnt[w]);
 	/* The store is a release: a worker that reads the pointer sees a
 	 * fully built object (rcu_dereference on its side). */
 	struct bs_pubcfg *old = rcu_xchg_pointer(&pub->cur, pc);
@@ -171,6 +175,17 @@ bs_pub_reclaim(struct bs_pub *pub)
 		}
 	}
 	return pub->n_retired;
+}
+
+void
+bs_pub_set_counters(struct bs_pub *pub, unsigned int w,
+	struct bs_counters *cnt)
+{
+	if (w >= pub->n_workers)
+		return;
+	pub->cnt[w] = cnt;
+	if (pub->cur != NULL && pub->cur->detect[w] != NULL)
+		bs_detect_ctx_set_counters(pub->cur->detect[w], cnt);
 }
 
 unsigned int

@@ -19,6 +19,7 @@
 #include "backstop/counters.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
+#include "backstop/pubcfg.h"
 #include "backstop/txn.h"
 
 /* Most ports and workers one process drives. */
@@ -84,7 +85,10 @@ struct bs_worker {
 	struct bs_rxq rxq[BS_MAX_PORTS];
 	struct bs_flow_table *flows;
 	struct bs_txn_stage txn;          /* SMTP, detection, event ring */
+	/* The published settings (pubcfg.h), re-read after every quiescent
+	 * state so reloaded settings apply from the next loop. */
 	const struct bs_config *cfg;
+	struct bs_pub *pub;
 	uint64_t tsc_per_ms;
 	/* Written by the worker, read by main (idle detection, stats). */
 	volatile uint64_t last_rx_tsc;

@@ -235,7 +235,7 @@ report(const struct bs_app *app, double secs)
 
 static struct bs_worker *
 worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
-	const struct bs_ruleset *rules, bool want_events,
+	struct bs_pub *pub, bool want_events,
 	int64_t clock_offset_ms)
 {
 	struct bs_worker *w = rte_zmalloc_socket("worker", sizeof(*w),
@@ -246,7 +246,7 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
 	};
-	if (bs_txn_init(&w->txn, &app->cfg, rules, &w->cnt, want_events,
+	if (bs_txn_init(&w->txn, &app->cfg, pub, idx, &w->cnt, want_events,
 			clock_offset_ms) < 0) {
 		bs_txn_fini(&w->txn);
 		rte_free(w);
@@ -259,9 +259,12 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		rte_free(w);
 		return NULL;
 	}
+	bs_pub_set_counters(pub, idx, &w->cnt);
 	w->lcore = lcore;
 	w->idx = idx;
-	w->cfg = &app->cfg;
+	w->pub = pub;
+	w->cfg = &bs_pub_current(pub)->cfg;
+	w->txn.cfg = w->cfg;
 	w->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	if (w->tsc_per_ms == 0)
 		w->tsc_per_ms = 1;
@@ -390,7 +393,6 @@ main(int argc, char **argv)
 		(unsigned int)nq);
 	if (pub == NULL)
 		goto fail;
-	const struct bs_ruleset *rules = bs_pub_current(pub)->rules;
 	FILE *evlog = NULL;
 	if (o.event_log != NULL) {
 		evlog = fopen(o.event_log, "a");
@@ -411,7 +413,7 @@ main(int argc, char **argv)
 	RTE_LCORE_FOREACH_WORKER(lcore) {
 		if (idx == (unsigned int)nq)
 			break;
-		struct bs_worker *w = worker_create(&app, lcore, idx, rules,
+		struct bs_worker *w = worker_create(&app, lcore, idx, pub,
 			evlog != NULL, clock_offset_ms);
 		if (w == NULL) {
 			fprintf(stderr, "backstop: worker %u: out of memory "
@@ -496,6 +498,11 @@ main(int argc, char **argv)
 	struct bs_control *ctl = control;
 	control = NULL;
 	bs_control_stop(ctl);
+	/* A worker's last settings pointer may name a set the control
+	 * thread has freed since: what follows uses the current one. */
+	for (unsigned int i = 0; i < app.n_workers; i++)
+		app.worker[i]->cfg = app.worker[i]->txn.cfg =
+			&bs_pub_current(pub)->cfg;
 	double secs = (double)(rte_rdtsc() - start) / (double)hz;
 
 	/* Ending the flows ends their open transactions (records).  The

@@ -24,6 +24,8 @@
 
 struct flow_det {
 	struct bs_msg *msg;   /* message being scanned, or NULL */
+	struct bs_pubcfg *pc; /* the rule set msg pinned (while msg) */
+	uint64_t gen;         /* generation res was scanned on */
 	uint32_t seq;         /* transaction msg or res belongs to */
 	bool done;            /* res holds the result of transaction seq */
 	struct bs_detect_result res;
@@ -41,6 +43,10 @@ det_end_msg(struct bs_txn_stage *w, struct flow_det *fd, bool abort_it)
 		fd->done = true;
 	}
 	fd->msg = NULL;
+	/* The message is done with its set: the control thread may free
+	 * an old one once no message pins it. */
+	bs_pubcfg_unpin(fd->pc, w->worker);
+	fd->pc = NULL;
 	w->detect_inflight--;
 }
 
@@ -49,12 +55,16 @@ static void
 on_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 {
 	struct bs_txn_stage *w = arg;
-	if (w->detect == NULL)
+	if (w->pub == NULL)
 		return;
 	struct flow_det *fd = bs_smtp_flow_user(f);
 	if (fd != NULL)
 		det_end_msg(w, fd, true); /* a previous one never finished */
-	if (w->detect_inflight >= w->cfg->detect_inflight_max) {
+	/* The set current now is the message's for its whole life. */
+	struct bs_pubcfg *pc = bs_pub_current(w->pub);
+	if (pc->detect[w->worker] == NULL)
+		return; /* detection off in this generation */
+	if (w->detect_inflight >= pc->cfg.detect_inflight_max) {
 		BS_CNT_INC(w->cnt, detect_inflight_cap);
 		return;
 	}
@@ -68,11 +78,14 @@ on_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 	}
 	fd->done = false;
 	fd->seq = rec->seq;
-	fd->msg = bs_msg_begin(w->detect, rec->mail_from, NULL, 0);
+	fd->msg = bs_msg_begin(pc->detect[w->worker], rec->mail_from, NULL, 0);
 	if (fd->msg == NULL) {
 		BS_CNT_INC(w->cnt, detect_msg_nomem);
 		return;
 	}
+	bs_pubcfg_pin(pc, w->worker);
+	fd->pc = pc;
+	fd->gen = pc->gen;
 	w->detect_inflight++;
 }
 
@@ -106,14 +119,15 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
  * length, or n unchanged when it would not fit.
  */
 static size_t
-append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r)
+append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r,
+	uint64_t gen)
 {
 	if (n < 2 || w->json[n - 2] != '}')
 		return n;
 	size_t o = n - 2;
 	int k = snprintf(w->json + o, w->json_len - o,
-		",\"class\":\"%s\",\"detect\":",
-		bs_class_name((enum bs_class)r->cls));
+		",\"gen\":%llu,\"class\":\"%s\",\"detect\":",
+		(unsigned long long)gen, bs_class_name((enum bs_class)r->cls));
 	if (k < 0 || (size_t)k >= w->json_len - o)
 		return n;
 	o += (size_t)k;
@@ -136,14 +150,14 @@ append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r
 /* Write the record of a transaction that carried a message. */
 static void
 log_record(struct bs_txn_stage *w, const struct bs_smtp_record *rec,
-	const struct bs_detect_result *res)
+	const struct bs_detect_result *res, uint64_t gen)
 {
 	int n = bs_smtp_record_json(rec, w->json, w->json_len);
 	if (n < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
 		return;
 	}
-	size_t len = res != NULL ? append_detect(w, (size_t)n, res)
+	size_t len = res != NULL ? append_detect(w, (size_t)n, res, gen)
 				 : (size_t)n;
 	if (bs_evring_put(w->events, w->json, len) < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
@@ -164,7 +178,8 @@ on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 	/* The log records transactions that carried a message; MAIL/RCPT
 	 * exchanges that ended without one (RSET, rejections) do not. */
 	if (w->events != NULL && rec->complete)
-		log_record(w, rec, mine && fd->done ? &fd->res : NULL);
+		log_record(w, rec, mine && fd->done ? &fd->res : NULL,
+			mine ? fd->gen : 0);
 	/* The detection state lives only as long as its transaction, so a
 	 * connection kept open between messages holds none. */
 	if (mine && fd != w->closing) {
@@ -182,7 +197,7 @@ static const struct bs_smtp_events stage_events = {
 
 int
 bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
-	const struct bs_ruleset *rules, struct bs_counters *cnt,
+	struct bs_pub *pub, unsigned int worker, struct bs_counters *cnt,
 	bool want_events, int64_t clock_offset_ms)
 {
 	struct bs_smtp_params sp;
@@ -195,12 +210,8 @@ bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
 	w->smtp = bs_smtp_ctx_create(&sp, &stage_events, w, w->cnt);
 	if (w->smtp == NULL)
 		return -ENOMEM;
-	if (rules != NULL) {
-		w->detect = bs_detect_ctx_create(rules);
-		if (w->detect == NULL)
-			return -ENOMEM;
-		bs_detect_ctx_set_counters(w->detect, w->cnt);
-	}
+	w->pub = pub;
+	w->worker = worker;
 	if (want_events) {
 		w->json_len = BS_SMTP_JSON_MAX(cfg->smtp_rcpt_max) +
 			BS_DETECT_JSON_MAX;
@@ -217,8 +228,6 @@ bs_txn_fini(struct bs_txn_stage *w)
 {
 	bs_smtp_ctx_free(w->smtp);
 	w->smtp = NULL;
-	bs_detect_ctx_free(w->detect);
-	w->detect = NULL;
 	bs_evring_free(w->events);
 	w->events = NULL;
 	free(w->json);

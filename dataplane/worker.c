@@ -403,6 +403,9 @@ bs_worker_main(void *arg)
 		w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);
 		w->cnt.v[BS_CNT_flow_expired] = bs_flow_expired(w->flows);
 		rcu_quiescent_state();
+		/* After the quiescent state: the settings published since. */
+		w->cfg = &bs_pub_current(w->pub)->cfg;
+		w->txn.cfg = w->cfg;
 	}
 	flush_pending(w, w->txn.now_ms);
 	w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);

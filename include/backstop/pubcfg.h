@@ -116,6 +116,14 @@ uint64_t bs_pub_publish(struct bs_pub *pub, struct bs_pubcfg *pc);
  */
 unsigned int bs_pub_reclaim(struct bs_pub *pub);
 
+/*
+ * Detection of worker w counts into cnt (its counter block): the current
+ * set's context now, and every set published later.  Start-up, before
+ * the workers run.
+ */
+void bs_pub_set_counters(struct bs_pub *pub, unsigned int w,
+	struct bs_counters *cnt);
+
 /* Retired objects not yet freed (control thread). */
 unsigned int bs_pub_retired(const struct bs_pub *pub);
 

@@ -26,7 +26,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct bs_config cfg;
-static struct bs_ruleset *rules;
+static struct bs_pub *pub;
 static struct bs_counters cnt;
 static FILE *devnull;
 static struct bs_txn_stage t; /* one stage for all inputs, as on a worker */
@@ -39,14 +39,19 @@ init(void)
 	if (bs_config_defaults(&cfg) < 0)
 		abort();
 	snprintf(path, sizeof(path), "%s/rules/default.rules", BS_DATA_DIR);
-	rules = bs_ruleset_load(path, err, sizeof(err));
-	if (rules == NULL) {
+	cfg.smtp_event_digest = true;
+	/* Detection through a published set, as on a worker (slot 0). */
+	pub = bs_pub_create(1);
+	struct bs_pubcfg *pc = pub ? bs_pubcfg_build(&cfg, path, 1, err,
+		sizeof(err)) : NULL;
+	if (pc == NULL) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}
-	cfg.smtp_event_digest = true;
+	bs_pub_set_counters(pub, 0, &cnt);
+	bs_pub_publish(pub, pc);
 	devnull = fopen("/dev/null", "w");
-	if (bs_txn_init(&t, &cfg, rules, &cnt, true, 0) < 0)
+	if (bs_txn_init(&t, &cfg, pub, 0, &cnt, true, 0) < 0)
 		abort();
 }
 
