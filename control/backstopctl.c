@@ -258,6 +258,8 @@ roundtrip(int fd, const char *req, int timeout_ms)
 	size_t len = strlen(req), off = 0;
 	while (off < len) {
 		ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break; /* refused at accept: its reply says why */
 		if (n < 0) {
 			fprintf(stderr, "backstopctl: send: %s\n",
 				strerror(errno));

@@ -22,6 +22,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -565,6 +566,100 @@ h_config_show(void *arg, const json_t *args, json_t *result,
 	return 0;
 }
 
+/* Default and largest N of flows top. */
+#define FLOWS_TOP_DEFAULT 10
+/* How long a worker may take to walk its table for a snapshot. */
+#define SNAP_WAIT_MS 2000
+
+static json_t *
+flow_json(unsigned int w, const struct bs_flow_snap_ent *e)
+{
+	char a[2][INET6_ADDRSTRLEN];
+	int af = e->key.l3 == BS_L3_IPV6 ? AF_INET6 : AF_INET;
+	for (int i = 0; i < 2; i++)
+		if (inet_ntop(af, e->key.addr[i], a[i], sizeof(a[i])) == NULL)
+			snprintf(a[i], sizeof(a[i]), "?");
+	unsigned int sv = e->server_side, cl = 1 - sv;
+	return json_pack("{s:I,s:s,s:I,s:s,s:I,s:I,s:I,s:s}",
+		"worker", (json_int_t)w,
+		"client", a[cl], "cport", (json_int_t)e->key.port[cl],
+		"server", a[sv], "sport", (json_int_t)e->key.port[sv],
+		"bytes", (json_int_t)e->bytes,
+		"idle_ms", (json_int_t)e->idle_ms,
+		"state", e->closed || e->fin_seen ? "closing"
+			: e->inspected ? "followed" : "uninspected");
+}
+
+/* Each worker snapshots its own table (flowsnap.c); merge the lists. */
+static int
+h_flows_top(void *arg, const json_t *args, json_t *result,
+	struct bs_ctl_err *e)
+{
+	struct bs_control *ctl = arg;
+	const struct bs_app *app = ctl->app;
+	const json_t *jn = json_object_get(args, "n");
+	json_int_t n = FLOWS_TOP_DEFAULT;
+	if (jn != NULL) {
+		if (!json_is_integer(jn) || json_integer_value(jn) < 1 ||
+				json_integer_value(jn) > BS_SNAP_MAX)
+			return bs_ctl_fail(e, BS_CTL_E_BAD_ARG,
+				"flows top: N must be 1..%d", BS_SNAP_MAX);
+		n = json_integer_value(jn);
+	}
+	struct bs_flow_snap *snap[BS_MAX_WORKERS] = { NULL };
+	for (unsigned int w = 0; w < app->n_workers; w++) {
+		if (!app->worker[w]->running)
+			continue;
+		snap[w] = calloc(1, sizeof(*snap[w]));
+		if (snap[w] == NULL)
+			continue;
+		snap[w]->want = (uint32_t)n;
+		__atomic_store_n(&app->worker[w]->snap, snap[w],
+			__ATOMIC_RELEASE);
+	}
+	uint64_t deadline = mono_ns() + SNAP_WAIT_MS * 1000000ull;
+	json_t *all = json_array();
+	bool partial = false;
+	for (unsigned int w = 0; w < app->n_workers; w++) {
+		if (snap[w] == NULL)
+			continue;
+		while (!__atomic_load_n(&snap[w]->done, __ATOMIC_ACQUIRE) &&
+				mono_ns() < deadline)
+			usleep(1000);
+		if (!__atomic_load_n(&snap[w]->done, __ATOMIC_ACQUIRE)) {
+			/* The worker may still write it: leave it (a worker
+			 * that does not loop is stopping anyway). */
+			partial = true;
+			continue;
+		}
+		for (uint32_t i = 0; i < snap[w]->n; i++)
+			json_array_append_new(all, flow_json(w, &snap[w]->ent[i]));
+		free(snap[w]);
+	}
+	/* Largest first over all workers, then the first n. */
+	size_t m = json_array_size(all);
+	for (size_t i = 1; i < m; i++)
+		for (size_t j = i; j > 0; j--) {
+			json_t *x = json_array_get(all, j - 1);
+			json_t *y = json_array_get(all, j);
+			if (json_integer_value(json_object_get(x, "bytes")) >=
+					json_integer_value(json_object_get(y, "bytes")))
+				break;
+			json_incref(x);
+			json_array_set(all, j - 1, y);
+			json_array_set_new(all, j, x);
+		}
+	while (json_array_size(all) > (size_t)n)
+		json_array_remove(all, json_array_size(all) - 1);
+	struct bs_counters c;
+	sum_counters(app, &c);
+	json_object_set_new(result, "flows_active",
+		json_integer((json_int_t)c.v[BS_CNT_flow_active]));
+	json_object_set_new(result, "partial", json_boolean(partial));
+	json_object_set_new(result, "flows", all);
+	return 0;
+}
+
 /* ---- the control thread ---- */
 
 static void *
@@ -904,6 +999,7 @@ bs_control_start(struct bs_app *app, struct bs_pub *pub,
 		h.fn[BS_CTL_RULES_RELOAD] = h_rules_reload;
 		h.fn[BS_CTL_CONFIG_RELOAD] = h_config_reload;
 		h.fn[BS_CTL_CONFIG_SHOW] = h_config_show;
+		h.fn[BS_CTL_FLOWS_TOP] = h_flows_top;
 		/* ledger and verdict commands: their stages are not in this
 		 * build; the protocol answers "unavailable". */
 		ctl->srv = bs_ctl_server_create(&sp, &h, err, sizeof(err));

@@ -95,6 +95,9 @@ struct bs_worker {
 	volatile bool running;
 	struct bs_port_cnt port_cnt[BS_MAX_PORTS];
 	struct bs_counters cnt;
+	/* A flows-top request of the control thread, worked through a
+	 * bounded slice per loop (flowsnap.c); NULL when none. */
+	struct bs_flow_snap *volatile snap;
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
 	int pending;                      /* burst[] awaiting finish, or -1 */
@@ -173,6 +176,34 @@ void bs_ports_close(struct bs_app *app);
 
 /* Release hook for the flow table: ends the flow's engine state. */
 void bs_worker_flow_release(struct bs_flow *f, void *arg);
+
+/* Most flows one flows-top snapshot keeps per worker. */
+#define BS_SNAP_MAX 1000
+/* Table entries a worker looks at per loop for a snapshot: bounds the
+ * time a request can steal from packets. */
+#define BS_SNAP_BATCH 256
+
+struct bs_flow_snap_ent {
+	struct bs_flow_key key;
+	uint8_t server_side, fin_seen;
+	bool inspected, closed;
+	uint64_t bytes;
+	uint64_t idle_ms;
+};
+
+/* A snapshot of one worker's biggest flows (by bytes), asked for by the
+ * control thread (w->snap = s) and filled by the worker, which sets done
+ * (release) when it has walked its whole table and lets go of s. */
+struct bs_flow_snap {
+	uint32_t want;    /* N, at most BS_SNAP_MAX */
+	uint32_t cursor;  /* next table entry (worker) */
+	uint32_t n;       /* entries kept, largest first */
+	uint32_t done;
+	struct bs_flow_snap_ent ent[BS_SNAP_MAX];
+};
+
+/* One slice of the pending snapshot (worker, from its loop). */
+void bs_flow_snap_step(struct bs_worker *w, uint64_t now_ms);
 
 /* Worker lcore entry point; arg is its struct bs_worker. */
 int bs_worker_main(void *arg);

@@ -159,6 +159,7 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 			BS_CNT_INC(&w->cnt, flow_table_full);
 		return BS_SEG_PASS;
 	}
+	f->bytes += rte_pktmbuf_pkt_len(m);
 	if (created) {
 		BS_CNT_INC(&w->cnt, flow_created);
 		f->server_side = server_side(w->cfg, kp, p, dir);
@@ -399,6 +400,8 @@ bs_worker_main(void *arg)
 			w->last_rx_tsc = tsc;
 		else
 			flush_pending(w, now_ms);
+		if (unlikely(w->snap != NULL))
+			bs_flow_snap_step(w, now_ms);
 		/* Table-owned figures, copied once per loop (owner only). */
 		w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);
 		w->cnt.v[BS_CNT_flow_expired] = bs_flow_expired(w->flows);

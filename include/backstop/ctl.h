@@ -67,7 +67,8 @@
 	X(CONFIG_SHOW, "config show", NULL, "",                              \
 		"The running settings")                                      \
 	X(FLOWS_TOP, "flows top", "n", "[N]",                                \
-		"The N SMTP flows (default 10) with the most packets")       \
+		"The N SMTP flows (default 10) with the most bytes, over all "\
+		"workers")       \
 	X(LEDGER_STATS, "ledger stats", NULL, "",                            \
 		"Outbound ledger figures")                                   \
 	X(LEDGER_SAVE, "ledger save", "file", "[FILE]",                      \

@@ -61,6 +61,8 @@ struct bs_flow {
 	uint32_t hash;
 	uint32_t chain_next;      /* bucket chain, or BS_FLOW_NONE */
 	uint64_t last_seen;       /* caller's clock (ms) */
+	uint64_t bytes;           /* frame bytes seen, both directions (the
+	                           * worker adds them; for flows top) */
 	/* -- second cache line -- */
 	uint64_t lru_stamp;       /* last_seen when last put at the tail */
 	uint32_t lru_prev, lru_next;
@@ -134,6 +136,12 @@ uint32_t bs_flow_expire(struct bs_flow_table *t, uint64_t now, uint32_t max);
 
 /* Entries removed by aging so far (bs_flow_expire and recycling). */
 uint64_t bs_flow_expired(const struct bs_flow_table *t);
+
+/*
+ * Entry i (0 <= i < capacity) if it is in use, else NULL: a bounded walk
+ * for snapshots (flows top).  Owner worker only.
+ */
+const struct bs_flow *bs_flow_at(const struct bs_flow_table *t, uint32_t i);
 
 /* Entries in use. */
 uint32_t bs_flow_count(const struct bs_flow_table *t);
