@@ -285,38 +285,16 @@ feed(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f, struct h_out *out,
 		out->held_max = bs_smtp_ctx_held(ctx);
 }
 
-int
-h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
-	struct h_out *out)
+/* Drive one flow through the script: handshake, turns, optional FIN. */
+static void
+h_segments(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
+	const struct h_script *s, const struct h_opts *o, uint64_t seed,
+	struct h_out *out, uint64_t *nowp)
 {
-	struct bs_smtp_params p;
-	struct bs_smtp_ctx *ctx;
-	struct bs_smtp_flow *f;
-	struct bs_smtp_endpoints ep = { .l3 = BS_L3_IPV4,
-		.client = { 192, 0, 2, 1 }, .server = { 198, 51, 100, 25 },
-		.cport = 40000, .sport = 25 };
 	uint32_t nxt[2] = { o->isn_c + 1, o->isn_s + 1 };
-	uint64_t now = 1700000000000ULL, rs = seed;
+	uint64_t now = *nowp, rs = seed;
 	struct bs_seg sg;
 
-	memset(out, 0, sizeof(*out));
-	memset(h_open, 0, sizeof(h_open));
-	if (o->params != NULL) {
-		p = *o->params;
-	} else {
-		bs_smtp_params_default(&p);
-		p.smtp_ooo_flow_bytes = 16 << 20;
-		p.smtp_ooo_global_bytes = 64 << 20;
-	}
-	p.smtp_event_digest = o->digest != 0;
-	ctx = bs_smtp_ctx_create(&p, &h_events, out, &out->cnt);
-	if (ctx == NULL)
-		return -1;
-	f = bs_smtp_flow_new(ctx, &ep);
-	if (f == NULL) {
-		bs_smtp_ctx_free(ctx);
-		return -1;
-	}
 	memset(&sg, 0, sizeof(sg));
 	sg.win = 65535;
 	if (!o->no_handshake) {
@@ -409,9 +387,42 @@ h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 			sg.to_server = d == 0;
 			feed(ctx, f, out, &sg, now);
 		}
-		nxt[0]++;
-		nxt[1]++;
 	}
+	*nowp = now;
+}
+
+static const struct bs_smtp_endpoints h_ep = { .l3 = BS_L3_IPV4,
+	.client = { 192, 0, 2, 1 }, .server = { 198, 51, 100, 25 },
+	.cport = 40000, .sport = 25 };
+
+int
+h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
+	struct h_out *out)
+{
+	struct bs_smtp_params p;
+	struct bs_smtp_ctx *ctx;
+	struct bs_smtp_flow *f;
+	uint64_t now = 1700000000000ULL;
+
+	memset(out, 0, sizeof(*out));
+	memset(h_open, 0, sizeof(h_open));
+	if (o->params != NULL) {
+		p = *o->params;
+	} else {
+		bs_smtp_params_default(&p);
+		p.smtp_ooo_flow_bytes = 16 << 20;
+		p.smtp_ooo_global_bytes = 64 << 20;
+	}
+	p.smtp_event_digest = o->digest != 0;
+	ctx = bs_smtp_ctx_create(&p, &h_events, out, &out->cnt);
+	if (ctx == NULL)
+		return -1;
+	f = bs_smtp_flow_new(ctx, &h_ep);
+	if (f == NULL) {
+		bs_smtp_ctx_free(ctx);
+		return -1;
+	}
+	h_segments(ctx, f, s, o, seed, out, &now);
 	out->inspected = bs_smtp_flow_inspected(f);
 	bs_smtp_flow_free(ctx, f, now);
 	if (bs_smtp_ctx_held(ctx) != 0)
@@ -420,6 +431,41 @@ h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 	for (int i = 0; i < 8; i++)
 		if (h_open[i] != NULL)
 			out->order_err = __LINE__;
+	return 0;
+}
+
+int
+h_run_txn(struct bs_txn_stage *st, const struct h_script *s,
+	const struct h_opts *o, uint64_t seed, struct h_out *out)
+{
+	struct bs_smtp_flow *f;
+	uint64_t now = 1700000000000ULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mf;
+
+	memset(out, 0, sizeof(*out));
+	f = bs_txn_flow_new(st, &h_ep);
+	if (f == NULL)
+		return -1;
+	h_segments(st->smtp, f, s, o, seed, out, &now);
+	out->inspected = bs_smtp_flow_inspected(f);
+	st->now_ms = now;
+	bs_txn_flow_free(st, f);
+	if (st->detect_inflight != 0 || bs_smtp_ctx_held(st->smtp) != 0)
+		out->order_err = __LINE__;
+	mf = open_memstream(&buf, &len);
+	if (mf == NULL)
+		return -1;
+	if (st->events != NULL)
+		bs_evring_drain(st->events, mf);
+	fclose(mf);
+	if (len > 0) {
+		out->json = buf;
+		out->len = out->cap = len;
+	} else {
+		free(buf);
+	}
 	return 0;
 }
 

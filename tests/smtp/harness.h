@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backstop/smtp.h"
+#include "backstop/txn.h"
 
 struct h_turn {
 	int dir; /* 0 client, 1 server */
@@ -57,6 +58,14 @@ struct h_opts {
 /* seed 0: in-order segments of maxseg bytes; else random segmentation. */
 int h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 	struct h_out *out);
+/*
+ * The same through a transaction stage (detection and event log): the
+ * flow is made and freed by the stage; out->json gets the event log's
+ * lines (records with class and detection), drained from the stage's
+ * ring.  Event counts stay 0 (the stage owns the events).
+ */
+int h_run_txn(struct bs_txn_stage *st, const struct h_script *s,
+	const struct h_opts *o, uint64_t seed, struct h_out *out);
 void h_out_free(struct h_out *out);
 
 /* Read a whole file; returns malloc'd buffer or NULL. */

@@ -114,6 +114,41 @@ test_golden_lenient(void **state)
 	check_golden("lenient");
 }
 
+static void
+test_golden_rset_arg(void **state)
+{
+	(void)state;
+	check_golden("rset_arg");
+}
+
+static void
+test_golden_ehlo_refused(void **state)
+{
+	(void)state;
+	check_golden("ehlo_refused");
+}
+
+static void
+test_golden_data_refused(void **state)
+{
+	(void)state;
+	check_golden("data_refused");
+}
+
+static void
+test_golden_mail_retry(void **state)
+{
+	(void)state;
+	check_golden("mail_retry");
+}
+
+static void
+test_golden_bdat_states(void **state)
+{
+	(void)state;
+	check_golden("bdat_states");
+}
+
 /* Envelope and greeting around a body, DATA or BDAT. */
 static void
 session_for(struct h_script *s, const uint8_t *wire, size_t wlen,
@@ -619,6 +654,122 @@ test_reply_lines_cap_and_unsolicited(void **state)
 	h_out_free(&out);
 }
 
+/*
+ * Replies that cannot answer their command: the engine's view and the
+ * server's differ, so the flow is passed uninspected and counted.
+ */
+static void
+test_reply_desync(void **state)
+{
+	static const char *const hello =
+		"S: 220 mx\nC: EHLO c\n"
+		"S: 250-mx\\r\\n250-PIPELINING\\r\\n250 CHUNKING\n";
+	static const char *const cases[] = {
+		/* 2xx to DATA */
+		"C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nDATA\n"
+		"S: 250 ok\\r\\n250 ok\\r\\n250 ok\n",
+		/* 354 to RCPT */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: RCPT TO:<c@d>\nS: 354 go\n",
+		/* 354 to NOOP */
+		"C: NOOP\nS: 354 go\n",
+		/* 334 to MAIL */
+		"C: MAIL FROM:<a@b>\nS: 334 VXNlcm5hbWU6\n",
+		/* 334 to RCPT */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: RCPT TO:<c@d>\n"
+		"S: 334 x\n",
+		/* 354 to HELO */
+		"C: HELO x\nS: 354 go\n",
+		/* 3xx to STARTTLS */
+		"C: STARTTLS\nS: 354 go\n",
+		/* a reply with no command waiting (not 421) */
+		"S: 250 ok\n",
+		/* a nested MAIL accepted */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: MAIL FROM:<e@f>\n"
+		"S: 250 ok\n",
+		/* RCPT accepted with no transaction */
+		"C: RCPT TO:<c@d>\nS: 250 ok\n",
+		/* 354 with no accepted recipient */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: RCPT TO:<c@d>\n"
+		"S: 550 no\nC: DATA\nS: 354 go\n",
+		/* the reply to a BDAT before its chunk is complete */
+		"C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nBDAT 10\\r\\n"
+		"abc\\!\nS: 250 ok\\r\\n250 ok\\r\\n250 ok\n",
+		/* BDAT taken as an unknown command: the chunk was commands */
+		"C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nBDAT 3 LAST"
+		"\\r\\nabc\\!\nS: 250 ok\\r\\n250 ok\\r\\n"
+		"500 5.5.2 Error: command not recognized\n",
+	};
+	struct h_opts o = { .isn_c = 1, .isn_s = 2 };
+	struct h_out out;
+	char text[2048];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", hello, cases[i]);
+		run_text(text, &o, &out);
+		if (out.inspected != 0 || out.cnt.v[BS_CNT_smtp_desync] != 1) {
+			print_error("case %zu: inspected %d desync %lu\n%s", i,
+				out.inspected,
+				(unsigned long)out.cnt.v[BS_CNT_smtp_desync],
+				cases[i]);
+			fail();
+		}
+		assert_int_equal(out.begins, out.ends);
+		assert_int_equal(out.order_err, 0);
+		h_out_free(&out);
+	}
+
+	/* The server read a BDAT chunk after an EHLO without CHUNKING:
+	 * we read those bytes as commands, so its 250 is a desync. */
+	run_text("S: 220 mx\nC: EHLO c\nS: 250-mx\\r\\n250 PIPELINING\n"
+		 "C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nBDAT 6 LAST\\r\\n"
+		 "NOOP\\r\\n\\!\nS: 250 ok\\r\\n250 ok\\r\\n250 ok\n", &o,
+		&out);
+	assert_int_equal(out.inspected, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 1);
+	h_out_free(&out);
+
+	/* Not a desync: a 421 with no command waiting (the server is
+	 * going away), 4xx/5xx to anything. */
+	run_text("S: 220 mx\nC: EHLO c\nS: 250 mx\nC: MAIL FROM:<a@b>\n"
+		 "S: 451 try later\nC: RCPT TO:<c@d>\nS: 503 need MAIL\n"
+		 "C: DATA\nS: 503 need RCPT\nS: 421 bye\n", &o, &out);
+	assert_int_equal(out.inspected, 1);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
+	h_out_free(&out);
+}
+
+/*
+ * Postfix hangs up after "521" to BDAT (CHUNKING discarded, or a
+ * malformed BDAT): the bytes after it are never read by the server, so
+ * they start nothing here either.
+ */
+static void
+test_bdat_521_hangup(void **state)
+{
+	struct h_opts o = { .isn_c = 1, .isn_s = 2 };
+	struct h_out out;
+
+	(void)state;
+	run_text("S: 220 mx\nC: EHLO c\nS: 250-mx\\r\\n250 PIPELINING\n"
+		 "C: BDAT 6\nS: 521 5.5.1 Error: command not implemented\n"
+		 "C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nDATA\n",
+		&o, &out);
+	assert_int_equal(out.inspected, 1);
+	assert_int_equal(out.begins, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
+	h_out_free(&out);
+
+	run_text("S: 220 mx\nC: EHLO c\n"
+		 "S: 250-mx\\r\\n250-PIPELINING\\r\\n250 CHUNKING\n"
+		 "C: BDAT x\nS: 521 5.5.4 Syntax: BDAT count [LAST]\n"
+		 "C: MAIL FROM:<a@b>\n", &o, &out);
+	assert_int_equal(out.inspected, 1);
+	assert_int_equal(out.begins, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
+	h_out_free(&out);
+}
+
 static void
 test_json_escape(void **state)
 {
@@ -677,6 +828,11 @@ main(void)
 		cmocka_unit_test(test_golden_auth_starttls),
 		cmocka_unit_test(test_golden_early_data),
 		cmocka_unit_test(test_golden_lenient),
+		cmocka_unit_test(test_golden_rset_arg),
+		cmocka_unit_test(test_golden_ehlo_refused),
+		cmocka_unit_test(test_golden_data_refused),
+		cmocka_unit_test(test_golden_mail_retry),
+		cmocka_unit_test(test_golden_bdat_states),
 		cmocka_unit_test(test_property_corpus),
 		cmocka_unit_test(test_starttls_stops),
 		cmocka_unit_test(test_midstream_uninspected),
@@ -686,6 +842,8 @@ main(void)
 		cmocka_unit_test(test_tiny_segments_pipeline_overflow),
 		cmocka_unit_test(test_bdat_without_chunking_and_hold_cap),
 		cmocka_unit_test(test_reply_lines_cap_and_unsolicited),
+		cmocka_unit_test(test_reply_desync),
+		cmocka_unit_test(test_bdat_521_hangup),
 		cmocka_unit_test(test_json_escape),
 	};
 
