@@ -153,7 +153,10 @@ trace(struct h_out *o, const char *s)
 	out_append(&o->trace, &o->tlen, &o->tcap, "\n", 1);
 }
 
-/* Per-transaction event order: begin [envelope] data* [eom] end. */
+/*
+ * Per-transaction event order: begin [msg_begin data* [eom]] end.
+ * h_state: 0 transaction begun, 1 message begun, 2 message ended.
+ */
 static const struct bs_smtp_record *h_open[8];
 static int h_state[8];
 
@@ -187,16 +190,18 @@ ev_begin(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 }
 
 static void
-ev_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
+ev_msg_begin(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 {
 	struct h_out *o = arg;
 	int s = slot_of(r, 0);
 
 	(void)f;
-	o->envelopes++;
-	if (s < 0)
+	o->msg_begins++;
+	if (s < 0 || h_state[s] != 0 || r->size != 0)
 		o->order_err = __LINE__;
-	trace(o, "envelope");
+	else
+		h_state[s] = 1;
+	trace(o, "msg_begin");
 }
 
 static void
@@ -208,7 +213,7 @@ ev_data(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r,
 
 	(void)f;
 	(void)p;
-	if (s < 0 || h_state[s] >= 2 || n == 0)
+	if (s < 0 || h_state[s] != 1 || n == 0)
 		o->order_err = __LINE__;
 	o->data_bytes += n;
 }
@@ -223,7 +228,7 @@ ev_eom(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r,
 	(void)f;
 	(void)pkt;
 	o->eoms++;
-	if (s < 0 || h_state[s] >= 2)
+	if (s < 0 || h_state[s] != 1)
 		o->order_err = __LINE__;
 	else
 		h_state[s] = 2;
@@ -242,10 +247,17 @@ ev_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 
 	(void)f;
 	o->ends++;
-	if (s < 0)
+	if (s < 0) {
 		o->order_err = __LINE__;
-	else
+	} else {
+		/* A complete message was begun and ended; an incomplete one
+		 * is aborted here (begun, never ended). */
+		if (r->complete != (h_state[s] == 2))
+			o->order_err = __LINE__;
+		if (h_state[s] == 1)
+			o->msg_aborts++;
 		h_open[s] = NULL;
+	}
 	if (!r->complete) {
 		trace(o, "end aborted");
 		return;
@@ -265,7 +277,7 @@ ev_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 
 static const struct bs_smtp_events h_events = {
 	.on_txn_begin = ev_begin,
-	.on_envelope = ev_envelope,
+	.on_message_begin = ev_msg_begin,
 	.on_data = ev_data,
 	.on_end_of_message = ev_eom,
 	.on_txn_end = ev_end,
@@ -424,8 +436,11 @@ h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 	}
 	h_segments(ctx, f, s, o, seed, out, &now);
 	out->inspected = bs_smtp_flow_inspected(f);
+	out->session_bytes = bs_smtp_ctx_session_bytes(ctx);
 	bs_smtp_flow_free(ctx, f, now);
-	if (bs_smtp_ctx_held(ctx) != 0)
+	/* Every held byte and every charged byte returned. */
+	if (bs_smtp_ctx_held(ctx) != 0 || bs_smtp_ctx_session_bytes(ctx) != 0 ||
+		out->cnt.v[BS_CNT_smtp_session_bytes] != 0)
 		out->order_err = __LINE__;
 	bs_smtp_ctx_free(ctx);
 	for (int i = 0; i < 8; i++)
@@ -451,8 +466,11 @@ h_run_txn(struct bs_txn_stage *st, const struct h_script *s,
 	h_segments(st->smtp, f, s, o, seed, out, &now);
 	out->inspected = bs_smtp_flow_inspected(f);
 	st->now_ms = now;
+	out->session_bytes = bs_smtp_ctx_session_bytes(st->smtp);
 	bs_txn_flow_free(st, f);
-	if (st->detect_inflight != 0 || bs_smtp_ctx_held(st->smtp) != 0)
+	if (st->detect_inflight != 0 || st->det_live != 0 ||
+		bs_smtp_ctx_held(st->smtp) != 0 ||
+		bs_smtp_ctx_session_bytes(st->smtp) != 0)
 		out->order_err = __LINE__;
 	mf = open_memstream(&buf, &len);
 	if (mf == NULL)

@@ -37,12 +37,13 @@ struct h_out {
 	size_t len, cap;
 	char *trace; /* one line per event, for order checks */
 	size_t tlen, tcap;
-	unsigned int begins, ends, envelopes, eoms, complete;
+	unsigned int begins, ends, msg_begins, eoms, msg_aborts, complete;
 	uint64_t data_bytes;
 	int order_err;    /* an event came out of order */
 	int inspected;    /* flow still inspected at the end */
 	unsigned int drops; /* BS_SEG_DROP verdicts */
 	uint64_t held_max;
+	uint64_t session_bytes; /* charged to the budget before the free */
 	struct bs_counters cnt;
 };
 

@@ -714,6 +714,7 @@ test_reply_desync(void **state)
 				cases[i]);
 			fail();
 		}
+		assert_int_equal(out.cnt.v[BS_CNT_smtp_desync_reply], 1);
 		assert_int_equal(out.begins, out.ends);
 		assert_int_equal(out.order_err, 0);
 		h_out_free(&out);
