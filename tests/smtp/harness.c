@@ -295,6 +295,8 @@ feed(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f, struct h_out *out,
 		out->drops++;
 	if (bs_smtp_ctx_held(ctx) > out->held_max)
 		out->held_max = bs_smtp_ctx_held(ctx);
+	if (bs_smtp_ctx_session_bytes(ctx) > out->session_peak)
+		out->session_peak = bs_smtp_ctx_session_bytes(ctx);
 }
 
 /* Drive one flow through the script: handshake, turns, optional FIN. */

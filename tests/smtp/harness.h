@@ -44,6 +44,7 @@ struct h_out {
 	unsigned int drops; /* BS_SEG_DROP verdicts */
 	uint64_t held_max;
 	uint64_t session_bytes; /* charged to the budget before the free */
+	uint64_t session_peak;  /* the most charged at once */
 	struct bs_counters cnt;
 };
 

@@ -246,7 +246,7 @@ test_property_corpus(void **state)
 	char *paths[4096];
 	size_t np = 0;
 	unsigned int runs = 0, msgs = 0;
-	uint64_t rs = 42;
+	uint64_t rs = 42, peak_ref = 0, peak_rand = 0;
 
 	(void)state;
 	for (size_t i = 0; i < 4; i++)
@@ -281,6 +281,8 @@ test_property_corpus(void **state)
 			}
 			assert_int_equal(ref.complete, 1);
 			assert_int_equal(ref.order_err, 0);
+			if (ref.session_peak > peak_ref)
+				peak_ref = ref.session_peak;
 			for (unsigned int k = 0; k < seeds; k++) {
 				o.isn_c = (uint32_t)h_rand(&rs);
 				o.isn_s = (uint32_t)(0xffffffffu -
@@ -298,6 +300,8 @@ test_property_corpus(void **state)
 				assert_int_equal(out.order_err, 0);
 				assert_int_equal(out.drops, 0);
 				assert_int_equal(out.data_bytes, clen);
+				if (out.session_peak > peak_rand)
+					peak_rand = out.session_peak;
 				h_out_free(&out);
 				runs++;
 			}
@@ -310,8 +314,10 @@ test_property_corpus(void **state)
 		free(crlf);
 		free(paths[i]);
 	}
-	print_message("property: %u messages, %u random segmentations\n",
-		msgs, runs);
+	print_message("property: %u messages, %u random segmentations; "
+		      "session memory %lu bytes at most in order, %lu "
+		      "randomly cut\n", msgs, runs, (unsigned long)peak_ref,
+		(unsigned long)peak_rand);
 	assert_true(runs >= 500);
 }
 
@@ -771,6 +777,126 @@ test_bdat_521_hangup(void **state)
 	h_out_free(&out);
 }
 
+/* One flow of a flood: its own sequence numbers, fed by hand. */
+struct fl {
+	struct bs_smtp_flow *f;
+	uint32_t nxt[2];
+};
+
+static void
+fl_send(struct bs_smtp_ctx *ctx, struct fl *x, int dir, const char *data)
+{
+	struct bs_seg s = { .data = (const uint8_t *)data,
+		.len = (uint32_t)strlen(data), .seq = x->nxt[dir],
+		.ack = x->nxt[!dir], .win = 65535,
+		.flags = BS_TCP_ACK | BS_TCP_PSH, .to_server = dir == 0 };
+
+	bs_smtp_flow_input(ctx, x->f, &s, 1000);
+	x->nxt[dir] += s.len;
+}
+
+static void
+fl_open(struct bs_smtp_ctx *ctx, struct fl *x, uint16_t cport)
+{
+	struct bs_smtp_endpoints ep = { .l3 = BS_L3_IPV4, .cport = cport,
+		.sport = 25 };
+	struct bs_seg s = { .seq = 100, .flags = BS_TCP_SYN, .to_server = 1,
+		.win = 65535 };
+
+	x->nxt[0] = 101;
+	x->nxt[1] = 5001;
+	x->f = bs_smtp_flow_new(ctx, &ep);
+	if (x->f == NULL)
+		return;
+	bs_smtp_flow_input(ctx, x->f, &s, 0);
+	s.seq = 5000;
+	s.ack = 101;
+	s.flags = BS_TCP_SYN | BS_TCP_ACK;
+	s.to_server = 0;
+	bs_smtp_flow_input(ctx, x->f, &s, 0);
+	fl_send(ctx, x, 1, "220 mx\r\n");
+	fl_send(ctx, x, 0, "EHLO c\r\n");
+	fl_send(ctx, x, 1, "250-mx\r\n250 PIPELINING\r\n");
+}
+
+/*
+ * A flood of sessions that each hold memory (a transaction with many
+ * pipelined recipients, a command line cut across segments) reaches
+ * smtp.session_budget_bytes: the flows past it are uninspected or not
+ * followed at all, and counted; ordinary sessions before the flood were
+ * followed whole; when every flow ends the accounting is back to zero.
+ */
+static void
+test_session_budget(void **state)
+{
+	enum { NFLOWS = 400 };
+	static struct fl fl[NFLOWS];
+	struct bs_counters cnt;
+	struct bs_smtp_params p;
+	struct bs_smtp_ctx *ctx;
+	unsigned int followed = 0, refused = 0, uninspected = 0;
+	uint64_t peak = 0;
+	char line[128];
+
+	(void)state;
+	memset(&cnt, 0, sizeof(cnt));
+	bs_smtp_params_default(&p);
+	p.smtp_session_budget_bytes = 256 << 10;
+	ctx = bs_smtp_ctx_create(&p, NULL, NULL, &cnt);
+	assert_non_null(ctx);
+
+	/* An ordinary session fits and is followed to its end. */
+	fl_open(ctx, &fl[0], 1000);
+	assert_non_null(fl[0].f);
+	fl_send(ctx, &fl[0], 0, "MAIL FROM:<>\r\nRCPT TO:<u@x>\r\nDATA\r\n");
+	fl_send(ctx, &fl[0], 1, "250 ok\r\n250 ok\r\n354 go\r\n");
+	fl_send(ctx, &fl[0], 0, "hello\r\n.\r\n");
+	fl_send(ctx, &fl[0], 1, "250 queued\r\n");
+	assert_true(bs_smtp_flow_inspected(fl[0].f));
+	assert_int_equal(cnt.v[BS_CNT_smtp_txn_done], 1);
+	assert_true(bs_smtp_ctx_session_bytes(ctx) >= bs_smtp_flow_size());
+
+	for (unsigned int i = 1; i < NFLOWS; i++) {
+		fl_open(ctx, &fl[i], (uint16_t)(1000 + i));
+		if (fl[i].f == NULL) {
+			refused++;
+			continue;
+		}
+		fl_send(ctx, &fl[i], 0, "MAIL FROM:<a@b>\r\n");
+		for (int k = 0; k < 100; k++) {
+			snprintf(line, sizeof(line),
+				"RCPT TO:<recipient-%03d@flood.example>\r\n", k);
+			fl_send(ctx, &fl[i], 0, line);
+		}
+		fl_send(ctx, &fl[i], 0, "NOOP and a line cut in t");
+		if (bs_smtp_flow_inspected(fl[i].f))
+			followed++;
+		else
+			uninspected++;
+		if (bs_smtp_ctx_session_bytes(ctx) > peak)
+			peak = bs_smtp_ctx_session_bytes(ctx);
+		assert_true(bs_smtp_ctx_session_bytes(ctx) <=
+			p.smtp_session_budget_bytes);
+		assert_int_equal(cnt.v[BS_CNT_smtp_session_bytes],
+			bs_smtp_ctx_session_bytes(ctx));
+	}
+	print_message("budget: %u followed, %u uninspected, %u not "
+		      "followed, peak %lu bytes\n", followed, uninspected,
+		refused, (unsigned long)peak);
+	assert_true(followed > 0);
+	assert_true(uninspected > 0);
+	assert_int_equal(cnt.v[BS_CNT_smtp_session_budget],
+		uninspected + refused);
+	assert_true(peak > p.smtp_session_budget_bytes / 2);
+
+	for (unsigned int i = 0; i < NFLOWS; i++)
+		bs_smtp_flow_free(ctx, fl[i].f, 2000);
+	assert_int_equal(bs_smtp_ctx_session_bytes(ctx), 0);
+	assert_int_equal(cnt.v[BS_CNT_smtp_session_bytes], 0);
+	assert_int_equal(bs_smtp_ctx_held(ctx), 0);
+	bs_smtp_ctx_free(ctx);
+}
+
 static void
 test_json_escape(void **state)
 {
@@ -845,6 +971,7 @@ main(void)
 		cmocka_unit_test(test_reply_lines_cap_and_unsolicited),
 		cmocka_unit_test(test_reply_desync),
 		cmocka_unit_test(test_bdat_521_hangup),
+		cmocka_unit_test(test_session_budget),
 		cmocka_unit_test(test_json_escape),
 	};
 
