@@ -304,6 +304,11 @@ bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 		return;
 	}
 	BS_CNT_INC(cnt, smtp_commands);
+	/* Postfix skips blanks around the words of a command. */
+	while (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
+		p++;
+		n--;
+	}
 	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 		n--;
 	if (verb_is(p, n, "EHLO")) {

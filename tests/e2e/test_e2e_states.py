@@ -12,6 +12,8 @@ one session built to disagree (a bare-LF end of data, which Postfix 3.7
 honours) is the one counted as a desync.
 
 - RSET with an argument (501, the transaction stays);
+- blanks before the verb and tabs between words (Postfix skips and
+  splits at them);
 - EHLO/HELO without an argument or refused by a HELO restriction (501,
   554: the transaction and the HELO name stay);
 - DATA refused (503, 554, 501) and retried: the message is followed;
@@ -108,6 +110,15 @@ try:
             send("DATA\r\n") + rep(1) + send(stuffed(body("rset"))) +
             rep(1) + send("QUIT\r\n") + rep(1),
             [220, 250, 250, 501, 250, 354, 250, 221])
+    copies += 1
+
+    session("blanks around verbs", [["send", "EHLO\tclient.example.org\r\n"],
+                                    ["replies", 1]] +
+            send(" MAIL FROM:<blank@example.org>\r\n") + rep(1) +
+            send("\tRCPT\tTO:<u@example.net>\r\n") + rep(1) +
+            send("RSET\tx\r\n") + rep(1) + send(" DATA\r\n") + rep(1) +
+            send(stuffed(body("blank"))) + rep(1) + send("QUIT\r\n") +
+            rep(1), [220, 250, 250, 250, 501, 354, 250, 221])
     copies += 1
 
     session("EHLO refused", EHLO +
@@ -217,7 +228,7 @@ try:
     got = lab.wait_delivered(copies)
     c.eq("messages delivered", len(got), copies)
     delivered = b"\n".join(got)
-    for tag in ("rset", "ehlo", "data", "mail"):
+    for tag in ("rset", "blank", "ehlo", "data", "mail"):
         c.true("%s: message delivered" % tag,
                ("hello %s" % tag).encode() in delivered)
     c.true("BDAT after HELO: chunk delivered as the message",
@@ -235,11 +246,12 @@ try:
         recs = [json.loads(x) for x in f]
     by_from = {r["mail_from"]: r for r in recs if r["mail_from"]}
     c.eq("records: one per message on the wire",
-         sorted(by_from), sorted(["rset@example.org", "ehlo@example.org",
+         sorted(by_from), sorted(["rset@example.org", "blank@example.org",
+                                  "ehlo@example.org",
                                   "data@example.org", "mail@example.org",
                                   "helo-bdat@example.org",
                                   "refused@example.org"]))
-    for k in ("rset", "ehlo", "data"):
+    for k in ("rset", "blank", "ehlo", "data"):
         r = by_from.get("%s@example.org" % k, {})
         c.eq("%s: recipient" % k, r.get("rcpt"), ["u@example.net"])
         c.eq("%s: reply" % k, r.get("reply"), 250)

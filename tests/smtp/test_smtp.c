@@ -149,6 +149,13 @@ test_golden_bdat_states(void **state)
 	check_golden("bdat_states");
 }
 
+static void
+test_golden_blanks(void **state)
+{
+	(void)state;
+	check_golden("blanks");
+}
+
 /* Envelope and greeting around a body, DATA or BDAT. */
 static void
 session_for(struct h_script *s, const uint8_t *wire, size_t wlen,
@@ -960,6 +967,7 @@ main(void)
 		cmocka_unit_test(test_golden_data_refused),
 		cmocka_unit_test(test_golden_mail_retry),
 		cmocka_unit_test(test_golden_bdat_states),
+		cmocka_unit_test(test_golden_blanks),
 		cmocka_unit_test(test_property_corpus),
 		cmocka_unit_test(test_starttls_stops),
 		cmocka_unit_test(test_midstream_uninspected),
