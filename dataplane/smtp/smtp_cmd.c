@@ -234,8 +234,8 @@ parse_bdat(const uint8_t *p, size_t n, uint64_t *size, int *last)
 		i++;
 		digits++;
 	}
-	if (digits == 0)
-		return -1;
+	if (digits == 0 || (i < n && p[i] != ' ' && p[i] != '\t'))
+		return -1; /* "BDAT 5LAST" is one word, not a number */
 	i = skip_sp(p, n, i);
 	*last = 0;
 	if (i < n) {

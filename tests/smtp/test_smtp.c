@@ -782,6 +782,25 @@ test_bdat_521_hangup(void **state)
 	assert_int_equal(out.begins, 0);
 	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
 	h_out_free(&out);
+
+	/* Malformed as Postfix sees it (one word "5LAST", a size past
+	 * 2^63, a word after LAST): no chunk is read, the next line is a
+	 * command. */
+	static const char *const bad[] = { "BDAT 5LAST",
+		"BDAT 9223372036854775808", "BDAT 5 LAST x", "BDAT 5 FOO",
+		"BDAT", "BDAT -1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512];
+
+		snprintf(text, sizeof(text), "S: 220 mx\nC: EHLO c\n"
+			 "S: 250-mx\\r\\n250 CHUNKING\n"
+			 "C: %s\\r\\nMAIL FROM:<a@b>\n", bad[i]);
+		run_text(text, &o, &out);
+		assert_int_equal(out.cnt.v[BS_CNT_smtp_bdat_unannounced], 1);
+		assert_int_equal(out.cnt.v[BS_CNT_smtp_bdat], 0);
+		assert_int_equal(out.begins, 1);
+		h_out_free(&out);
+	}
 }
 
 /* One flow of a flood: its own sequence numbers, fed by hand. */
