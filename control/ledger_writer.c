@@ -240,6 +240,7 @@ static int save(struct bs_ledger *l, uint64_t now, bool clean, char *err,
 int
 bs_ledger_tick(struct bs_ledger *l, uint64_t now)
 {
+	l->last_tick_s = now;
 	if (l->pending != NULL) {
 		for (uint64_t k = 0; k < l->pending_n; k++)
 			insert(l, l->pending[k].key, l->pending[k].seen_s, now);
@@ -727,6 +728,7 @@ bs_ledger_create(const struct bs_ledger_params *pin, uint64_t now, char *err,
 
 	randombytes_buf(l->secret, sizeof(l->secret));
 	l->warm_since_s = now;
+	l->last_tick_s = now;
 	if (l->snapshot_path != NULL) {
 		ledger_st(&l->last_save_s, now);
 		load(l, now);
@@ -886,7 +888,7 @@ bs_ledger_stop(struct bs_ledger *l)
 	if (!l->running) {
 		if (l->snapshot_path != NULL) {
 			char err[256];
-			if (save(l, wall_s(), true, err, sizeof(err)) < 0)
+			if (save(l, l->last_tick_s, true, err, sizeof(err)) < 0)
 				bs_ledger_log(l, LOG_ERR, "%s", err);
 		}
 		return;
@@ -907,7 +909,7 @@ bs_ledger_save(struct bs_ledger *l, char *err, size_t errlen)
 		return -ENOENT;
 	}
 	if (!l->running)
-		return save(l, wall_s(), false, err, errlen);
+		return save(l, l->last_tick_s, false, err, errlen);
 	pthread_mutex_lock(&l->mu);
 	/* Generations: a request is answered by a save that began after
 	 * it was made, whoever else asked meanwhile. */

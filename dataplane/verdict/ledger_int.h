@@ -77,6 +77,8 @@ struct bs_ledger {
 	uint64_t nr_buckets;
 	uint64_t last_save_s; /* last save or load (0: never) */
 	uint64_t next_save_s;
+	uint64_t last_tick_s; /* time of the last step: what a save without
+	                       * the thread is stamped with */
 	struct ledger_rec *pending; /* loaded, inserted at the first step */
 	uint64_t pending_n;
 	uint64_t bytes;

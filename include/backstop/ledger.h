@@ -149,7 +149,7 @@ int bs_ledger_start(struct bs_ledger *l);
  * Stop the writer: last drain, then a snapshot marked clean, then the
  * thread ends.  Stop the workers first (what they record after the last
  * drain is lost).  Without a running thread it only writes the clean
- * snapshot.  Control.
+ * snapshot, stamped like bs_ledger_save()'s.  Control.
  */
 void bs_ledger_stop(struct bs_ledger *l);
 
@@ -165,7 +165,8 @@ int bs_ledger_tick(struct bs_ledger *l, uint64_t now_s);
 /*
  * Write the snapshot now (the `ledger save` control command): with the
  * writer running, asks it and waits for the result; otherwise writes in
- * the caller (which must then be the one running the steps).  Atomic:
+ * the caller (which must then be the one running the steps), stamped
+ * with the time of the last step (or of creation).  Atomic:
  * a temporary file, fsync, rename, fsync of the directory.  Returns 0,
  * -ENOENT when no snapshot path is set, or -errno with err filled.
  */
