@@ -117,8 +117,7 @@ get_le64(const uint8_t *b)
 static int
 match_key(struct cds_lfht_node *node, const void *key)
 {
-	const struct ledger_ent *e =
-		caa_container_of(node, struct ledger_ent, node);
+	const struct ledger_ent *e = ledger_ent_of(node);
 	return e->key == *(const uint64_t *)key;
 }
 
@@ -202,8 +201,7 @@ insert(struct bs_ledger *l, uint64_t key, uint64_t seen, uint64_t now)
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
 	rcu_read_unlock();
 	if (node != NULL) {
-		struct ledger_ent *e =
-			caa_container_of(node, struct ledger_ent, node);
+		struct ledger_ent *e = ledger_ent_of(node);
 		uint32_t i = (uint32_t)(e - l->ents);
 		ledger_st(&e->seen_s, seen);
 		if (l->tail != i) {
@@ -223,8 +221,11 @@ insert(struct bs_ledger *l, uint64_t key, uint64_t seen, uint64_t now)
 	uint32_t i = l->free_list;
 	struct ledger_ent *e = &l->ents[i];
 	l->free_list = e->next;
-	e->key = key;
-	e->seen_s = seen;
+	/* Release: a reader that matches the key sees the time (and, for
+	 * ThreadSanitizer, which cannot see liburcu's own barriers, the
+	 * publication is an edge it understands). */
+	ledger_st(&e->seen_s, seen);
+	__atomic_store_n(&e->key, key, __ATOMIC_RELEASE);
 	cds_lfht_node_init(&e->node);
 	rcu_read_lock();
 	cds_lfht_add(l->ht, (unsigned long)key, &e->node);

@@ -299,21 +299,26 @@ judge(struct bs_storm *s, uint64_t now_ms)
 static void
 publish(struct bs_storm *s, uint64_t now_ms)
 {
+	/* Relaxed atomic stores, not memcpy: see storm_skey. */
 	struct storm_snap *sn = &s->snaps[s->spare];
-	memcpy(sn->cells, s->win, (size_t)s->cells * sizeof(uint32_t));
-	memset(sn->set, 0, (size_t)(sn->set_mask + 1) * sizeof(*sn->set));
-	uint32_t n_active = 0;
+	for (uint32_t c = 0; c < s->cells; c++)
+		__atomic_store_n(&sn->cells[c], s->win[c], __ATOMIC_RELAXED);
+	for (uint32_t j = 0; j <= sn->set_mask; j++)
+		__atomic_store_n(&sn->set[j].meta, 0, __ATOMIC_RELAXED);
+	uint64_t n_active = 0;
 	for (uint32_t i = 0; i < s->n_tr; i++) {
 		const struct storm_track *t = &s->tr[i];
 		uint32_t j = (uint32_t)t->h.w[0] & sn->set_mask;
-		while (sn->set[j].used)
+		while (storm_ld(&sn->set[j].meta) & SKEY_USED)
 			j = (j + 1) & sn->set_mask;
-		sn->set[j] = (struct storm_skey){ .h = t->h.w[0], .used = 1,
-			.kind = t->kind, .active = t->active };
+		__atomic_store_n(&sn->set[j].h, t->h.w[0], __ATOMIC_RELAXED);
+		__atomic_store_n(&sn->set[j].meta, SKEY_USED |
+			(uint64_t)t->kind << 8 | (uint64_t)t->active << 16,
+			__ATOMIC_RELAXED);
 		n_active += t->active;
 	}
-	sn->n_active = n_active;
-	sn->published_ms = now_ms;
+	__atomic_store_n(&sn->n_active, n_active, __ATOMIC_RELAXED);
+	__atomic_store_n(&sn->published_ms, now_ms, __ATOMIC_RELAXED);
 	rcu_assign_pointer(s->snap, sn);
 	s->spare ^= 1;
 }

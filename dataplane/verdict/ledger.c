@@ -53,9 +53,9 @@ bs_ledger_record(struct bs_ledger_part *p, const char *msgid, size_t len,
 static int
 match_key(struct cds_lfht_node *node, const void *key)
 {
-	const struct ledger_ent *e =
-		caa_container_of(node, struct ledger_ent, node);
-	return e->key == *(const uint64_t *)key;
+	const struct ledger_ent *e = ledger_ent_of(node);
+	return __atomic_load_n(&e->key, __ATOMIC_ACQUIRE) ==
+		*(const uint64_t *)key;
 }
 
 enum bs_ledger_answer
@@ -76,8 +76,7 @@ bs_ledger_lookup(const struct bs_ledger *l, const char *msgid, size_t len,
 	cds_lfht_lookup(l->ht, (unsigned long)key, match_key, &key, &it);
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
 	if (node != NULL) {
-		const struct ledger_ent *e =
-			caa_container_of(node, struct ledger_ent, node);
+		const struct ledger_ent *e = ledger_ent_of(node);
 		uint64_t seen = ledger_ld(&e->seen_s);
 		/* The writer expires at its own pace; the TTL is exact
 		 * here.  A time from a worker whose clock runs ahead is

@@ -20,6 +20,7 @@
 #define BACKSTOP_LEDGER_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,6 +38,14 @@ struct ledger_ent {
 	uint64_t seen_s;           /* last recorded (wall clock) */
 	uint32_t prev, next;       /* age list (writer only) */
 };
+
+/* The entry of a table node (liburcu's caa_container_of drops const). */
+static inline struct ledger_ent *
+ledger_ent_of(struct cds_lfht_node *n)
+{
+	return (struct ledger_ent *)(void *)((char *)n -
+		offsetof(struct ledger_ent, node));
+}
 
 /* A queued record: what a worker tells the writer. */
 struct ledger_rec {

@@ -60,7 +60,8 @@ candidate(struct bs_storm_part *p, const struct storm_snap *sn, int kind,
 	size_t nlen, uint64_t epoch)
 {
 	const struct bs_storm *s = p->s;
-	if (storm_snap_find(sn, h->w[0], kind) != NULL)
+	bool on;
+	if (storm_snap_find(sn, h->w[0], kind, &on))
 		return; /* already judged every tick */
 	uint64_t est = (uint64_t)storm_est(s, sn->cells, kind, h) +
 		storm_est(s, mine, kind, h);
@@ -128,7 +129,8 @@ fresh_snap(const struct bs_storm *s, uint64_t now_ms)
 	const struct storm_snap *sn = rcu_dereference(s->snap);
 	if (sn == NULL)
 		return NULL;
-	if (now_ms > sn->published_ms && now_ms - sn->published_ms > s->stale_ms)
+	uint64_t pub = storm_ld(&sn->published_ms);
+	if (now_ms > pub && now_ms - pub > s->stale_ms)
 		return NULL; /* the slow path stopped: fail open */
 	return sn;
 }
@@ -138,7 +140,7 @@ bs_storm_active(const struct bs_storm *s, const char *rcpt, size_t len,
 	uint64_t now_ms)
 {
 	const struct storm_snap *sn = fresh_snap(s, now_ms);
-	if (sn == NULL || sn->n_active == 0)
+	if (sn == NULL || storm_ld(&sn->n_active) == 0)
 		return false;
 	char a[BS_STORM_ADDR_MAX];
 	size_t dom, dlen;
@@ -146,14 +148,13 @@ bs_storm_active(const struct bs_storm *s, const char *rcpt, size_t len,
 	if (n == 0)
 		return false;
 	struct storm_hash h = bs_storm_hash(s, STORM_RCPT, a, n);
-	const struct storm_skey *k = storm_snap_find(sn, h.w[0], STORM_RCPT);
-	if (k != NULL && k->active)
+	bool on = false;
+	if (storm_snap_find(sn, h.w[0], STORM_RCPT, &on) && on)
 		return true;
 	if (dlen == 0)
 		return false;
 	h = bs_storm_hash(s, STORM_DOMAIN, a + dom, dlen);
-	k = storm_snap_find(sn, h.w[0], STORM_DOMAIN);
-	return k != NULL && k->active;
+	return storm_snap_find(sn, h.w[0], STORM_DOMAIN, &on) && on;
 }
 
 void

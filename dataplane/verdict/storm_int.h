@@ -42,16 +42,22 @@ struct storm_cand {
 	char name[BS_STORM_NAME_MAX];
 };
 
-/* A tracked key as workers see it in the snapshot (open addressing). */
+/* A tracked key as workers see it in the snapshot (open addressing):
+ * h = h.w[0]; meta = SKEY_USED | kind << 8 | active << 16.  Two words
+ * read and written with relaxed atomics, like every field of a
+ * snapshot: a snapshot is rewritten two ticks after it was last
+ * published, which only a grace period orders, and ThreadSanitizer
+ * cannot see liburcu's barriers. */
 struct storm_skey {
-	uint64_t h; /* h.w[0] */
-	uint8_t used, kind, active;
+	uint64_t h;
+	uint64_t meta;
 };
+#define SKEY_USED 1u
 
 /* What workers read: the window's sums and the tracked keys. */
 struct storm_snap {
 	uint64_t published_ms;
-	uint32_t n_active;
+	uint64_t n_active;
 	uint32_t set_mask;
 	struct storm_skey *set;
 	uint32_t *cells;
@@ -167,17 +173,21 @@ storm_est(const struct bs_storm *s, const uint32_t *cells, int kind,
 	return m;
 }
 
-/* The snapshot's entry for (h, kind), or NULL. */
-static inline const struct storm_skey *
-storm_snap_find(const struct storm_snap *sn, uint64_t h, int kind)
+/* Is (h, kind) tracked in the snapshot?  *active: is it in a storm. */
+static inline bool
+storm_snap_find(const struct storm_snap *sn, uint64_t h, int kind,
+	bool *active)
 {
 	for (uint32_t i = (uint32_t)h & sn->set_mask;;
 			i = (i + 1) & sn->set_mask) {
-		const struct storm_skey *k = &sn->set[i];
-		if (!k->used)
-			return NULL;
-		if (k->h == h && k->kind == kind)
-			return k;
+		uint64_t meta = storm_ld(&sn->set[i].meta);
+		if (!(meta & SKEY_USED))
+			return false;
+		if (storm_ld(&sn->set[i].h) == h &&
+				((meta >> 8) & 0xff) == (uint64_t)kind) {
+			*active = (meta >> 16) & 1;
+			return true;
+		}
 	}
 }
 

@@ -332,8 +332,7 @@ holder(void *arg)
 	struct cds_lfht_iter it;
 	rcu_read_lock();
 	cds_lfht_first(L->ht, &it);
-	held = caa_container_of(cds_lfht_iter_get_node(&it),
-		const struct ledger_ent, node);
+	held = ledger_ent_of(cds_lfht_iter_get_node(&it));
 	if (held->key != key)
 		held = NULL;
 	__atomic_store_n(&holding, 1, __ATOMIC_RELEASE);
