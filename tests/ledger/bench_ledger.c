@@ -82,6 +82,15 @@ static char (*present)[64], (*absent)[64];
 static int plen[NIDS], alen[NIDS];
 static volatile int writer_stop;
 static uint64_t writer_inserts;
+static double writer_rate; /* new ids per second of wall time */
+
+static uint64_t
+wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /*
  * The writer at full speed: every step inserts 256 new ids (each evicts
@@ -96,7 +105,7 @@ writer(void *arg)
 	struct bs_ledger_part *p = bs_ledger_part(L, 1);
 	char b[64];
 	static uint64_t i = 1ull << 40;
-	uint64_t i0 = i, j = 0;
+	uint64_t i0 = i, j = 0, t0 = wall_ns();
 	while (!writer_stop) {
 		for (int k = 0; k < 256; k++) {
 			int n = id(b, sizeof(b), "new", i++);
@@ -109,6 +118,7 @@ writer(void *arg)
 		rcu_quiescent_state();
 	}
 	writer_inserts = i - i0;
+	writer_rate = (double)writer_inserts * 1e9 / (double)(wall_ns() - t0);
 	rcu_unregister_thread();
 	return NULL;
 }
@@ -211,9 +221,9 @@ main(int argc, char **argv)
 		pthread_join(t, NULL);
 		rcu_thread_online();
 		printf("run %d: alone hit %.1f miss %.1f ns | writer running: "
-		       "hit %.1f miss %.1f ns (it inserted and evicted %llu)\n",
-			r, ha[r], ma[r], hw[r], mw[r],
-			(unsigned long long)writer_inserts);
+		       "hit %.1f miss %.1f ns (it inserted and evicted %llu, "
+		       "%.0f/s)\n", r, ha[r], ma[r], hw[r], mw[r],
+			(unsigned long long)writer_inserts, writer_rate);
 	}
 	printf("lookup, median of %d runs: alone hit %.1f ns, miss %.1f ns; "
 	       "writer running: hit %.1f ns, miss %.1f ns\n", runs,
