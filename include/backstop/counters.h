@@ -64,6 +64,11 @@
 		"with different bytes (normalised)", COUNTER)                \
 	X(pkt_multiseg, "Chained mbufs on SMTP flows (fed segment by "        \
 		"segment)", COUNTER)                                         \
+	X(reasm_rst_challenged, "RST in the window but not at rcv_nxt "      \
+		"(the server sends a challenge ACK: ignored, RFC 5961)",     \
+		COUNTER)                                                     \
+	X(reasm_rewritten, "Conflicting retransmissions whose overlap is "   \
+		"to be rewritten to the bytes first seen", COUNTER)          \
 	X(event_log_records, "Transaction records written to the event log", \
 		COUNTER)                                                     \
 	X(event_log_dropped, "Transaction records lost: event ring full",    \
