@@ -241,6 +241,7 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	const uint64_t tmo[BS_FLOW_TMO__MAX] = {
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
+		[BS_FLOW_TMO_SYN] = app->cfg.flow_closed_timeout_ms,
 	};
 	if (bs_txn_init(&w->txn, &app->cfg, rules, &w->cnt, want_events,
 			clock_offset_ms) < 0) {

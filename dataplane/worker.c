@@ -224,7 +224,7 @@ classify_one(struct bs_worker *w, struct rte_mbuf *m, struct bs_pkt_meta *pm)
 	case BS_PKT_TCP:
 		BS_CNT_INC(&w->cnt, pkt_tcp);
 		if (is_smtp(w->cfg, p)) {
-			pm->dir = (int8_t)bs_flow_key_from_pkt(p, &pm->k);
+			pm->dir = (int8_t)bs_flow_key_from_pkt(p, 0, &pm->k);
 			pm->hash = bs_flow_hash(w->flows, &pm->k);
 			bs_flow_prefetch(w->flows, pm->hash, 0);
 		}
