@@ -354,6 +354,25 @@ bs_flow_lookup(struct bs_flow_table *t, const struct bs_flow_key *k,
 }
 
 struct bs_flow *
+bs_flow_find_hashed(const struct bs_flow_table *t, const struct bs_flow_key *k,
+	uint32_t h)
+{
+	for (uint32_t i = t->bucket[h & t->bucket_mask]; i != BS_FLOW_NONE;
+			i = t->ent[i].chain_next) {
+		struct bs_flow *f = &t->ent[i];
+		if (f->hash == h && key_eq(&f->key, k))
+			return f;
+	}
+	return NULL;
+}
+
+void
+bs_flow_touch(struct bs_flow_table *t, struct bs_flow *f, uint64_t now)
+{
+	touch(t, f, now);
+}
+
+struct bs_flow *
 bs_flow_lookup_hashed(struct bs_flow_table *t, const struct bs_flow_key *k,
 	uint32_t h, uint64_t now, bool create, bool *created)
 {

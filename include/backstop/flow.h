@@ -138,6 +138,17 @@ uint32_t bs_flow_hash(const struct bs_flow_table *t,
  */
 void bs_flow_prefetch(const struct bs_flow_table *t, uint32_t h, int stage);
 
+/*
+ * The entry of key k (hash h), or NULL, without marking it touched: the
+ * caller first decides whether the packet is to be believed, then calls
+ * bs_flow_touch().  Owner worker only.
+ */
+struct bs_flow *bs_flow_find_hashed(const struct bs_flow_table *t,
+	const struct bs_flow_key *k, uint32_t h);
+
+/* Mark f seen at now (what a lookup does on a hit).  Owner worker only. */
+void bs_flow_touch(struct bs_flow_table *t, struct bs_flow *f, uint64_t now);
+
 /* bs_flow_lookup() with the hash already computed by bs_flow_hash(). */
 struct bs_flow *bs_flow_lookup_hashed(struct bs_flow_table *t,
 	const struct bs_flow_key *k, uint32_t h, uint64_t now, bool create,
