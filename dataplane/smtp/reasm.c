@@ -30,7 +30,7 @@
 #define BS_RD_CLOSED 3 /* FIN reached: the stream is complete */
 
 /* Direction flags. */
-#define BS_RDF_FIN 0x01 /* fin_seq valid */
+#define BS_RDF_FIN 0x01 /* fin_seq valid: the FIN was reached */
 #define BS_RDF_URG 0x02 /* urg_seq pending removal */
 #define BS_RDF_WND 0x04 /* wnd_edge valid */
 #define BS_RDF_MID 0x08 /* picked up mid-stream */
@@ -43,6 +43,7 @@ struct bs_reasm_ooo {
 	struct bs_reasm_ooo *next;
 	uint32_t seq;
 	uint32_t len;
+	uint8_t fin; /* the segment carried FIN (after its len bytes) */
 	uint8_t data[];
 };
 
@@ -212,7 +213,7 @@ ooo_covered(const struct bs_reasm_dir *d, uint32_t seq, uint32_t len)
 /* Copy a future segment into the sorted list, within the budgets. */
 static int
 ooo_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
-	const uint8_t *p, uint32_t len)
+	const uint8_t *p, uint32_t len, int fin)
 {
 	struct bs_reasm_ooo *n, **pp;
 
@@ -232,7 +233,9 @@ ooo_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 	}
 	n->seq = seq;
 	n->len = len;
-	memcpy(n->data, p, len);
+	n->fin = (uint8_t)fin;
+	if (len > 0)
+		memcpy(n->data, p, len);
 	for (pp = &d->ooo; *pp != NULL && !seq_after((*pp)->seq, seq);
 		pp = &(*pp)->next)
 		;
@@ -275,16 +278,23 @@ deliver_range(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d,
 	}
 }
 
-/* Deliver held segments that became in order, then check for FIN. */
+/*
+ * Deliver held segments that became in order, then the FIN if the stream
+ * reached one (fin: the current segment's FIN is in order now).  As in
+ * Linux's tcp_ofo_queue(), a held segment's FIN counts only if the stream
+ * stands exactly at it when it comes up: one that data already passed
+ * (end_seq <= rcv_nxt) is dropped, and once a FIN counts, whatever is
+ * held beyond it is purged (tcp_fin()).
+ */
 static void
 drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 	const struct bs_seg *seg, uint64_t now, bs_reasm_deliver_fn deliver,
-	void *arg)
+	void *arg, int fin)
 {
 	void *pkt = seg->pkt;
 	struct bs_reasm_ooo *n;
 
-	while ((n = d->ooo) != NULL && !seq_after(n->seq, d->nxt)) {
+	while (!fin && (n = d->ooo) != NULL && !seq_after(n->seq, d->nxt)) {
 		uint32_t nend = n->seq + n->len;
 
 		if (seq_after(nend, d->nxt)) {
@@ -294,6 +304,8 @@ drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 			deliver_range(ctx, d, dir, n->data + k, n->len - k,
 				pkt, deliver, arg);
 		}
+		if (n->fin && nend == d->nxt)
+			fin = 1;
 		d->ooo = n->next;
 		d->ooo_bytes -= n->len;
 		d->ooo_segs--;
@@ -304,8 +316,9 @@ drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 		/* A later hole starts now: time it from here. */
 		d->gap_since = now;
 	}
-	if ((d->flags & BS_RDF_FIN) && d->nxt == d->fin_seq &&
-		d->state != BS_RD_CLOSED) {
+	if (fin && d->state != BS_RD_CLOSED) {
+		d->fin_seq = d->nxt;
+		d->flags |= BS_RDF_FIN;
 		d->state = BS_RD_CLOSED;
 		ooo_free_all(ctx, d);
 		if (seg->out != NULL)
@@ -556,20 +569,11 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 	}
 	d->state = BS_RD_OPEN;
 
-	/* The receiver drops what starts at or past its window's edge. */
-	if (len > 0 && (d->flags & BS_RDF_WND) &&
-		!seq_before(sseq, d->wnd_edge)) {
+	/* The receiver drops what starts at or past its window's edge
+	 * (a bare FIN too: Linux's tcp_sequence()/tcp_data_queue()). */
+	if ((d->flags & BS_RDF_WND) && !seq_before(sseq, d->wnd_edge)) {
 		BS_CNT_INC(ctx->cnt, reasm_out_of_window);
 		return BS_SEG_PASS;
-	}
-	/* Bytes after a known FIN are not part of the stream. */
-	if ((d->flags & BS_RDF_FIN) && len > 0 &&
-		seq_after(sseq + len, d->fin_seq)) {
-		BS_CNT_INC(ctx->cnt, reasm_after_fin);
-		if (!seq_after(d->fin_seq, sseq))
-			return BS_SEG_PASS;
-		len = d->fin_seq - sseq;
-		fin = 0;
 	}
 
 	/* Old bytes: compare with what the consumer already got. */
@@ -612,16 +616,6 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		v = BS_SEG_REWRITE;
 	}
 
-	if (fin) {
-		uint32_t fseq = sseq + len;
-
-		if (!(d->flags & BS_RDF_FIN)) {
-			d->fin_seq = fseq;
-			d->flags |= BS_RDF_FIN;
-		} else if (fseq != d->fin_seq) {
-			BS_CNT_INC(ctx->cnt, reasm_after_fin);
-		}
-	}
 	/* Urgent pointer, as Linux's tcp_urg(): the last byte it covers. */
 	if ((seg->flags & BS_TCP_URG) && seg->urg != 0) {
 		uint32_t u = seg->seq + seg->urg - 1;
@@ -640,17 +634,27 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 			BS_CNT_ADD(ctx->cnt, reasm_bytes_inorder, len - off);
 			deliver_range(ctx, d, dn, p + off, len - off, seg->pkt,
 				deliver, arg);
-		} else if (ooo_covered(d, s, len - off)) {
+		} else if (!fin && ooo_covered(d, s, len - off)) {
 			BS_CNT_INC(ctx->cnt, reasm_retrans);
 			return v;
 		} else {
 			if (d->ooo == NULL)
 				d->gap_since = now_ms;
-			if (ooo_store(ctx, d, s, p + off, len - off) < 0)
+			if (ooo_store(ctx, d, s, p + off, len - off, fin) < 0)
 				mark_unreliable(ctx, r);
 			return v;
 		}
+	} else if (fin && seq_after(sseq + len, d->nxt)) {
+		/* A FIN ahead of a hole waits there, as in Linux's
+		 * out-of-order queue; data that passes it drops it. */
+		if (d->ooo == NULL)
+			d->gap_since = now_ms;
+		if (ooo_store(ctx, d, sseq + len, NULL, 0, 1) < 0)
+			mark_unreliable(ctx, r);
+		return v;
 	}
-	drain(ctx, d, dn, seg, now_ms, deliver, arg);
+	/* In order now: a FIN right after this segment's bytes counts. */
+	drain(ctx, d, dn, seg, now_ms, deliver, arg,
+		fin && sseq + len == d->nxt);
 	return v;
 }

@@ -616,6 +616,50 @@ test_out_flags_and_sack(void **state)
 	}
 }
 
+/*
+ * A FIN counts where Linux's receiver takes it: when the stream reaches
+ * it.  One ahead of a hole waits; data that passes it drops it (the real
+ * FIN later still counts); one beyond the window is discarded; a held
+ * segment's FIN that is reached purges what is held after it.
+ */
+static void
+test_fin_as_linux(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+
+	(void)state;
+	hs(x, 100, 500);
+	/* A bare FIN ahead of the stream, then data running past it. */
+	seg(x, 1, 111, 501, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_int_equal(x->sink.fin[0], 0);
+	seg(x, 1, 101, 501, A, "MAIL FROM:<> SIZE=1\r\n", 0);
+	assert_int_equal(x->sink.fin[0], 0);
+	assert_int_equal(x->sink.len[0], 21);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_after_fin], 0);
+	/* Beyond the window (65535 from the server's SYN-ACK): ignored. */
+	seg(x, 1, 122 + 70000, 501, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_out_of_window], 1);
+	seg(x, 1, 122, 501, A, "QUIT\r\n", 0);
+	assert_int_equal(x->sink.len[0], 27);
+	/* The real FIN, at the end of the stream. */
+	seg(x, 1, 128, 501, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_int_equal(x->sink.fin[0], 1);
+	fx_free(x);
+
+	/* Held data with FIN, reached: later bytes held beyond are not
+	 * part of the stream. */
+	x = fx_new(4096, 256);
+	hs(x, 100, 500);
+	seg(x, 1, 104, 501, A | BS_TCP_FIN, "def", 0);
+	seg(x, 1, 105, 501, A, "efXYZ", 0);
+	seg(x, 1, 101, 501, A, "abc", 0);
+	assert_int_equal(x->sink.fin[0], 1);
+	assert_int_equal(x->sink.len[0], 6);
+	assert_memory_equal(x->sink.buf[0], "abcdef", 6);
+	assert_int_equal(bs_reasm_held(&x->r), 0);
+	fx_free(x);
+}
+
 int
 main(void)
 {
@@ -638,6 +682,7 @@ main(void)
 		cmocka_unit_test(test_held_conflict_rewritten),
 		cmocka_unit_test(test_conflict_older_than_history),
 		cmocka_unit_test(test_out_flags_and_sack),
+		cmocka_unit_test(test_fin_as_linux),
 	};
 
 	return cmocka_run_group_tests_name("reasm", tests, NULL, NULL);
