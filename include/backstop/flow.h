@@ -15,7 +15,7 @@
  * secret chosen at creation, so a sender cannot aim collisions at one
  * chain.
  *
- * Aging is O(1) per packet, and lazy: every entry sits on one of two LRU
+ * Aging is O(1) per packet, and lazy: every entry sits on one of three LRU
  * lists (one per timeout class).  A packet only stores its time in the
  * entry; the entry moves to the tail of its list at most once per
  * granule (1/16 of the class timeout, at most 1 s), so a busy flow costs
