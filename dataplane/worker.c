@@ -103,8 +103,9 @@ cksum_ok(const struct rte_mbuf *m, const struct bs_pkt *p)
 	 * addresses: the IPv6 length excludes extension headers. */
 	uint32_t alen = p->l3 == BS_L3_IPV4 ? 4 : 16;
 	uint32_t l4len = p->payload_off - p->l4_off + p->payload_len;
-	uint32_t sum = rte_raw_cksum(p->src, alen) + rte_raw_cksum(p->dst, alen) +
-		rte_cpu_to_be_16(6) + rte_cpu_to_be_16((uint16_t)l4len);
+	uint32_t sum = rte_raw_cksum(p->src, alen) +
+		rte_raw_cksum(p->dst, alen) + rte_cpu_to_be_16(6) +
+		rte_cpu_to_be_16((uint16_t)l4len);
 	uint16_t raw;
 	if (l4len > 0xffff || rte_raw_cksum_mbuf(m, p->l4_off, l4len, &raw))
 		return false;
@@ -234,7 +235,7 @@ static inline bool
 flow_over(const struct bs_flow *f)
 {
 	if (followed(f))
-		return bs_smtp_flow_closed(f->app); /* RST accepted, both FINs */
+		return bs_smtp_flow_closed(f->app); /* RST taken, both FINs */
 	return f->fin_seen != 0;
 }
 
