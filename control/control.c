@@ -44,6 +44,7 @@
 
 #include "../dataplane/dataplane.h"
 #include "backstop/ctl.h"
+#include "backstop/ledger.h"
 #include "backstop/metrics.h"
 #include "backstop/pubcfg.h"
 #include "control.h"
@@ -84,6 +85,7 @@ enum { K_RULES = 0, K_CONFIG = 1 };
 struct bs_control {
 	struct bs_app *app;
 	struct bs_pub *pub;
+	struct bs_ledger *ledger;   /* NULL: no ledger in this process */
 	const char *config_path;
 	struct bs_ctl_server *srv;
 	struct MHD_Daemon *mhd;
@@ -660,6 +662,69 @@ h_flows_top(void *arg, const json_t *args, json_t *result,
 	return 0;
 }
 
+/* ledger stats / ledger save: the outbound ledger, when the process runs
+ * one (bs_control_set_ledger()). */
+static int
+no_ledger(struct bs_ctl_err *e, const char *what)
+{
+	return bs_ctl_fail(e, BS_CTL_E_UNAVAILABLE, "%s: no outbound ledger "
+		"in this process (the verdict stage creates it)", what);
+}
+
+static int
+h_ledger_stats(void *arg, const json_t *args, json_t *result,
+	struct bs_ctl_err *e)
+{
+	struct bs_control *ctl = arg;
+	struct bs_ledger_stats s;
+	(void)args;
+	if (ctl->ledger == NULL)
+		return no_ledger(e, "ledger stats");
+	bs_ledger_stats(ctl->ledger, (uint64_t)time(NULL), &s);
+	json_t *r = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		"s:I,s:I,s:b,s:I}",
+		"entries", (json_int_t)s.entries,
+		"capacity", (json_int_t)s.capacity,
+		"recorded", (json_int_t)s.recorded,
+		"ring_dropped", (json_int_t)s.ring_dropped,
+		"bad_msgid", (json_int_t)s.bad_msgid,
+		"inserts", (json_int_t)s.inserts,
+		"refreshes", (json_int_t)s.refreshes,
+		"evictions", (json_int_t)s.evictions,
+		"expirations", (json_int_t)s.expirations,
+		"snapshot_saves", (json_int_t)s.snapshot_saves,
+		"snapshot_failures", (json_int_t)s.snapshot_failures,
+		"snapshot_age_s", (json_int_t)s.snapshot_age_s,
+		"warm_since_s", (json_int_t)s.warm_since_s,
+		"warming", s.warming,
+		"bytes", (json_int_t)s.bytes);
+	json_object_update(result, r);
+	json_decref(r);
+	return 0;
+}
+
+static int
+h_ledger_save(void *arg, const json_t *args, json_t *result,
+	struct bs_ctl_err *e)
+{
+	struct bs_control *ctl = arg;
+	char err[512];
+	(void)args;
+	if (ctl->ledger == NULL)
+		return no_ledger(e, "ledger save");
+	uint64_t t0 = mono_ns();
+	int rc = bs_ledger_save(ctl->ledger, err, sizeof(err));
+	if (rc == -ENOENT)
+		return bs_ctl_fail(e, BS_CTL_E_FAILED, "ledger save: no "
+			"snapshot path is configured");
+	if (rc < 0)
+		return bs_ctl_fail(e, BS_CTL_E_FAILED, "ledger save: %s", err);
+	json_object_set_new(result, "saved", json_true());
+	json_object_set_new(result, "ms", json_real((double)(mono_ns() - t0) /
+		1e6));
+	return 0;
+}
+
 /* ---- the control thread ---- */
 
 static void *
@@ -1000,8 +1065,10 @@ bs_control_start(struct bs_app *app, struct bs_pub *pub,
 		h.fn[BS_CTL_CONFIG_RELOAD] = h_config_reload;
 		h.fn[BS_CTL_CONFIG_SHOW] = h_config_show;
 		h.fn[BS_CTL_FLOWS_TOP] = h_flows_top;
-		/* ledger and verdict commands: their stages are not in this
-		 * build; the protocol answers "unavailable". */
+		h.fn[BS_CTL_LEDGER_STATS] = h_ledger_stats;
+		h.fn[BS_CTL_LEDGER_SAVE] = h_ledger_save;
+		/* verdict test: the verdict stage is not in this build; the
+		 * protocol answers "unavailable". */
 		ctl->srv = bs_ctl_server_create(&sp, &h, err, sizeof(err));
 		if (ctl->srv == NULL) {
 			fprintf(stderr, "backstop: control socket: %s\n", err);
@@ -1034,6 +1101,12 @@ bs_control_sighup(struct bs_control *ctl)
 	char b = 'h';
 	ssize_t n = write(ctl->wake[1], &b, 1);
 	(void)n;
+}
+
+void
+bs_control_set_ledger(struct bs_control *ctl, struct bs_ledger *l)
+{
+	ctl->ledger = l;
 }
 
 struct bs_evring *

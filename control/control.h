@@ -46,6 +46,11 @@ struct bs_pub *bs_control_first_publish(const struct bs_config *cfg,
 struct bs_control *bs_control_start(struct bs_app *app, struct bs_pub *pub,
 	const char *config_path, bool want_events);
 
+/* The outbound ledger `ledger stats` and `ledger save` act on (NULL:
+ * none; those commands answer "unavailable").  Before clients connect. */
+struct bs_ledger;
+void bs_control_set_ledger(struct bs_control *ctl, struct bs_ledger *l);
+
 /* Ask for a `config reload` (async-signal-safe: SIGHUP handler). */
 void bs_control_sighup(struct bs_control *ctl);
 

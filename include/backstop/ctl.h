@@ -71,8 +71,8 @@
 		"workers")       \
 	X(LEDGER_STATS, "ledger stats", NULL, "",                            \
 		"Outbound ledger figures")                                   \
-	X(LEDGER_SAVE, "ledger save", "file", "[FILE]",                      \
-		"Write a ledger snapshot")                                   \
+	X(LEDGER_SAVE, "ledger save", NULL, "",                              \
+		"Write the ledger snapshot now (to its configured path)")    \
 	X(VERDICT_TEST, "verdict test", "file", "FILE",                      \
 		"Classify and judge a message file with the running policy")
 
