@@ -147,8 +147,10 @@ if [ ${#smtp_ratios[@]} -gt 0 ]; then
 		bpid=$!
 		for _ in $(seq 1 50); do [ -S "$work/ctl.sock" ] && break; sleep 0.1; done
 		n=0
+		# The operator's tool runs where the control thread does (the
+		# main lcore's CPU, 0 with -l 0-1), not on the worker's core.
 		while kill -0 "$bpid" 2>/dev/null; do
-			build/backstopctl --socket "$work/ctl.sock" --json rules reload \
+			taskset -c 0 build/backstopctl --socket "$work/ctl.sock" --json rules reload \
 				>>"$work/reloads.jsonl" 2>/dev/null && n=$((n + 1))
 		done
 		wait "$bpid" || true
