@@ -134,7 +134,7 @@ fi
 # per-worker scratch, pointer swap, RCU grace period).
 reload_ratios=() reload_ms=() reload_counts=()
 if [ ${#smtp_ratios[@]} -gt 0 ]; then
-	printf 'dataplane:\n  mbuf_pool_size: %s\ncontrol.socket: %s\n' \
+	printf 'dataplane:\n  mbuf_pool_size: %s\n  inside_port: 2\ncontrol.socket: %s\n' \
 		"$smbufs" "$work/ctl.sock" > "$work/s_ctl.yaml"
 	for r in $(seq 1 "$runs"); do
 		build/backstop "${eal[@]}" --file-prefix bsbench "${svdevs[@]}" -- \

@@ -33,7 +33,9 @@ NOBODY, NOGROUP, USERS = 65534, 65534, 100
 dm = ctltest.Daemon(d, ["net_pcap0,rx_pcap=%s,infinite_rx=1" % pc,
                         "net_null0,no-rx=1"],
                     extra_cfg="control.socket_mode: '0666'\n"
-                              "control.socket_group: nogroup\n")
+                              "control.socket_group: nogroup\n"
+                              # one capture carries both directions
+                              "dataplane.inside_port: 2\n")
 time.sleep(1)
 
 # status, human and JSON.

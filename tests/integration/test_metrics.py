@@ -26,7 +26,8 @@ bstest.gen("smtp", pc, "--messages",
            os.path.join(bstest.CORPUS, "ndr", "sisimai"), "--max", "10",
            "--seed", "4")
 dm = ctltest.Daemon(d, ["net_pcap0,rx_pcap=%s,infinite_rx=1" % pc,
-                        "net_null0,no-rx=1"], metrics=True)
+                        "net_null0,no-rx=1"], metrics=True,
+                    extra_cfg="dataplane.inside_port: 2\n")
 base = "http://127.0.0.1:%d" % dm.metrics_port
 time.sleep(1)
 

@@ -59,7 +59,9 @@ env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
 dm = ctltest.Daemon(d, ["net_pcap0,rx_pcap=%s,infinite_rx=1" % pc,
                         "net_null0,no-rx=1"], binary=asan, mem=512,
                     extra_cfg="detect.rules: %s\n"
-                              "dataplane.mbuf_pool_size: 32767\n" % fa,
+                              "dataplane.mbuf_pool_size: 32767\n"
+                              # one capture carries both directions
+                              "dataplane.inside_port: 2\n" % fa,
                     opts=("--event-log", ev), env=env)
 gen_file = {1: fa}
 s = dm.connect()
