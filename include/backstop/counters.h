@@ -21,6 +21,7 @@
 
 #include "backstop/counters_smtp.h"
 #include "backstop/counters_detect.h"
+#include "backstop/counters_verdict.h"
 
 /* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers). */
 #define BS_CNT_KIND_COUNTER 0
@@ -79,7 +80,8 @@
 	BS_CNT_PKT(X)                                                        \
 	BS_CNT_FLOW(X)                                                       \
 	BS_CNT_SMTP(X)                                                       \
-	BS_CNT_DETECT(X)
+	BS_CNT_DETECT(X)                                                     \
+	BS_CNT_VERDICT(X)
 
 enum bs_counter {
 #define BS_CNT_ENUM_(name, help, kind) BS_CNT_##name,
