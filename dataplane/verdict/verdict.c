@@ -248,24 +248,45 @@ ledger_one(const struct bs_verdict_env *env, const char *s, size_t n)
 	return env->ledger(env->arg, id, l);
 }
 
+/* Record one answer; true on a hit (the search ends there). */
+static bool
+ledger_note(struct msg_ev *m, enum bs_ledger_answer a, bool *miss,
+	bool *warm)
+{
+	if (a == BS_LEDGER_HIT) {
+		m->ledger_r = BS_VR_BIT(ledger_hit);
+		m->ledger_legit = true;
+		return true;
+	}
+	*miss |= a == BS_LEDGER_MISS;
+	*warm |= a == BS_LEDGER_WARMING;
+	return false;
+}
+
 static void
 eval_ledger(struct msg_ev *m, const struct bs_verdict_env *env,
 	const struct bs_verdict_input *in, const struct vp_domain *dom)
 {
 	const struct bs_detect_result *det = in->det;
-	enum bs_ledger_answer a[VERDICT_IDS_MAX + 1];
+	bool miss = false, warm = false;
 	unsigned int na = 0;
 	m->ledger_done = true;
 	if (env == NULL || env->ledger == NULL)
 		return;
-	if (det->mime.orig.message_id[0] != '\0')
-		a[na++] = ledger_one(env, det->mime.orig.message_id,
-			strlen(det->mime.orig.message_id));
+	if (det->mime.orig.message_id[0] != '\0') {
+		na++;
+		if (ledger_note(m, ledger_one(env, det->mime.orig.message_id,
+				strlen(det->mime.orig.message_id)), &miss, &warm))
+			return;
+	}
 	/* Auto-replies and challenges answer a message by its id. */
 	if (det->cls == BS_CLASS_AUTOREPLY || det->cls == BS_CLASS_CHALLENGE) {
-		if (in->in_reply_to != NULL)
-			a[na++] = ledger_one(env, in->in_reply_to,
-				strlen(in->in_reply_to));
+		if (in->in_reply_to != NULL) {
+			na++;
+			if (ledger_note(m, ledger_one(env, in->in_reply_to,
+					strlen(in->in_reply_to)), &miss, &warm))
+				return;
+		}
 		const char *r = in->references;
 		size_t rl = r ? strlen(r) : 0;
 		/* From the end: the message answered is the last one. */
@@ -280,19 +301,12 @@ eval_ledger(struct msg_ev *m, const struct bs_verdict_env *env,
 				b--;
 			if (r[b] != '<')
 				break;
-			a[na++] = ledger_one(env, r + b, e - b);
+			na++;
+			if (ledger_note(m, ledger_one(env, r + b, e - b), &miss,
+					&warm))
+				return;
 			rl = b;
 		}
-	}
-	bool miss = false, warm = false;
-	for (unsigned int i = 0; i < na; i++) {
-		if (a[i] == BS_LEDGER_HIT) {
-			m->ledger_r = BS_VR_BIT(ledger_hit);
-			m->ledger_legit = true;
-			return;
-		}
-		miss |= a[i] == BS_LEDGER_MISS;
-		warm |= a[i] == BS_LEDGER_WARMING;
 	}
 	if (warm) {
 		m->ledger_r = BS_VR_BIT(ledger_warming);
