@@ -336,6 +336,11 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 0;
 	}
+	app.verdict = bs_verdict_policy_build(&app.cfg, err, sizeof(err));
+	if (app.verdict == NULL) {
+		fprintf(stderr, "backstop: config: %s\n", err);
+		goto fail;
+	}
 
 	unsigned int n_lcores = rte_lcore_count() - 1;
 	if (n_lcores == 0) {
@@ -490,11 +495,13 @@ main(int argc, char **argv)
 		rte_free(app.worker[i]);
 	}
 	bs_ruleset_free(rules);
+	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_mempool_free(app.pool);
 	rte_eal_cleanup();
 	return 0;
 fail:
+	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_eal_cleanup();
 	return 1;

@@ -182,6 +182,22 @@ int bs_verdict_judge(struct bs_verdict_ctx *vc, const struct bs_verdict_env *env
 	const struct bs_verdict_input *in, struct bs_verdict_result *out);
 
 /*
+ * What the end-of-message event calls (the transaction stage, a milter):
+ * bs_verdict_input_init(in, rec, det, now_s) then bs_verdict_judge().
+ * rec gives the envelope (recipients with their replies so far), det the
+ * finished detection result, now_s the wall clock.  Owner thread of vc.
+ */
+static inline int
+bs_verdict_eom(struct bs_verdict_ctx *vc, const struct bs_verdict_env *env,
+	const struct bs_smtp_record *rec, const struct bs_detect_result *det,
+	uint64_t now_s, struct bs_verdict_result *out)
+{
+	struct bs_verdict_input in;
+	bs_verdict_input_init(&in, rec, det, now_s);
+	return bs_verdict_judge(vc, env, &in, out);
+}
+
+/*
  * Append `"verdict":"...","action":"...","reasons":[...]` (JSON members,
  * no braces) to buf (len bytes, NUL-terminated).  Returns the length
  * needed, like snprintf.  Any thread.
