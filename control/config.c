@@ -615,7 +615,12 @@ parse_dkim_pub(const char *txt, const char *kname, struct bs_cfg_dkim_key *k,
 	uint8_t der[BS_CFG_DKIM_DER_MAX + 4];
 	if (strlen(txt) >= sizeof(p))
 		return fail(msg, msglen, "public_key too long");
-	if (strchr(txt, '=') != NULL && strstr(txt, "p=") != NULL) {
+	/* A tag list has "x=" at its start or a ';' (base64 has neither:
+	 * its '=' is padding at the end, so "...p=" is still base64). */
+	const char *t0 = txt;
+	while (isspace((unsigned char)*t0))
+		t0++;
+	if (strchr(txt, ';') != NULL || (t0[0] != '\0' && t0[1] == '=')) {
 		/* A tag list: pick k= and p=. */
 		p[0] = '\0';
 		char buf[2048];

@@ -220,8 +220,10 @@ msgid_norm(const char *s, size_t n, char *out, size_t outlen)
 	return l;
 }
 
-/* Message-level evidence, computed at most once per message. */
+/* Evidence about the original, computed at most once per message and
+ * domain (recipients of one message nearly always share the domain). */
 struct msg_ev {
+	const struct vp_domain *x; /* the domain it was computed for */
 	bool ledger_done, relay_done, dkim_done;
 	uint64_t ledger_r; /* reasons */
 	bool ledger_legit, ledger_forged;
@@ -561,6 +563,12 @@ bs_verdict_judge(struct bs_verdict_ctx *vc, const struct bs_verdict_env *env,
 		/* The original's evidence is about the domain it claims,
 		 * or else the recipient's. */
 		const struct vp_domain *x = claim ? claim : dom;
+		if (m.x != x) {
+			unsigned int done = m.dkim_checks;
+			memset(&m, 0, sizeof(m));
+			m.x = x;
+			m.dkim_checks = done;
+		}
 		if (!legit) {
 			if (!m.ledger_done)
 				eval_ledger(&m, env, in, x);

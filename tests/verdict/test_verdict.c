@@ -647,6 +647,21 @@ test_config(void **state)
 		"    batv.lifetime_days: 3\n",
 		"v.yaml:4: domains.a.example: unknown setting "
 		"'batv.lifetime_days'");
+	/* Bare base64 that ends in "p=" is still base64, not a tag list. */
+	{
+		struct fx y;
+		char yml[600];
+		snprintf(yml, sizeof(yml), "protected_domains: [a.example]\n"
+			"dkim_keys: [{domain: a.example, selector: s, "
+			"public_key: \"%s\"}]\n",
+			"MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZup=");
+		/* (an SPKI-wrapped Ed25519 key is not an RSA key) */
+		cfg_err(yml, "public_key is not an RSA");
+		fx_load(&y, "protected_domains: [a.example]\ndkim_keys: [{domain:"
+			" a.example, selector: s, public_key: \"BTwFA7HFRJR++s0/AAd"
+			"o8pMriARdMbb9AKL4HN0ATTQ=\"}]\n");
+		fx_free(&y);
+	}
 	cfg_err("verdict: {unknown: maybe}\n",
 		"v.yaml:1: verdict.unknown: invalid value 'maybe' (deliver or "
 		"refuse)");
