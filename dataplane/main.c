@@ -197,9 +197,9 @@ report(const struct bs_app *app, double secs)
 		rte_eth_stats_get(p->id, &st);
 		printf("port %u (%s): rx %" PRIu64 " tx %" PRIu64
 		       " tx_dropped %" PRIu64 " imissed %" PRIu64
-		       " rx_nombuf %" PRIu64 "\n",
+		       " ierrors %" PRIu64 " rx_nombuf %" PRIu64 "\n",
 			p->id, p->name, pc.rx, pc.tx, pc.tx_drop, st.imissed,
-			st.rx_nombuf);
+			st.ierrors, st.rx_nombuf);
 	}
 	sum_counters(app, &c);
 	printf("elapsed_s %.3f\n", secs);
@@ -351,21 +351,28 @@ main(int argc, char **argv)
 	if (n_lcores > BS_MAX_WORKERS)
 		n_lcores = BS_MAX_WORKERS;
 
-	/* Ports first learn how many queues they get; size the pool for the
-	 * worst case (every lcore a queue) since queues need it to exist. */
-	uint16_t nports = rte_eth_dev_count_avail();
-	unsigned int psize = pool_size_needed(&app, n_lcores, nports);
+	/* Ports first say how many queues they take and whether they can
+	 * scatter; the pool is sized for their rings and its mbufs for the
+	 * MTU's frames. */
+	int nq = bs_ports_probe(&app, n_lcores);
+	if (nq < 0)
+		goto fail;
+	unsigned int psize = pool_size_needed(&app, (unsigned int)nq,
+		app.n_ports);
 	if (psize < app.cfg.mbuf_pool_size)
 		psize = app.cfg.mbuf_pool_size;
+	uint32_t room = RTE_MBUF_DEFAULT_DATAROOM;
+	if (!app.rx_scatter && bs_frame_max(app.cfg.mtu) > room)
+		room = RTE_ALIGN_CEIL(bs_frame_max(app.cfg.mtu), 1024);
 	app.pool = rte_pktmbuf_pool_create("bs_mbufs", psize, BS_MBUF_CACHE,
-		0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+		0, (uint16_t)(room + RTE_PKTMBUF_HEADROOM),
+		(int)rte_socket_id());
 	if (app.pool == NULL) {
-		fprintf(stderr, "backstop: mbuf pool of %u: %s\n", psize,
-			rte_strerror(rte_errno));
+		fprintf(stderr, "backstop: mbuf pool of %u x %u bytes: %s\n",
+			psize, room, rte_strerror(rte_errno));
 		goto fail;
 	}
-	int nq = bs_ports_init(&app, n_lcores);
-	if (nq < 0)
+	if (bs_ports_init(&app, (unsigned int)nq) < 0)
 		goto fail;
 
 	struct bs_ruleset *rules = NULL;

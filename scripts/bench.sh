@@ -29,6 +29,8 @@ while [ $# -gt 0 ]; do
 done
 scripts/setup.sh
 scripts/build.sh
+command -v dpdk-testpmd >/dev/null ||
+	{ echo "bench.sh: dpdk-testpmd missing (Debian package dpdk-dev)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/backstop-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

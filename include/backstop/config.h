@@ -126,6 +126,10 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 		"TX descriptors per queue")                                  \
 	X(mbuf_pool_size, "dataplane.mbuf_pool_size", U32, "16383", 1023,    \
 		4194303, "mbufs in the pool shared by all ports")            \
+	X(mtu, "dataplane.mtu", U32, "1500", 68, 16000,                      \
+		"IP MTU set on every port (jumbo frames: e.g. 9000). Frames "\
+		"longer than an mbuf arrive as chains (RX scatter) where the "\
+		"PMD offers it; otherwise mbufs are made large enough")      \
 	X(detect_inflight_max, "detect.inflight_max", U32, "4096", 1,        \
 		1048576,                                                     \
 		"Messages one worker scans at once; more pass unscanned "    \
