@@ -451,19 +451,15 @@ verify_one(struct bs_verdict_ctx *vc, const struct vp_domain *dom,
 
 	int ok = 0;
 	if (alg == BS_DKIM_ALG_RSA) {
-		EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(key->pkey, NULL);
-		if (pc != NULL && EVP_PKEY_verify_init(pc) > 0 &&
-				EVP_PKEY_CTX_set_rsa_padding(pc,
-					RSA_PKCS1_PADDING) > 0 &&
-				EVP_PKEY_CTX_set_signature_md(pc, vc->sha256) > 0)
-			ok = EVP_PKEY_verify(pc, sig, (size_t)sl, dg, dl);
-		EVP_PKEY_CTX_free(pc);
+		EVP_PKEY_CTX *pc = vc->rsa[key->idx];
+		ok = pc != NULL ? EVP_PKEY_verify(pc, sig, (size_t)sl, dg, dl)
+				: 0;
 	} else {
-		EVP_MD_CTX *m = EVP_MD_CTX_new();
-		if (m != NULL && EVP_DigestVerifyInit(m, NULL, NULL, NULL,
-				key->pkey) > 0)
+		/* Ed25519 verifies in one shot over the digest (RFC 8463). */
+		EVP_MD_CTX *m = vc->ed;
+		if (EVP_MD_CTX_reset(m) && EVP_DigestVerifyInit(m, NULL, NULL,
+				NULL, key->pkey) > 0)
 			ok = EVP_DigestVerify(m, sig, (size_t)sl, dg, dl);
-		EVP_MD_CTX_free(m);
 	}
 	return ok == 1 ? SIG_VALID : SIG_FAIL;
 }

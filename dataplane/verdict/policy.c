@@ -218,6 +218,7 @@ bs_verdict_policy_build(const struct bs_config *cfg, char *err, size_t errlen)
 				continue;
 			struct vp_dkim_key *v = &d->dkim[d->n_dkim];
 			v->alg = k->alg;
+			v->idx = p->n_dkim_keys;
 			v->selector = strdup(k->selector);
 			v->pkey = load_key(k);
 			if (v->selector == NULL || v->pkey == NULL) {
@@ -230,6 +231,7 @@ bs_verdict_policy_build(const struct bs_config *cfg, char *err, size_t errlen)
 				return NULL;
 			}
 			d->n_dkim++;
+			p->n_dkim_keys++;
 		}
 		uint32_t h = hash_ci(d->name, d->len) & p->hmask;
 		while (p->hash[h] >= 0)

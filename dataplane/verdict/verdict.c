@@ -14,6 +14,7 @@
  * the message refuses it for every recipient.
  */
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,8 @@ bs_verdict_ctx_create(const struct bs_verdict_policy *p,
 	vc->cnt = cnt;
 	vc->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	vc->md = EVP_MD_CTX_new();
-	if (vc->sha256 == NULL || vc->md == NULL)
+	vc->ed = EVP_MD_CTX_new();
+	if (vc->sha256 == NULL || vc->md == NULL || vc->ed == NULL)
 		goto fail;
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	if (mac == NULL)
@@ -89,6 +91,23 @@ bs_verdict_ctx_create(const struct bs_verdict_policy *p,
 		}
 	}
 	EVP_MAC_free(mac);
+	vc->rsa = calloc(p->n_dkim_keys + 1, sizeof(*vc->rsa));
+	if (vc->rsa == NULL)
+		goto fail;
+	for (uint32_t i = 0; i < p->n_domains; i++)
+		for (uint32_t j = 0; j < p->dom[i].n_dkim; j++) {
+			const struct vp_dkim_key *k = &p->dom[i].dkim[j];
+			if (k->alg != BS_DKIM_ALG_RSA)
+				continue;
+			EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(k->pkey, NULL);
+			vc->rsa[k->idx] = pc;
+			if (pc == NULL || EVP_PKEY_verify_init(pc) <= 0 ||
+					EVP_PKEY_CTX_set_rsa_padding(pc,
+						RSA_PKCS1_PADDING) <= 0 ||
+					EVP_PKEY_CTX_set_signature_md(pc,
+						vc->sha256) <= 0)
+				goto fail;
+		}
 	return vc;
 fail:
 	bs_verdict_ctx_free(vc);
@@ -102,7 +121,11 @@ bs_verdict_ctx_free(struct bs_verdict_ctx *vc)
 		return;
 	for (unsigned int k = 0; k < BS_CFG_BATV_KEYS_MAX; k++)
 		EVP_MAC_CTX_free(vc->hmac[k]);
+	for (uint32_t i = 0; vc->rsa != NULL && i < vc->p->n_dkim_keys; i++)
+		EVP_PKEY_CTX_free(vc->rsa[i]);
+	free(vc->rsa);
 	EVP_MD_CTX_free(vc->md);
+	EVP_MD_CTX_free(vc->ed);
 	EVP_MD_free(vc->sha256);
 	free(vc);
 }

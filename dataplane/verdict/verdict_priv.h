@@ -27,6 +27,7 @@ struct vp_relays {
 struct vp_dkim_key {
 	char *selector; /* lower case */
 	uint8_t alg;    /* enum bs_cfg_dkim_alg */
+	uint32_t idx;   /* 0..n_dkim_keys-1 over the policy */
 	EVP_PKEY *pkey;
 };
 
@@ -61,6 +62,7 @@ struct bs_verdict_policy {
 	char **exempt;
 	bool judge_feedback;
 	uint32_t dkim_per_s;
+	uint32_t n_dkim_keys; /* over all domains */
 };
 
 /* Most DKIM signatures of the domain looked at in one message. */
@@ -72,6 +74,10 @@ struct bs_verdict_ctx {
 	EVP_MAC_CTX *hmac[BS_CFG_BATV_KEYS_MAX]; /* keyed once, per key */
 	EVP_MD *sha256;
 	EVP_MD_CTX *md;
+	/* Per RSA key of the policy (by idx): a verify context set up once
+	 * (padding, digest), so a check is only the RSA operation. */
+	EVP_PKEY_CTX **rsa;
+	EVP_MD_CTX *ed; /* Ed25519 verifications */
 	uint64_t dkim_sec;  /* second of dkim_used */
 	uint32_t dkim_used; /* signature checks in that second */
 };
