@@ -998,6 +998,58 @@ test_policy_envelope(void **state)
 	bs_verdict_judge(x.vc, &env, &in, &out);
 	assert_int_equal(out.verdict, BS_VERDICT_LEGIT);
 
+	/* Forwarding: the relay is the third hop of the raw block's chain;
+	 * the hops above it were added by two forwarders. */
+	static const char fwd[] =
+		"Received: from fwd2.example.org (fwd2.example.org "
+		"[198.51.100.20])\r\n\tby mx.final.example (Postfix) id 1\r\n"
+		"Received: from fwd1.example.org (fwd1.example.org "
+		"[198.51.100.10])\r\n\tby fwd2.example.org id 2\r\n"
+		"Received: from out1.example.com (out1.example.com "
+		"[192.0.2.9])\r\n\tby fwd1.example.org id 3\r\n"
+		"From: Alice <alice@example.com>\r\nMessage-ID: <f@example.com>"
+		"\r\n";
+	struct bs_detect_result fd;
+	memset(&fd, 0, sizeof(fd));
+	fd.cls = BS_CLASS_DSN;
+	fd.mime.orig.present = true;
+	snprintf(fd.mime.orig.from, BS_FIELD_MAX, "alice@example.com");
+	struct bs_verdict_input fin = in;
+	fin.det = &fd;
+	fin.in_reply_to = fin.references = NULL;
+	fin.hdr = (const uint8_t *)fwd;
+	fin.hdr_len = sizeof(fwd) - 1;
+	es.hit_id = NULL;
+	es.ans = BS_LEDGER_OFF;
+	snprintf(rc[0].addr, sizeof(rc[0].addr), "prvs=0123abcdef=alice@"
+		"example.com");
+	rc[0].len = (uint16_t)strlen(rc[0].addr);
+	bs_verdict_judge(x.vc, &env, &fin, &out);
+	assert_int_equal(out.verdict, BS_VERDICT_LEGIT);
+	assert_true(out.reasons & R(relay_seen));
+	assert_true(out.reasons & R(batv_bad)); /* not enforced: no proof */
+	/* The same chain without the relay's hop: forged (DSN, enforce). */
+	static const char fwd_cut[] =
+		"Received: from fwd2.example.org (fwd2.example.org "
+		"[198.51.100.20])\r\n\tby mx.final.example (Postfix) id 1\r\n"
+		"Received: from out1.example.com (fwd1.example.org "
+		"[198.51.100.10])\r\n\tby fwd2.example.org id 2\r\n"
+		"From: Alice <alice@example.com>\r\n";
+	fin.hdr = (const uint8_t *)fwd_cut;
+	fin.hdr_len = sizeof(fwd_cut) - 1;
+	bs_verdict_judge(x.vc, &env, &fin, &out);
+	assert_int_equal(out.verdict, BS_VERDICT_BACKSCATTER);
+	assert_true(out.reasons & R(relay_absent));
+	/* Cut at its cap: the relay may be in the part lost. */
+	fin.hdr_cut = true;
+	bs_verdict_judge(x.vc, &env, &fin, &out);
+	assert_true(out.reasons & R(relay_unchecked));
+	assert_false(out.reasons & R(relay_absent));
+	snprintf(rc[0].addr, sizeof(rc[0].addr), "alice@example.com");
+	rc[0].len = 17;
+	es.hit_id = "Reply.ID@mail.example.com";
+	es.ans = BS_LEDGER_MISS;
+
 	/* Counters per verdict and per reason; JSON. */
 	struct bs_counters c0 = x.cnt;
 	bs_verdict_judge(x.vc, &env, &in, &out);
