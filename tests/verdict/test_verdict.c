@@ -1140,8 +1140,9 @@ test_dkim_qp_pipeline(void **state)
 /* ---- a callout is never judged -------------------------------------- */
 
 /*
- * The wiring the workers will use: detection from the 354 on, the verdict
- * at the end of the message and nowhere else.  An address-verification
+ * The wiring the workers will use: detection from the message's first
+ * byte (on_message_begin), the verdict at the end of the message and
+ * nowhere else.  An address-verification
  * callout (MAIL FROM:<>, RCPT to an untagged address under enforce, QUIT)
  * ends without a message, so it is never judged and never refused;
  * the same envelope with DATA is judged backscatter.
@@ -1152,6 +1153,7 @@ struct wire {
 	struct bs_msg *msg;
 	unsigned int judged;
 	struct bs_verdict_result last;
+	int last_reply; /* first recipient's reply when judged */
 };
 
 static void
@@ -1186,6 +1188,7 @@ w_eom(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec,
 	bs_msg_end(w->msg, &res);
 	w->msg = NULL;
 	bs_verdict_eom(w->vc, NULL, rec, &res, day_with(500), &w->last);
+	w->last_reply = rec->nrcpt > 0 ? rec->rcpt[0].reply : -1;
 	w->judged++;
 }
 
@@ -1202,7 +1205,7 @@ w_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 static void
 run_session(struct wire *w, const char *const *turns, unsigned int n)
 {
-	static const struct bs_smtp_events ev = { .on_envelope = w_env,
+	static const struct bs_smtp_events ev = { .on_message_begin = w_env,
 		.on_data = w_data, .on_end_of_message = w_eom,
 		.on_txn_end = w_end };
 	struct bs_smtp_params sp;
@@ -1303,6 +1306,30 @@ test_callout_not_judged(void **state)
 	};
 	run_session(&w, bounce, sizeof(bounce) / sizeof(bounce[0]));
 	assert_int_equal(w.judged, 1);
+	assert_int_equal(w.last_reply, 250);
+	assert_int_equal(w.last.verdict, BS_VERDICT_BACKSCATTER);
+	assert_true(w.last.reasons & R(batv_missing));
+
+	/* Pipelined BDAT: the whole message before any reply, so at its end
+	 * the recipient's reply is still pending; pending counts as given. */
+	static char bdat_cmd[2048];
+	const char *body = bounce[9] + 3;
+	size_t bl = strlen(body) - 3; /* no ".\r\n" in BDAT */
+	snprintf(bdat_cmd, sizeof(bdat_cmd), "C: MAIL FROM:<>\r\nRCPT TO:"
+		"<alice@example.com>\r\nBDAT %zu LAST\r\n%.*s", bl, (int)bl,
+		body);
+	const char *const bdat[] = {
+		"S: 220 mx.example.com ESMTP\r\n",
+		"C: EHLO mx.remote.example\r\n",
+		"S: 250-mx.example.com\r\n250-PIPELINING\r\n250 CHUNKING\r\n",
+		bdat_cmd,
+		"S: 250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued\r\n",
+		"C: QUIT\r\n",
+		"S: 221 2.0.0 Bye\r\n",
+	};
+	run_session(&w, bdat, sizeof(bdat) / sizeof(bdat[0]));
+	assert_int_equal(w.judged, 2);
+	assert_int_equal(w.last_reply, 0); /* pending when judged */
 	assert_int_equal(w.last.verdict, BS_VERDICT_BACKSCATTER);
 	assert_true(w.last.reasons & R(batv_missing));
 	bs_detect_ctx_free(w.dc);
