@@ -19,6 +19,7 @@
 #include "backstop/counters.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
+#include "backstop/smtp.h"
 #include "backstop/txn.h"
 #include "backstop/verdict.h"
 
@@ -53,6 +54,9 @@ struct bs_port {
 
 struct bs_rxq {
 	uint16_t port, queue, peer;
+	uint8_t link;   /* inline pair: port index / 2 (part of flow keys) */
+	uint8_t inside; /* BS_SIDE_* (smtp.h): this port faces the protected
+			 * servers, the outside, or no side is known */
 };
 
 /* What the first pass over a burst learns of each packet. */
@@ -92,6 +96,7 @@ struct bs_worker {
 	volatile bool running;
 	struct bs_port_cnt port_cnt[BS_MAX_PORTS];
 	struct bs_counters cnt;
+	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
 	int pending;                      /* burst[] awaiting finish, or -1 */

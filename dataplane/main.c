@@ -220,6 +220,7 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	const uint64_t tmo[BS_FLOW_TMO__MAX] = {
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
+		[BS_FLOW_TMO_SYN] = app->cfg.flow_closed_timeout_ms,
 	};
 	if (bs_txn_init(&w->txn, &app->cfg, rules, &w->cnt, want_events,
 			clock_offset_ms) < 0) {
@@ -229,7 +230,11 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	}
 	w->flows = bs_flow_table_create(app->cfg.flow_table_size, tmo,
 		bs_worker_flow_release, w, rte_rand());
-	if (w->flows == NULL) {
+	w->fix = rte_malloc_socket("fix", BS_SEG_FIX_MAX, 0,
+		(int)rte_lcore_to_socket_id(lcore));
+	if (w->flows == NULL || w->fix == NULL) {
+		bs_flow_table_free(w->flows);
+		rte_free(w->fix);
 		bs_txn_fini(&w->txn);
 		rte_free(w);
 		return NULL;
@@ -240,11 +245,23 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	w->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	if (w->tsc_per_ms == 0)
 		w->tsc_per_ms = 1;
+	/*
+	 * Ports pair up 0<->1, 2<->3 (port.c); dataplane.inside_port says
+	 * which of a pair faces the protected servers.  A lone last port
+	 * reflects onto itself: both sides share it, so it has none.
+	 */
 	for (uint16_t i = 0; i < app->n_ports; i++) {
+		uint8_t inside = BS_SIDE_UNKNOWN;
+		if (app->port[i].peer != app->port[i].id &&
+				app->cfg.inside_port < 2)
+			inside = (i % 2 == app->cfg.inside_port) ?
+				BS_SIDE_INSIDE : BS_SIDE_OUTSIDE;
 		w->rxq[w->n_rxq++] = (struct bs_rxq){
 			.port = app->port[i].id,
 			.queue = (uint16_t)idx,
 			.peer = app->port[i].peer,
+			.link = (uint8_t)(i / 2),
+			.inside = inside,
 		};
 	}
 	return w;
@@ -499,6 +516,7 @@ main(int argc, char **argv)
 	bs_ports_close(&app);
 	for (unsigned int i = 0; i < app.n_workers; i++) {
 		bs_txn_fini(&app.worker[i]->txn);
+		rte_free(app.worker[i]->fix);
 		rte_free(app.worker[i]);
 	}
 	bs_ruleset_free(rules);

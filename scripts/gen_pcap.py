@@ -11,6 +11,8 @@ filter's counters with figures that do not come from the filter.
   gen_pcap.py bench  OUT.pcap [--seed N] [--flows N] [--packets N]
   gen_pcap.py smtp   OUT.pcap [--seed N] [--messages DIR...] [--max N]
                      [--with-mixed]
+  gen_pcap.py synflood OUT.pcap [--seed N] [--messages DIR...] [--max N]
+                     [--syns N] [--before F]
 
 mixed:  SMTP sessions (IPv4, IPv6, VLAN, QinQ, ports 25 and 587), other
         TCP, UDP, ICMP, ARP, IPv4 options, IPv6 extension headers,
@@ -20,6 +22,10 @@ random: frames the tests never saw: random mutations of the above and
 bench:  many concurrent flows, mixed sizes, ~1/3 SMTP.
 smtp:   one SMTP session per message file (LF converted to CRLF,
         dot-stuffed), as a mail gateway sees them.
+synflood: the smtp mode's sessions with --syns spoofed SYNs to port 25
+        woven in (random sources and ports, a fraction --before of them
+        before the first session starts); the server answers about half
+        of them with a SYN-ACK that nobody acknowledges.
 
 --split writes client-to-server frames to A and the rest to B, for the
 two-port inline test.  Uses Debian's python3-scapy.
@@ -381,6 +387,34 @@ def gen_smtp(rnd, man, paths, maxn, chaos=0, same_port=False, mss=MSS):
     return interleave(rnd, convs)
 
 
+def gen_synflood(rnd, man, paths, maxn, nsyn, before):
+    """Real sessions under a SYN flood (see the module docstring)."""
+    sessions = gen_smtp(rnd, man, paths, maxn)
+    flood = []
+    for i in range(nsyn):
+        src = "%d.%d.%d.%d" % (rnd.randrange(1, 224), rnd.randrange(256),
+                               rnd.randrange(256), rnd.randrange(1, 255))
+        sport = rnd.randrange(1024, 65536)
+        isn = rnd.randrange(1 << 32)
+        e = ether(0)
+        flood.append((e / IP(src=src, dst="198.51.100.25") /
+                      TCP(sport=sport, dport=25, flags="S", seq=isn,
+                          window=29200), True))
+        if rnd.random() < 0.5:
+            flood.append((e / IP(src="198.51.100.25", dst=src) /
+                          TCP(sport=25, dport=sport, flags="SA",
+                              seq=rnd.randrange(1 << 32),
+                              ack=(isn + 1) & 0xffffffff, window=65160),
+                          False))
+            man.add("flood_synacks")
+    man.add("flood_syns", nsyn)
+    # SYN-ACKs stay right behind their SYNs; split at a SYN.
+    cut = int(len(flood) * before)
+    while cut < len(flood) and "A" in str(flood[cut][0]["TCP"].flags):
+        cut += 1
+    return flood[:cut] + interleave_lists(rnd, [sessions, flood[cut:]])
+
+
 def write(path, frames):
     w = PcapWriter(path, sync=False, linktype=1)
     for f, _ in frames:
@@ -390,7 +424,8 @@ def write(path, frames):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("mixed", "random", "bench", "smtp"))
+    ap.add_argument("mode", choices=("mixed", "random", "bench", "smtp",
+                                     "synflood"))
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--split", nargs=2, metavar=("A", "B"))
@@ -409,6 +444,10 @@ def main():
                     help="smtp: sessions one after another on one 4-tuple")
     ap.add_argument("--with-mixed", action="store_true",
                     help="smtp: add the mixed capture's frames")
+    ap.add_argument("--syns", type=int, default=120000,
+                    help="synflood: spoofed SYNs")
+    ap.add_argument("--before", type=float, default=0.8,
+                    help="synflood: share of the SYNs before the sessions")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(
         1 << 31)
@@ -420,6 +459,8 @@ def main():
         frames = gen_random(rnd, man, a.count)
     elif a.mode == "bench":
         frames = gen_bench(rnd, man, a.flows, a.packets)
+    elif a.mode == "synflood":
+        frames = gen_synflood(rnd, man, a.messages, a.max, a.syns, a.before)
     else:
         frames = gen_smtp(rnd, man, a.messages, a.max, a.chaos,
                           a.same_port, a.mss)

@@ -244,3 +244,31 @@ nomem:
 	bs_verdict_policy_free(p);
 	return NULL;
 }
+
+void
+bs_verdict_ledger_params(const struct bs_config *cfg, unsigned int n_parts,
+	struct bs_ledger_params *p)
+{
+	bs_ledger_params_default(p);
+	p->max_entries = cfg->ledger_max_entries;
+	p->ttl_s = cfg->ledger_ttl_days * 86400u;
+	p->snapshot_path = cfg->ledger_snapshot != NULL &&
+			cfg->ledger_snapshot[0] != '\0'
+		? cfg->ledger_snapshot : NULL;
+	p->snapshot_period_s = cfg->ledger_snapshot_interval_s;
+	p->n_parts = n_parts ? n_parts : 1;
+}
+
+void
+bs_verdict_storm_params(const struct bs_config *cfg, unsigned int n_parts,
+	struct bs_storm_params *p)
+{
+	bs_storm_params_default(p);
+	p->window_s = cfg->storm_window_s;
+	/* The window moves in whole seconds at least. */
+	if (p->slots > p->window_s)
+		p->slots = p->window_s;
+	p->rcpt_threshold = cfg->storm_rcpt_threshold;
+	p->domain_threshold = cfg->storm_domain_threshold;
+	p->n_parts = n_parts ? n_parts : 1;
+}

@@ -117,7 +117,12 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 	X(flow_closed_timeout_ms, "flow.closed_timeout_ms", U32, "10000",    \
 		100, 600000,                                                 \
 		"Idle time after which a flow that saw FIN, RST or only a "  \
-		"handshake is forgotten")                                    \
+		"handshake (half-open) is forgotten")                        \
+	X(inside_port, "dataplane.inside_port", U32, "1", 0, 2,             \
+		"Which port of each inline pair (0<->1, 2<->3, ...) faces "  \
+		"the protected mail servers: 1 the odd one, 0 the even "     \
+		"one, 2 not known (direction by addresses only). A lone "    \
+		"last port reflects and has no side")                        \
 	X(burst_size, "dataplane.burst_size", U32, "32", 1, 512,             \
 		"Packets per rte_eth_rx_burst call")                         \
 	X(rx_ring_size, "dataplane.rx_ring_size", U32, "1024", 64, 32768,   \

@@ -81,7 +81,7 @@
 	X(ledger_snapshot_interval_s, "ledger.snapshot_interval_s", U32,     \
 		"300", 10, 86400, "Seconds between ledger snapshots")        \
 	X(ledger_max_entries, "ledger.max_entries", U32, "1048576", 1024,    \
-		268435456,                                                   \
+		67108864,                                                    \
 		"Message-IDs the ledger holds; when full the oldest go "     \
 		"first (bounds its memory)")                                 \
 	X(storm_enabled, "storm.enabled", BOOL, "true", 0, 1,                \

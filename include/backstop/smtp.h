@@ -72,12 +72,23 @@
 #define BS_SMTP_EXT_AUTH 0x40
 #define BS_SMTP_EXT_DSN 0x80
 
+/* bs_smtp_endpoints.server_inside: where the server is. */
+#define BS_SIDE_OUTSIDE 0 /* outside: outbound mail from the protected side */
+#define BS_SIDE_INSIDE 1  /* on the protected side: inbound mail to its MX */
+#define BS_SIDE_UNKNOWN 2 /* no side known (a lone reflecting port) */
+
 /* Both ends of a flow, client first.  IPv4 in the first 4 bytes. */
 struct bs_smtp_endpoints {
 	uint8_t l3; /* BS_L3_IPV4 or BS_L3_IPV6 (pkt.h) */
 	uint8_t client[16];
 	uint8_t server[16];
 	uint16_t cport, sport;
+	/*
+	 * BS_SIDE_*: set by the worker from the ingress port of the flow's
+	 * packets (the port of its inline pair that faces the protected
+	 * mail servers, dataplane.inside_port).
+	 */
+	uint8_t server_inside;
 };
 
 struct bs_smtp_rcpt {

@@ -41,25 +41,9 @@
 #include "backstop/detect.h"
 #include "backstop/smtp.h"
 
-/*
- * The ledger's answer (contract 4, include/backstop/ledger.h on branch
- * `ledger`).  Until that header is in the tree the same enum is declared
- * here; once it is, it comes from there.
- */
-#if defined(__has_include)
-#if __has_include("backstop/ledger.h")
+/* enum bs_ledger_answer, the ledger's answer (contract 4). */
 #include "backstop/ledger.h"
-#define BS_VERDICT_HAVE_LEDGER_H 1
-#endif
-#endif
-#ifndef BS_VERDICT_HAVE_LEDGER_H
-enum bs_ledger_answer {
-	BS_LEDGER_OFF = 0, /* no ledger configured: no evidence */
-	BS_LEDGER_MISS,    /* not seen, ledger warm: evidence of forgery */
-	BS_LEDGER_HIT,     /* seen leaving a protected domain */
-	BS_LEDGER_WARMING, /* not seen, ledger younger than its TTL */
-};
-#endif
+#include "backstop/storm.h"
 
 enum bs_verdict {
 	BS_VERDICT_NOT_BOUNCE = 0, /* not judged (see the reasons) */
@@ -103,6 +87,17 @@ void bs_verdict_policy_free(struct bs_verdict_policy *p);
 /* True if domain (any case, len bytes) is protected.  Any thread. */
 bool bs_verdict_policy_protects(const struct bs_verdict_policy *p,
 	const char *domain, size_t len);
+
+/*
+ * The ledger's and the storm detector's parameters from the verdict rows
+ * of cfg (contract 5: those modules never parse configuration); n_parts
+ * is the number of workers that record or note.  Other fields keep their
+ * modules' defaults.  snapshot_path points into cfg.  Start-up.
+ */
+void bs_verdict_ledger_params(const struct bs_config *cfg,
+	unsigned int n_parts, struct bs_ledger_params *p);
+void bs_verdict_storm_params(const struct bs_config *cfg,
+	unsigned int n_parts, struct bs_storm_params *p);
 
 /* ---- per-worker context and environment ---------------------------- */
 
