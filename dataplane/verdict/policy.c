@@ -255,7 +255,8 @@ bs_verdict_ledger_params(const struct bs_config *cfg, unsigned int n_parts,
 	p->snapshot_path = cfg->ledger_snapshot != NULL &&
 			cfg->ledger_snapshot[0] != '\0'
 		? cfg->ledger_snapshot : NULL;
-	p->snapshot_period_s = cfg->ledger_snapshot_interval_s;
+	p->snapshot_period_s = cfg->ledger_snapshot_period_s;
+	p->max_gap_s = cfg->ledger_max_gap_s;
 	p->n_parts = n_parts ? n_parts : 1;
 }
 
@@ -265,6 +266,7 @@ bs_verdict_storm_params(const struct bs_config *cfg, unsigned int n_parts,
 {
 	bs_storm_params_default(p);
 	p->window_s = cfg->storm_window_s;
+	p->slots = cfg->storm_slots;
 	/* The window moves in whole seconds at least. */
 	if (p->slots > p->window_s)
 		p->slots = p->window_s;

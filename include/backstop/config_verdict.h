@@ -78,8 +78,12 @@
 	X(ledger_snapshot, "ledger.snapshot", STR, "", 0, 0,                 \
 		"File the ledger is saved to and restored from (written "    \
 		"atomically); empty: not kept across restarts")             \
-	X(ledger_snapshot_interval_s, "ledger.snapshot_interval_s", U32,     \
-		"300", 10, 86400, "Seconds between ledger snapshots")        \
+	X(ledger_snapshot_period_s, "ledger.snapshot_period_s", U32, "300",  \
+		0, 86400, "Seconds between ledger snapshots (0: only at "    \
+		"stop)")                                                     \
+	X(ledger_max_gap_s, "ledger.max_gap_s", U32, "600", 0, 31536000,     \
+		"A clean pause longer than this restarts the warm-up (mail " \
+		"may have passed unseen); 0: never")                         \
 	X(ledger_max_entries, "ledger.max_entries", U32, "1048576", 1024,    \
 		67108864,                                                    \
 		"Message-IDs the ledger holds; when full the oldest go "     \
@@ -87,8 +91,11 @@
 	X(storm_enabled, "storm.enabled", BOOL, "true", 0, 1,                \
 		"Storm mode: while a recipient or domain receives bounces "  \
 		"over the thresholds, unknown becomes backscatter")          \
-	X(storm_window_s, "storm.window_s", U32, "60", 1, 3600,              \
+	X(storm_window_s, "storm.window_s", U32, "300", 1, 86400,            \
 		"Sliding window of the bounce rates")                        \
+	X(storm_slots, "storm.slots", U32, "10", 1, 3600,                    \
+		"Steps the window moves in (window_s/slots each; at most "   \
+		"window_s)")                                                 \
 	X(storm_rcpt_threshold, "storm.rcpt_threshold", U32, "100", 1,       \
 		100000000, "Bounces to one address within the window that "  \
 		"start a storm for it")                                      \
