@@ -72,10 +72,14 @@
 #define BS_SMTP_EXT_AUTH 0x40
 #define BS_SMTP_EXT_DSN 0x80
 
-/* bs_smtp_endpoints.server_inside: where the server is. */
-#define BS_SIDE_OUTSIDE 0 /* outside: outbound mail from the protected side */
+/*
+ * bs_smtp_endpoints.server_inside: where the server is.  Zero is
+ * "unknown" so that endpoints nobody filled in (tests, the offline
+ * classifier) never pass for outbound mail, which the ledger learns from.
+ */
+#define BS_SIDE_UNKNOWN 0 /* no side known (a lone reflecting port) */
 #define BS_SIDE_INSIDE 1  /* on the protected side: inbound mail to its MX */
-#define BS_SIDE_UNKNOWN 2 /* no side known (a lone reflecting port) */
+#define BS_SIDE_OUTSIDE 2 /* outside: outbound mail from the protected side */
 
 /* Both ends of a flow, client first.  IPv4 in the first 4 bytes. */
 struct bs_smtp_endpoints {
