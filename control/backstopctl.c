@@ -415,8 +415,8 @@ main(int argc, char **argv)
 			json_object_set_new(args, d->arg, json_string(a));
 		}
 	}
-	if (strcmp(d->usage, "FILE") == 0 && json_object_get(args, "file") ==
-			NULL) {
+	if (strncmp(d->usage, "FILE", 4) == 0 &&
+			json_object_get(args, "file") == NULL) {
 		fprintf(stderr, "backstopctl: usage: %s %s\n", d->words,
 			d->usage);
 		json_decref(args);

@@ -4,7 +4,7 @@
  *
  *   backstop-classify [--config FILE] [--rules FILE] [--mail-from ADDR]
  *                     [--rcpt ADDR]... [--chunk N | --random-chunks SEED]
- *                     [--crlf] FILE...
+ *                     [--crlf] [--now EPOCH] FILE...
  *
  * Reads each FILE as a message appears in DATA (LF or CRLF line ends),
  * feeds it in chunks to exactly the detection code the workers run, and
@@ -17,6 +17,13 @@
  * is the null sender.  --chunk N feeds N bytes at a time (default 4096);
  * --random-chunks SEED feeds chunks of 1..1500 bytes from a seeded PRNG, to
  * show that the result does not depend on how TCP cut the message.
+ *
+ * Each line also carries the verdict (verdict, action, reasons,
+ * verdict_domain), taken by the same code the workers run at the end of a
+ * message, with the policy of --config (protected_domains, batv, relays,
+ * dkim_keys, ...) and the envelope of --mail-from and --rcpt (each
+ * recipient as accepted).  There is no ledger and no storm offline.
+ * --now EPOCH sets the wall clock (BATV day stamps; default: now).
  * Exit status: 0, 1 if a file could not be read, 2 on usage or rule errors.
  */
 #include <errno.h>
@@ -24,11 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backstop/config.h"
 #include "backstop/detect.h"
 #include "backstop/rules.h"
+#include "backstop/verdict.h"
 
 #define CLASSIFY_RCPT_MAX 64
 /* A message bigger than this is read in part (SMTP SIZE limits are far
@@ -42,7 +51,7 @@ usage(FILE *f)
 	        "usage: backstop-classify [--config FILE] [--rules FILE] "
 	        "[--mail-from ADDR]\n"
 	        "         [--rcpt ADDR]... [--chunk N | --random-chunks SEED] "
-	        "[--crlf] FILE...\n");
+	        "[--crlf] [--now EPOCH] FILE...\n");
 }
 
 static uint64_t
@@ -122,6 +131,7 @@ main(int argc, char **argv)
 	        {"chunk", required_argument, NULL, 'n'},
 	        {"random-chunks", required_argument, NULL, 'R'},
 	        {"crlf", no_argument, NULL, 'C'},
+	        {"now", required_argument, NULL, 'N'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -134,12 +144,16 @@ main(int argc, char **argv)
 	struct bs_config cfg;
 	struct bs_ruleset *rs;
 	struct bs_detect_ctx *ctx;
+	struct bs_verdict_policy *pol;
+	struct bs_verdict_ctx *vc;
+	static struct bs_smtp_rcpt rcpt_v[CLASSIFY_RCPT_MAX];
+	uint64_t now_s = (uint64_t)time(NULL);
 	char err[512];
 	int c, rc = 0;
 	size_t jcap = 1 << 16;
 	char *json = malloc(jcap);
 
-	while ((c = getopt_long(argc, argv, "c:r:f:t:n:R:Ch", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "c:r:f:t:n:R:CN:h", opts, NULL)) !=
 	        -1) {
 		switch (c) {
 		case 'c':
@@ -180,6 +194,17 @@ main(int argc, char **argv)
 		case 'C':
 			crlf = true;
 			break;
+		case 'N': {
+			char *end;
+
+			errno = 0;
+			now_s = strtoull(optarg, &end, 10);
+			if (errno || *end || optarg[0] == '\0') {
+				fprintf(stderr, "--now: seconds since 1970\n");
+				return 2;
+			}
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -223,6 +248,28 @@ main(int argc, char **argv)
 		fprintf(stderr, "out of memory (scratch)\n");
 		return 2;
 	}
+	pol = bs_verdict_policy_build(&cfg, err, sizeof(err));
+	vc = pol ? bs_verdict_ctx_create(pol, NULL) : NULL;
+	if (!vc) {
+		fprintf(stderr, "%s\n", pol ? "out of memory (verdict)" : err);
+		return 2;
+	}
+	for (unsigned int i = 0; i < n_rcpts; i++) {
+		/* Strip <> as written in RCPT TO; each counts as accepted. */
+		const char *r = rcpts[i];
+		size_t l = strlen(r);
+
+		if (l >= 2 && r[0] == '<' && r[l - 1] == '>') {
+			r++;
+			l -= 2;
+		}
+		if (l >= BS_SMTP_ADDR_MAX)
+			l = BS_SMTP_ADDR_MAX - 1;
+		memcpy(rcpt_v[i].addr, r, l);
+		rcpt_v[i].addr[l] = '\0';
+		rcpt_v[i].len = (uint16_t)l;
+		rcpt_v[i].reply = 250;
+	}
 
 	for (int a = optind; a < argc; a++) {
 		struct bs_detect_result res;
@@ -258,6 +305,17 @@ main(int argc, char **argv)
 		bs_msg_end(msg, &res);
 		free(buf);
 
+		struct bs_verdict_input vin;
+		struct bs_verdict_result vr;
+		char vjson[2048];
+
+		bs_verdict_input_init(&vin, NULL, &res, now_s);
+		vin.mail_from = mail_from;
+		vin.rcpt = rcpt_v;
+		vin.nrcpt = n_rcpts;
+		bs_verdict_judge(vc, NULL, &vin, &vr);
+		bs_verdict_result_json(&vr, vjson, sizeof(vjson));
+
 		memcpy(extra, "\"file\":", 7);
 		el = 7 + bs_json_string(extra + 7, sizeof(extra) - 8, argv[a],
 		                 strlen(argv[a]));
@@ -277,9 +335,18 @@ main(int argc, char **argv)
 			jcap = need + 1;
 			bs_detect_result_json(&res, extra, json, jcap);
 		}
-		puts(json);
+		/* The verdict's members go last, before the closing brace. */
+		need = strlen(json);
+		if (need > 0 && json[need - 1] == '}') {
+			json[need - 1] = '\0';
+			printf("%s,%s}\n", json, vjson);
+		} else {
+			puts(json);
+		}
 	}
 	free(json);
+	bs_verdict_ctx_free(vc);
+	bs_verdict_policy_free(pol);
 	bs_detect_ctx_free(ctx);
 	bs_ruleset_free(rs);
 	bs_config_free(&cfg);

@@ -19,6 +19,7 @@
 #include <urcu-qsbr.h>
 
 #include "backstop/pubcfg.h"
+#include "backstop/verdict.h"
 
 struct bs_pub {
 	struct bs_pubcfg *cur;       /* RCU-protected */
@@ -35,6 +36,12 @@ mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+policy_free(void *p)
+{
+	bs_verdict_policy_free(p);
 }
 
 struct bs_pubcfg *
@@ -58,6 +65,15 @@ bs_pubcfg_build(const struct bs_config *cfg, const char *rules_path,
 	if (bs_config_copy(&pc->cfg, cfg) < 0) {
 		free(pc);
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* The verdict policy (protected domains, keys, relays) is checked
+	 * and compiled with the rest: a reload that cannot build it fails
+	 * as a whole and the running generation stays. */
+	pc->policy_free = policy_free;
+	pc->policy = bs_verdict_policy_build(&pc->cfg, err, errlen);
+	if (pc->policy == NULL) {
+		bs_pubcfg_free(pc);
 		return NULL;
 	}
 	if (!cfg->detect_enabled)

@@ -22,6 +22,7 @@
 #include "backstop/pubcfg.h"
 #include "backstop/smtp.h"
 #include "backstop/txn.h"
+#include "backstop/verdict.h"
 
 /* Most ports and workers one process drives. */
 #define BS_MAX_PORTS 16
@@ -116,6 +117,9 @@ struct bs_app {
 	unsigned int n_workers;
 	struct bs_worker *worker[BS_MAX_WORKERS];
 	struct rte_mempool *pool;
+	/* The verdict policy, compiled at start (the workers will read it;
+	 * the control plane will publish new ones through RCU). */
+	struct bs_verdict_policy *verdict;
 };
 
 /* Longest RSS key among the PMDs we know (i40e/ice: 52 bytes). */

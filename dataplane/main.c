@@ -154,17 +154,6 @@ parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static const char *
-cfg_type_name(enum bs_cfg_type t)
-{
-	static const char *const n[] = {
-		[BS_CFG_U32] = "integer", [BS_CFG_U64] = "integer",
-		[BS_CFG_BOOL] = "boolean", [BS_CFG_STR] = "string",
-		[BS_CFG_PORTS] = "list of ports",
-	};
-	return n[t];
-}
-
 /*
  * Reference tables for docs/CONFIG.md and docs/METRICS.md, printed from
  * the same tables the code uses (scripts/gen_docs.py pastes them in; a
@@ -174,17 +163,7 @@ static void
 print_reference(const char *what)
 {
 	if (strcmp(what, "settings") == 0) {
-		printf("| key | type | default | range | meaning |\n");
-		printf("|---|---|---|---|---|\n");
-		for (unsigned int i = 0; i < bs_cfg_count; i++) {
-			const struct bs_cfg_desc *d = &bs_cfg_desc[i];
-			printf("| `%s` | %s | `%s` | ", d->key,
-				cfg_type_name(d->type), d->def ? d->def : "");
-			if (d->type == BS_CFG_U32 || d->type == BS_CFG_U64 ||
-					d->type == BS_CFG_PORTS)
-				printf("%" PRIu64 "..%" PRIu64, d->lo, d->hi);
-			printf(" | %s |\n", d->help);
-		}
+		bs_config_reference(stdout);
 	} else {
 		printf("| counter | kind | meaning |\n|---|---|---|\n");
 		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
@@ -371,6 +350,11 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 0;
 	}
+	app.verdict = bs_verdict_policy_build(&app.cfg, err, sizeof(err));
+	if (app.verdict == NULL) {
+		fprintf(stderr, "backstop: config: %s\n", err);
+		goto fail;
+	}
 
 	unsigned int n_lcores = rte_lcore_count() - 1;
 	if (n_lcores == 0) {
@@ -542,11 +526,13 @@ main(int argc, char **argv)
 		rte_free(app.worker[i]);
 	}
 	bs_pub_free(pub);
+	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_mempool_free(app.pool);
 	rte_eal_cleanup();
 	return 0;
 fail:
+	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_eal_cleanup();
 	return 1;

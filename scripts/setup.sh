@@ -31,7 +31,18 @@ PKGS=(
 	# control plane: JSON-lines protocol (jansson), /metrics
 	# (libmicrohttpd); a real Prometheus server and promtool in tests
 	libjansson-dev libmicrohttpd-dev prometheus
+	# verdict tests: BATV tags made by Exim (extracted below, beside
+	# Postfix) at faked dates; DKIM signatures by independent signers
+	# (Mail::DKIM for RSA, dkimpy with PyNaCl for Ed25519)
+	faketime libmail-dkim-perl python3-dkim python3-nacl
+	libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2
+	libpcre2-8-0 libcrypt1
 )
+
+# Exim's binary for the verdict tests (exim4 -be evaluates ${prvs}).  The
+# exim4-daemon-* packages conflict with postfix (both are the MTA), so the
+# .deb is extracted into a private directory instead of installed.
+EXIM_DIR=/opt/backstop-tools/exim
 
 hugepages=0
 while [ $# -gt 0 ]; do
@@ -60,6 +71,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
 		>/dev/null
+fi
+
+if [ ! -x "$EXIM_DIR/usr/sbin/exim4" ]; then
+	echo "setup: extracting exim4-daemon-light into $EXIM_DIR"
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	( cd "$tmp" && apt-get download exim4-daemon-light >/dev/null 2>&1 ||
+		{ apt-get update -qq && apt-get download exim4-daemon-light; } )
+	mkdir -p "$EXIM_DIR"
+	dpkg-deb -x "$tmp"/exim4-daemon-light_*.deb "$EXIM_DIR"
+	rm -rf "$tmp"
+fi
+# Exim refuses to start without its compiled-in user.
+if ! getent passwd Debian-exim >/dev/null; then
+	useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin Debian-exim
 fi
 
 if [ "$hugepages" -gt 0 ]; then

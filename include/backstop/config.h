@@ -25,6 +25,7 @@
 #include "backstop/config_smtp.h"
 #include "backstop/config_detect.h"
 #include "backstop/config_control.h"
+#include "backstop/config_verdict.h"
 
 /* Most SMTP ports one may list. */
 #define BS_CFG_MAX_PORTS 16
@@ -39,7 +40,69 @@ struct bs_cfg_ports {
 	uint64_t bitmap[65536 / 64];
 };
 
-/* Types: U32 and U64 (bounded integers), BOOL, STR, PORTS (list of TCP ports). */
+/*
+ * Lists and maps (verdict settings).  Every item remembers the line of the
+ * file it came from, so checks that span settings (a per-domain entry for
+ * a domain that is not protected) still name file and line.  All memory
+ * is owned by the struct bs_config and released by bs_config_free().
+ */
+/* DOMAINS (lower case, no trailing dot) and RELAYS (validated text). */
+struct bs_cfg_list {
+	uint32_t n;
+	char **item;
+	uint32_t *line; /* 0: from a default or bs_config_set() */
+};
+
+/* Most BATV keys: the tag's key digit is 0..9. */
+#define BS_CFG_BATV_KEYS_MAX 10
+/* Longest BATV secret, in bytes. */
+#define BS_CFG_SECRET_MAX 256
+
+struct bs_cfg_batv_key {
+	uint8_t id;
+	uint16_t len;
+	uint8_t secret[BS_CFG_SECRET_MAX];
+	uint32_t line;
+};
+
+/* BATVKEYS: secrets, never printed. */
+struct bs_cfg_batv_keys {
+	uint32_t n;
+	struct bs_cfg_batv_key key[BS_CFG_BATV_KEYS_MAX];
+};
+
+/* DKIM key algorithms (the DNS record's k= tag). */
+enum bs_cfg_dkim_alg { BS_DKIM_ALG_RSA = 1, BS_DKIM_ALG_ED25519 = 2 };
+
+/* Most DKIM keys configured; longest public key (decoded DER, RSA-8192). */
+#define BS_CFG_DKIM_KEYS_MAX 256
+#define BS_CFG_DKIM_DER_MAX 1100
+
+struct bs_cfg_dkim_key {
+	char *domain;   /* lower case */
+	char *selector; /* as configured */
+	uint8_t alg;    /* enum bs_cfg_dkim_alg */
+	uint16_t der_len;
+	uint8_t *der;   /* RSA: SubjectPublicKeyInfo; Ed25519: 32 raw bytes */
+	uint32_t line;
+};
+
+/* DKIMKEYS: parsed and checked at load (OpenSSL), kept as bytes. */
+struct bs_cfg_dkim_keys {
+	uint32_t n;
+	struct bs_cfg_dkim_key *key;
+};
+
+/* ACTION values. */
+enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
+
+/* Most per-domain entries. */
+#define BS_CFG_DOMAINS_MAX 4096
+
+/* Types: U32 and U64 (bounded integers), BOOL, STR, PORTS (list of TCP
+ * ports), DOMAINS (list of domain names), RELAYS (list of host names,
+ * globs and CIDR networks), BATVKEYS, DKIMKEYS (lists of mappings),
+ * ACTION (deliver or refuse), DOMAINMAP (per-domain settings). */
 #define BS_CFG_CORE(X)                                                       \
 	X(smtp_ports, "smtp.ports", PORTS, "25,587", 1, 65535,               \
 		"TCP ports followed as SMTP (server side)")                  \
@@ -82,6 +145,7 @@ struct bs_cfg_ports {
 	BS_CFG_CORE(X)                                                       \
 	BS_CFG_SMTP(X)                                                       \
 	BS_CFG_DETECT(X)                                                     \
+	BS_CFG_VERDICT(X)                                                    \
 	BS_CFG_CONTROL(X)
 
 #define BS_CFG_CTYPE_U32 uint32_t
@@ -89,15 +153,51 @@ struct bs_cfg_ports {
 #define BS_CFG_CTYPE_BOOL bool
 #define BS_CFG_CTYPE_STR char *
 #define BS_CFG_CTYPE_PORTS struct bs_cfg_ports
+#define BS_CFG_CTYPE_DOMAINS struct bs_cfg_list
+#define BS_CFG_CTYPE_RELAYS struct bs_cfg_list
+#define BS_CFG_CTYPE_BATVKEYS struct bs_cfg_batv_keys
+#define BS_CFG_CTYPE_DKIMKEYS struct bs_cfg_dkim_keys
+#define BS_CFG_CTYPE_ACTION uint8_t
+#define BS_CFG_CTYPE_DOMAINMAP struct bs_cfg_domains
+
+/* One domain's own settings: the rows of BS_CFG_VERDICT_PD. */
+struct bs_cfg_domain {
+	char *name; /* lower case */
+	uint32_t line;
+	uint32_t set; /* bit i: row i of BS_CFG_VERDICT_PD is set */
+#define BS_CFG_PD_FIELD_(field, key, type, def, lo, hi, help)                \
+	BS_CFG_CTYPE_##type field;
+	BS_CFG_VERDICT_PD(BS_CFG_PD_FIELD_)
+#undef BS_CFG_PD_FIELD_
+};
+
+struct bs_cfg_domains {
+	uint32_t n;
+	struct bs_cfg_domain *d;
+};
+
+/* Row numbers of the per-domain settings (bits of bs_cfg_domain.set). */
+enum bs_cfg_pd_row {
+#define BS_CFG_PD_ENUM_(field, key, type, def, lo, hi, help) BS_CFG_PD_##field,
+	BS_CFG_VERDICT_PD(BS_CFG_PD_ENUM_)
+#undef BS_CFG_PD_ENUM_
+	BS_CFG_PD__MAX
+};
 
 struct bs_config {
 #define BS_CFG_FIELD_(field, key, type, def, lo, hi, help)                   \
 	BS_CFG_CTYPE_##type field;
 	BS_CFG_TABLE(BS_CFG_FIELD_)
 #undef BS_CFG_FIELD_
+	/* Name of the file loaded last (for messages of later checks). */
+	char source[BS_CFG_STR_MAX];
 };
 
-enum bs_cfg_type { BS_CFG_U32, BS_CFG_U64, BS_CFG_BOOL, BS_CFG_STR, BS_CFG_PORTS };
+enum bs_cfg_type {
+	BS_CFG_U32, BS_CFG_U64, BS_CFG_BOOL, BS_CFG_STR, BS_CFG_PORTS,
+	BS_CFG_DOMAINS, BS_CFG_RELAYS, BS_CFG_BATVKEYS, BS_CFG_DKIMKEYS,
+	BS_CFG_ACTION, BS_CFG_DOMAINMAP,
+};
 
 struct bs_cfg_desc {
 	const char *key;
@@ -110,6 +210,25 @@ struct bs_cfg_desc {
 
 extern const struct bs_cfg_desc bs_cfg_desc[];
 extern const unsigned int bs_cfg_count;
+/* The per-domain rows, offsets into struct bs_cfg_domain. */
+extern const struct bs_cfg_desc bs_cfg_pd_desc[BS_CFG_PD__MAX];
+
+/* "integer", "boolean", "list of domains", ...: for docs and messages. */
+const char *bs_cfg_type_name(enum bs_cfg_type t);
+
+/*
+ * Print the settings reference (Markdown tables: every setting, then the
+ * per-domain ones) for docs/CONFIG.md.
+ */
+void bs_config_reference(FILE *f);
+
+/*
+ * The settings of domain (lower case, len bytes) that differ from the
+ * global ones, or NULL when it has none of its own.  Start-up and control
+ * thread (the verdict policy copies what it needs).
+ */
+const struct bs_cfg_domain *bs_config_domain(const struct bs_config *cfg,
+	const char *domain, size_t len);
 
 /*
  * Fill *cfg with the defaults.  Returns 0, or -EINVAL if a default does
@@ -147,7 +266,7 @@ void bs_config_show(FILE *f, const struct bs_config *cfg);
  */
 int bs_config_copy(struct bs_config *dst, const struct bs_config *src);
 
-/* Release strings held by *cfg. */
+/* Release strings, lists and keys held by *cfg (secrets are wiped). */
 void bs_config_free(struct bs_config *cfg);
 
 /* True if port is one of the configured SMTP ports. */

@@ -21,6 +21,7 @@
 
 #include "backstop/counters_smtp.h"
 #include "backstop/counters_detect.h"
+#include "backstop/counters_verdict.h"
 #include "backstop/counters_ledger.h"
 
 /* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers). */
@@ -105,6 +106,7 @@
 	BS_CNT_FLOW(X)                                                       \
 	BS_CNT_SMTP(X)                                                       \
 	BS_CNT_DETECT(X)                                                     \
+	BS_CNT_VERDICT(X)                                                    \
 	BS_CNT_LEDGER(X)                                                     \
 	BS_CNT_STORM(X)
 

@@ -73,8 +73,10 @@
 		"Outbound ledger figures")                                   \
 	X(LEDGER_SAVE, "ledger save", NULL, "",                              \
 		"Write the ledger snapshot now (to its configured path)")    \
-	X(VERDICT_TEST, "verdict test", "file", "FILE",                      \
-		"Classify and judge a message file with the running policy")
+	X(VERDICT_TEST, "verdict test", "file",                              \
+		"FILE [--mail-from=ADDR] [--rcpt=ADDR]",                     \
+		"Classify and judge a message file with the running rules "  \
+		"and policy (envelope optional: null sender is --mail-from=)")
 
 enum bs_ctl_cmd {
 #define BS_CTL_ENUM_(id, words, arg, usage, help) BS_CTL_##id,

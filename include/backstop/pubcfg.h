@@ -53,8 +53,9 @@ struct bs_pubcfg {
 	/* One context (Hyperscan scratch, spare message and stream) per
 	 * worker, allocated before publication; NULL when rules is NULL. */
 	struct bs_detect_ctx *detect[BS_PUB_WORKERS_MAX];
-	/* The verdict policy (verdict branch): compiled with the rest and
-	 * freed with it.  NULL until that stage exists. */
+	/* The verdict policy (struct bs_verdict_policy, verdict.h), built
+	 * from cfg with the rest and freed with it.  Messages will read it
+	 * through their pinned set, like the rules. */
 	void *policy;
 	void (*policy_free)(void *policy);
 	/* Build facts, for status and metrics. */
@@ -70,7 +71,8 @@ struct bs_pub;
 
 /*
  * Build a configuration for n_workers workers from the settings *cfg
- * (copied; the caller keeps its own) and, when cfg->detect_enabled, the
+ * (copied; the caller keeps its own), its verdict policy, and, when
+ * cfg->detect_enabled, the
  * rule file at rules_path (already resolved by the caller), compiling it
  * and allocating one Hyperscan scratch per worker.  Returns the object,
  * unpublished, or NULL with a one-line reason in err ("file:line: rule

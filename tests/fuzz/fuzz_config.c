@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backstop/config.h"
+#include "backstop/verdict.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,6 +28,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0 && (c->flow_table_size < 64 || c->smtp_ports.n == 0 ||
 			c->smtp_ports.n > BS_CFG_MAX_PORTS))
 		abort();
+	/* List and map settings: within their caps, every item valid. */
+	if (rc == 0) {
+		if (c->batv_keys.n > BS_CFG_BATV_KEYS_MAX ||
+				c->dkim_keys.n > BS_CFG_DKIM_KEYS_MAX ||
+				c->domains.n > BS_CFG_DOMAINS_MAX)
+			abort();
+		for (uint32_t i = 0; i < c->batv_keys.n; i++)
+			if (c->batv_keys.key[i].id > 9 ||
+					c->batv_keys.key[i].len == 0)
+				abort();
+		for (uint32_t i = 0; i < c->dkim_keys.n; i++)
+			if (c->dkim_keys.key[i].der_len == 0 ||
+					c->dkim_keys.key[i].der_len >
+						BS_CFG_DKIM_DER_MAX)
+				abort();
+		/* The policy compiles from any configuration that loads. */
+		char perr[256];
+		struct bs_verdict_policy *p =
+			bs_verdict_policy_build(c, perr, sizeof(perr));
+		if (p == NULL)
+			abort();
+		bs_verdict_policy_free(p);
+	}
 	bs_config_free(c);
 	free(c);
 	return 0;

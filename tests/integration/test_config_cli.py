@@ -48,6 +48,12 @@ bad = [
     ("syntax.yaml", "flow: [\n", "YAML error", "syntax.yaml"),
     ("ctrl.yaml", "flow.table_size: \"\\e[31mred" + "x" * 200 + "\"\n",
      "\\x1b", "..."),
+    ("relay.yaml", "protected_domains: [example.com]\nrelays:\n"
+     "  - out1.example.com\n  - \"bad relay\"\n",
+     "relays: invalid relay", ":4:"),
+    ("pd.yaml", "protected_domains: [example.com]\ndomains:\n"
+     "  example.org: {relays: []}\n", "example.org is not in "
+     "protected_domains", ":3:"),
 ]
 for name, text, want, want2 in bad:
     rc, _, _, out, err = bstest.run(NULL, ["--config", cfg(name, text)],
@@ -57,6 +63,16 @@ for name, text, want, want2 in bad:
            want in err)
     c.true("%s: error says %r" % (name, want2), want2 in err)
     c.true("%s: no raw escape byte in the log" % name, "\x1b" not in err)
+
+p = cfg("verdict.yaml", "protected_domains: [Example.COM]\n"
+        "batv: {enforce: true, keys: [{id: 3, secret: \"hush-hush\"}]}\n"
+        "domains: {example.com: {verdict.unknown: refuse}}\n")
+rc, _, _, out, _ = bstest.run(NULL, ["--config", p, "--show-config"])
+c.eq("verdict config exits 0", rc, 0)
+c.true("domains are lower case", 'protected_domains: ["example.com"]' in out)
+c.true("per-domain setting shown", "verdict.unknown: refuse" in out)
+c.true("key ids shown", "# batv.keys: ids [3]" in out)
+c.true("a BATV secret is never printed", "hush-hush" not in out)
 
 rc, _, _, _, err = bstest.run(NULL, ["--config", os.path.join(d, "nope")],
                               check=False)

@@ -35,7 +35,8 @@ dm = ctltest.Daemon(d, ["net_pcap0,rx_pcap=%s,infinite_rx=1" % pc,
                     extra_cfg="control.socket_mode: '0666'\n"
                               "control.socket_group: nogroup\n"
                               # one capture carries both directions
-                              "dataplane.inside_port: 2\n")
+                              "dataplane.inside_port: 2\n"
+                              "protected_domains: [example.jp]\n")
 time.sleep(1)
 
 # status, human and JSON.
@@ -87,16 +88,31 @@ r = subprocess.run([ctltest.ctl_bin(), "--socket", d + "/none.sock",
                     "status"], stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE, text=True)
 c.eq("no daemon exit", r.returncode, 3)
-# No ledger runs in this process yet and the verdict stage is not built:
-# their commands say so (and do not pretend).
+# No ledger runs in this process yet: its commands say so (and do not
+# pretend).
 for args, why in ((("ledger", "stats"), "no outbound ledger"),
-                  (("ledger", "save"), "no outbound ledger"),
-                  (("verdict", "test", "/etc/hostname"),
-                   "not available in this build")):
+                  (("ledger", "save"), "no outbound ledger")):
     rc, out, err = dm.ctl(*args)
     c.eq("%s exit" % " ".join(args), rc, 1)
     c.true("%s: unavailable (%s)" % (" ".join(args), err.strip()),
            why in err and "(unavailable)" in err)
+
+# verdict test: a corpus bounce classified and judged with the running
+# rules and policy (example.jp is protected in this configuration).
+eml = "lhost-activehunter-01.eml"   # a Postfix-like DSN for example.jp
+rc, out, err = dm.ctl("--json", "verdict", "test", os.path.join(corpus, eml),
+                      "--mail-from=", "--rcpt=kijitora@example.jp")
+c.eq("verdict test exit (%s)" % err.strip(), rc, 0)
+vt = json.loads(out)["result"] if rc == 0 else {}
+c.eq("verdict test: a bounce", vt.get("class"), "dsn")
+c.eq("verdict test: judged for the protected domain",
+     vt.get("verdict_domain"), "example.jp")
+c.true("verdict test: a verdict with reasons",
+       vt.get("verdict") in ("legit", "backscatter", "unknown") and
+       isinstance(vt.get("reasons"), list))
+c.eq("verdict test: missing file", dm.ctl("verdict", "test",
+                                          d + "/none.eml")[0], 1)
+c.eq("verdict test: FILE required", dm.ctl("verdict", "test")[0], 2)
 
 # A failed compile names the rule's line and keeps generation 1.
 bad = os.path.join(d, "bad.rules")
