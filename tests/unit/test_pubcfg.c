@@ -136,6 +136,50 @@ test_build(void **state)
 	bs_config_free(&c);
 }
 
+/* A published set copies the settings deeply: lists, the per-domain map
+ * and keys survive the caller freeing its own (ASan would see a double
+ * free or a use after free otherwise; tests/fuzz builds run it). */
+static void
+test_config_copy(void **state)
+{
+	(void)state;
+	static const char yaml[] =
+		"protected_domains: [a.example, b.example]\n"
+		"relays: [mx1.a.example, 192.0.2.0/24]\n"
+		"batv: {keys: [{id: 1, secret: s3cret}]}\n"
+		"domains:\n"
+		"  b.example: {relays: [out.b.example], verdict.unknown: refuse}\n";
+	struct bs_config c, d;
+	char err[256];
+	assert_int_equal(bs_config_defaults(&c), 0);
+	if (bs_config_load_mem(&c, "t.yaml", (const uint8_t *)yaml,
+			sizeof(yaml) - 1, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(bs_config_copy(&d, &c), 0);
+	assert_int_equal(d.protected_domains.n, 2);
+	assert_ptr_not_equal(d.protected_domains.item,
+		c.protected_domains.item);
+	assert_ptr_not_equal(d.protected_domains.item[0],
+		c.protected_domains.item[0]);
+	assert_string_equal(d.protected_domains.item[1], "b.example");
+	assert_int_equal(d.domains.n, 1);
+	assert_ptr_not_equal(d.domains.d, c.domains.d);
+	assert_ptr_not_equal(d.domains.d[0].name, c.domains.d[0].name);
+	assert_string_equal(d.domains.d[0].relays.item[0], "out.b.example");
+	assert_int_equal(d.batv_keys.n, 1);
+	bs_config_free(&c);
+	/* The copy stands alone. */
+	assert_string_equal(d.relays.item[0], "mx1.a.example");
+	assert_string_equal(d.domains.d[0].name, "b.example");
+	struct bs_pubcfg *pc = bs_pubcfg_build(&d, path_a, 1, err, sizeof(err));
+	if (pc == NULL)
+		fail_msg("%s", err);
+	assert_non_null(pc->policy);
+	bs_config_free(&d);
+	assert_string_equal(pc->cfg.protected_domains.item[0], "a.example");
+	bs_pubcfg_free(pc);
+}
+
 static void
 test_pin_keeps_retired(void **state)
 {
@@ -261,6 +305,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_config_copy),
 		cmocka_unit_test(test_pin_keeps_retired),
 		cmocka_unit_test(test_back_to_back),
 	};
