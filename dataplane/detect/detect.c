@@ -17,6 +17,7 @@
  * A match spanning two lines is kept (rules use \s+ between words so that
  * wrapped sentences still match); it is attributed to the line it ends in.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@ struct bs_detect_ctx {
 	 */
 	struct bs_msg *spare;
 	hs_stream_t *spare_stream;
+	/* What this context holds (bs_detect_ctx_live()); leak checks. */
+	struct bs_detect_live live;
 };
 
 /*
@@ -56,6 +59,7 @@ struct bs_msg {
 	bool candidate;
 	bool scanning;    /* stream open and healthy */
 	bool skip;        /* not a candidate: ignore the rest */
+	bool cd_counted;  /* counted in detect_charsets_held */
 	uint32_t cur_tgt; /* target of the line being scanned */
 	uint32_t fail;
 	uint64_t bytes, scanned;
@@ -80,6 +84,11 @@ struct bs_msg {
 	do {                                                                   \
 		if ((m)->ctx->cnt)                                             \
 			BS_CNT_INC((m)->ctx->cnt, name);                       \
+	} while (0)
+#define CNT_ADD(m, name, n)                                                    \
+	do {                                                                   \
+		if ((m)->ctx->cnt)                                             \
+			BS_CNT_ADD((m)->ctx->cnt, name, (n));                  \
 	} while (0)
 
 struct bs_detect_ctx *
@@ -111,8 +120,16 @@ bs_detect_ctx_free(struct bs_detect_ctx *ctx)
 	if (ctx->spare_stream)
 		hs_close_stream(ctx->spare_stream, ctx->scratch, NULL, NULL);
 	free(ctx->spare);
+	/* Open messages would now point to freed memory: a caller bug. */
+	assert(ctx->live.msgs == 0);
 	hs_free_scratch(ctx->scratch);
 	free(ctx);
+}
+
+void
+bs_detect_ctx_live(const struct bs_detect_ctx *ctx, struct bs_detect_live *out)
+{
+	*out = ctx->live;
 }
 
 size_t
@@ -197,10 +214,16 @@ decide(struct bs_msg *msg, bool candidate)
 		msg->ctx->spare_stream = NULL;
 		msg->scanning = true;
 	} else if (hs_open_stream(rs->db, 0, &msg->stream) != HS_SUCCESS) {
+		msg->stream = NULL;
 		msg->fail |= BS_DF_NOMEM;
 		CNT_INC(msg, detect_fail_nomem);
 	} else {
+		msg->ctx->live.streams_alloc++;
 		msg->scanning = true;
+	}
+	if (msg->stream) {
+		msg->ctx->live.streams++;
+		CNT_INC(msg, detect_streams_live);
 	}
 	for (size_t i = 0; i + 3 <= msg->hold_len;) {
 		uint32_t tgt = msg->hold[i];
@@ -256,12 +279,16 @@ bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
 	struct bs_msg *msg = ctx->spare;
 
 	ctx->spare = NULL;
-	if (!msg)
+	if (!msg) {
 		msg = malloc(bs_msg_size(ctx));
+		if (msg)
+			ctx->live.msgs_alloc++;
+	}
 	(void)rcpts;
 	(void)n_rcpts;
 	if (!msg)
 		return NULL;
+	ctx->live.msgs++;
 	/* The big buffers are left uninitialised: lengths guard them. */
 	memset(msg, 0, offsetof(struct bs_msg, batch));
 	msg->hold_len = 0;
@@ -270,10 +297,27 @@ bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
 	msg->null_sender = mail_from && mail_from[0] == '\0';
 	bs_mime_init(&msg->mime, &msg->info, on_text, on_header_done, msg,
 	        ctx->rs->targets);
+	CNT_INC(msg, detect_msgs);
+	CNT_INC(msg, detect_msgs_live);
 	if (msg->null_sender)
 		decide(msg, true);
-	CNT_INC(msg, detect_msgs);
 	return msg;
+}
+
+/* Keep detect_charsets_held equal to the number of messages whose parser
+ * holds a converter between two feeds (a level: it must fall back to 0). */
+static void
+charsets_count(struct bs_msg *msg)
+{
+	bool held = msg->mime.cd != NULL;
+
+	if (held == msg->cd_counted || !msg->ctx->cnt)
+		return;
+	msg->cd_counted = held;
+	if (held)
+		BS_CNT_INC(msg->ctx->cnt, detect_charsets_held);
+	else
+		msg->ctx->cnt->v[BS_CNT_detect_charsets_held]--;
 }
 
 int
@@ -283,6 +327,7 @@ bs_msg_feed(struct bs_msg *msg, const uint8_t *buf, size_t len)
 	if (msg->skip)
 		return 0;
 	bs_mime_feed(&msg->mime, buf, len);
+	charsets_count(msg);
 	return (msg->fail & (BS_DF_HS | BS_DF_NOMEM)) ? -EIO : 0;
 }
 
@@ -385,28 +430,47 @@ stream_done(struct bs_msg *msg, bool report)
 	hs_stream_t *s = msg->stream;
 
 	msg->stream = NULL;
+	ctx->live.streams--;
+	if (ctx->cnt)
+		ctx->cnt->v[BS_CNT_detect_streams_live]--;
 	if (hs_reset_stream(s, 0, ctx->scratch,
 	            report && msg->scanning ? on_match : NULL,
 	            msg) != HS_SUCCESS) {
 		msg->fail |= BS_DF_HS;
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
+		ctx->live.streams_alloc--;
 		return;
 	}
-	if (!ctx->spare_stream)
+	if (!ctx->spare_stream) {
 		ctx->spare_stream = s;
-	else
+	} else {
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
+		ctx->live.streams_alloc--;
+	}
 }
 
+/*
+ * The message is done (ended or aborted): release what its parser holds
+ * whatever state it stopped in (a converter of a text part cut short, or
+ * of a message that stopped being parsed), then keep or free the memory.
+ */
 static void
 msg_release(struct bs_msg *msg)
 {
 	struct bs_detect_ctx *ctx = msg->ctx;
 
-	if (!ctx->spare)
+	bs_mime_abort(&msg->mime);
+	charsets_count(msg);
+	CNT_ADD(msg, detect_charset_opens, msg->mime.cd_opens);
+	ctx->live.msgs--;
+	if (ctx->cnt)
+		ctx->cnt->v[BS_CNT_detect_msgs_live]--;
+	if (!ctx->spare) {
 		ctx->spare = msg;
-	else
+	} else {
 		free(msg);
+		ctx->live.msgs_alloc--;
+	}
 }
 
 int

@@ -90,26 +90,80 @@ charset_is_utf8(const char *cs, size_t n)
  * worker keeps up to CS_CACHE converters (one per charset) for its life;
  * they are reset, not closed, between uses.  Unknown charsets are not
  * cached (iconv_open fails fast for them).
+ *
+ * Every converter handed out must come back: an iconv descriptor holds
+ * glibc's gconv step buffers (about 32 KiB for ISO-8859-1 to UTF-8), so one
+ * lost per aborted message grows the process by tens of MB per second under
+ * a replay of such sessions, and a cache slot left busy makes every later
+ * part of that charset open (and pay for) a fresh descriptor.  The handle a
+ * parser keeps therefore names its slot, and the slot its thread, so that
+ * release is exact even when the message is dropped on another thread
+ * (the main thread ending flows at exit); and the thread keeps counts
+ * (held, open) that tests and fuzzers assert on.
  */
 #define CS_CACHE 8
+
+struct cs_thread;
 
 struct cs_entry {
 	char name[BS_MIME_CHARSET_MAX];
 	iconv_t cd;
 	bool busy;
+	struct cs_thread *th; /* owner (set once the slot is first used) */
 };
 
-static __thread struct cs_entry cs_cache[CS_CACHE];
+struct cs_thread {
+	struct cs_entry e[CS_CACHE];
+	/* Slot handed out with descriptors that are not cached. */
+	struct cs_entry uncached;
+	uint32_t held;   /* converters handed out, not yet released */
+	uint32_t open;   /* iconv descriptors open (cached + uncached held) */
+	uint64_t opened; /* iconv_open() calls that succeeded */
+};
 
-/* A converter to UTF-8 from charset cs[0..n), or NULL (unknown, or UTF-8
- * already).  Release with bs_mime_charset_close(). */
-static void *
-charset_open(const char *cs, size_t n)
+static __thread struct cs_thread cs_th;
+
+void
+bs_mime_charset_stats(struct bs_mime_charset_stats *st)
 {
+	uint32_t cached = 0;
+
+	for (unsigned int k = 0; k < CS_CACHE; k++)
+		cached += cs_th.e[k].name[0] != '\0';
+	st->held = cs_th.held;
+	st->open = cs_th.open;
+	st->cached = cached;
+	st->opened = cs_th.opened;
+}
+
+void
+bs_mime_charset_flush(void)
+{
+	for (unsigned int k = 0; k < CS_CACHE; k++) {
+		struct cs_entry *e = &cs_th.e[k];
+
+		if (e->name[0] == '\0' || e->busy)
+			continue;
+		iconv_close(e->cd);
+		e->name[0] = '\0';
+		cs_th.open--;
+	}
+}
+
+/*
+ * A converter to UTF-8 from charset cs[0..n), or NULL (unknown, or UTF-8
+ * already); *slot receives what bs_mime_charset_close() needs back, and
+ * *opens counts a descriptor opened (a cache miss).
+ */
+void *
+bs_mime_charset_open(const char *cs, size_t n, void **slot, uint32_t *opens)
+{
+	struct cs_thread *th = &cs_th;
 	char name[BS_MIME_CHARSET_MAX];
 	struct cs_entry *free_e = NULL;
 	iconv_t cd;
 
+	*slot = NULL;
 	if (n == 0 || n >= sizeof(name) || charset_is_utf8(cs, n))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
@@ -119,7 +173,7 @@ charset_open(const char *cs, size_t n)
 	if (strstr(name, "utf-7"))
 		strcpy(name, "utf-7");
 	for (unsigned int k = 0; k < CS_CACHE; k++) {
-		struct cs_entry *e = &cs_cache[k];
+		struct cs_entry *e = &th->e[k];
 
 		if (e->name[0] == '\0') {
 			if (!free_e)
@@ -130,30 +184,48 @@ charset_open(const char *cs, size_t n)
 			/* Back to the initial shift state. */
 			iconv(e->cd, NULL, NULL, NULL, NULL);
 			e->busy = true;
+			th->held++;
+			*slot = e;
 			return (void *)e->cd;
 		}
 	}
 	cd = iconv_open("UTF-8", name);
 	if (cd == (iconv_t)-1)
 		return NULL;
+	th->opened++;
+	th->open++;
+	th->held++;
+	if (opens)
+		++*opens;
 	if (free_e) {
-		memcpy(free_e->name, name, n + 1);
+		memcpy(free_e->name, name, strlen(name) + 1);
 		free_e->cd = cd;
 		free_e->busy = true;
+		free_e->th = th;
+		*slot = free_e;
+	} else {
+		th->uncached.th = th;
+		*slot = &th->uncached;
 	}
 	return (void *)cd;
 }
 
 void
-bs_mime_charset_close(void *cdp)
+bs_mime_charset_close(void *cdp, void *slotp)
 {
-	for (unsigned int k = 0; k < CS_CACHE; k++)
-		if (cs_cache[k].name[0] && cs_cache[k].busy &&
-		        (void *)cs_cache[k].cd == cdp) {
-			cs_cache[k].busy = false;
-			return;
-		}
-	iconv_close((iconv_t)cdp);
+	struct cs_entry *e = slotp;
+	struct cs_thread *th;
+
+	if (cdp == NULL || e == NULL)
+		return;
+	th = e->th;
+	th->held--;
+	if (e == &th->uncached) {
+		iconv_close((iconv_t)cdp);
+		th->open--;
+	} else {
+		e->busy = false;
+	}
 }
 
 /*
@@ -216,7 +288,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		size_t rn = 0, len = j - t;
 		const uint8_t *res = raw;
 		size_t resn;
-		void *cd;
+		void *cd, *slot;
 
 		if (dst == NULL)
 			return j + 2; /* only asked whether a word is here */
@@ -254,11 +326,11 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		while (i + 2 + csn < n && src[i + 2 + csn] != '?' &&
 		        src[i + 2 + csn] != '*')
 			csn++;
-		cd = charset_open(src + i + 2, csn);
+		cd = bs_mime_charset_open(src + i + 2, csn, &slot, NULL);
 		if (cd) {
 			resn = charset_conv(cd, raw, rn, conv, sizeof(conv));
 			res = conv;
-			bs_mime_charset_close(cd);
+			bs_mime_charset_close(cd, slot);
 		}
 		for (size_t q = 0; q < resn && *o + 1 < dstlen; q++)
 			dst[(*o)++] = (char)res[q];
@@ -941,7 +1013,10 @@ bs_mime_handler_begin(struct bs_mime *m)
 		m->info->mdn_present = true;
 		break;
 	case BS_MIME_H_TEXT:
-		m->cd = charset_open(m->p_charset, strlen(m->p_charset));
+		/* A converter still held would be lost here. */
+		bs_mime_abort(m);
+		m->cd = bs_mime_charset_open(m->p_charset,
+		        strlen(m->p_charset), &m->cd_slot, &m->cd_opens);
 		break;
 	case BS_MIME_H_RFC822:
 	case BS_MIME_H_HEADERS:

@@ -670,6 +670,8 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
 	m->dline_len = 0;
 	m->hdr_len = 0;
 	m->cd = NULL;
+	m->cd_slot = NULL;
+	m->cd_opens = 0;
 	part_reset(m);
 }
 
@@ -677,8 +679,9 @@ void
 bs_mime_abort(struct bs_mime *m)
 {
 	if (m && m->cd) {
-		bs_mime_charset_close(m->cd);
+		bs_mime_charset_close(m->cd, m->cd_slot);
 		m->cd = NULL;
+		m->cd_slot = NULL;
 	}
 }
 
@@ -736,6 +739,13 @@ bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 			len--;
 		}
 	}
+}
+
+void
+bs_mime_stop(struct bs_mime *m)
+{
+	m->stopped = true;
+	bs_mime_abort(m);
 }
 
 void

@@ -52,7 +52,9 @@ size_t bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
         uint8_t *out, bool *bad);
 
 /* dsn.c */
-void bs_mime_charset_close(void *cd);
+void *bs_mime_charset_open(
+        const char *cs, size_t n, void **slot, uint32_t *opens);
+void bs_mime_charset_close(void *cd, void *slot);
 void bs_mime_header(struct bs_mime *m, uint8_t *h, size_t n);
 void bs_mime_handle(
         struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol);

@@ -201,7 +201,9 @@ struct bs_mime {
 	uint8_t p_handler, p_enc, p_blen;
 	char p_boundary[BS_MIME_BOUNDARY_MAX + 1];
 	char p_charset[BS_MIME_CHARSET_MAX]; /* lower case, "" if none */
-	void *cd; /* iconv_t to UTF-8 for the text part, or NULL */
+	void *cd;          /* iconv_t to UTF-8 for the text part, or NULL */
+	void *cd_slot;     /* where cd goes back (private to dsn.c) */
+	uint32_t cd_opens; /* iconv descriptors opened (cache misses) */
 
 	struct bs_mime_part part[BS_MIME_DEPTH_MAX];
 
@@ -235,14 +237,11 @@ void bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len);
 
 /*
  * Stop parsing: the rest of the message (even the rest of the chunk being
- * fed, when called from a callback) is ignored, and bs_mime_end() does
- * nothing.  For the detector's "not a candidate" decision.
+ * fed, when called from a callback) is ignored, what the parser holds is
+ * released (as bs_mime_abort()), and bs_mime_end() does nothing more.  For
+ * the detector's "not a candidate" decision.
  */
-static inline void
-bs_mime_stop(struct bs_mime *m)
-{
-	m->stopped = true;
-}
+void bs_mime_stop(struct bs_mime *m);
 
 /*
  * Release what the parser holds (a charset converter) without finishing
@@ -259,6 +258,23 @@ bs_mime_set_scan_mask(struct bs_mime *m, uint32_t mask)
 {
 	m->scan_mask = mask;
 }
+
+/*
+ * Charset converters of the calling thread (a per-thread cache; see
+ * dsn.c): held = handed to parsers and not yet released (0 once every
+ * parser has ended or aborted), open = iconv descriptors open (the cached
+ * ones plus uncached ones held), cached = cache slots filled (at most 8),
+ * opened = iconv_open() calls so far.  For tests, fuzzers and leak checks.
+ */
+struct bs_mime_charset_stats {
+	uint32_t held, open, cached;
+	uint64_t opened;
+};
+void bs_mime_charset_stats(struct bs_mime_charset_stats *st);
+
+/* Close the calling thread's cached converters that no parser holds (a
+ * thread's exit; leak checkers). */
+void bs_mime_charset_flush(void);
 
 /*
  * Decode RFC 2047 encoded words in src[0..n) into dst (NUL-terminated, cut

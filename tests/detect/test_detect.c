@@ -315,6 +315,136 @@ test_abort_and_empty(void **state)
 	bs_ruleset_free(rs);
 }
 
+/* A bounce whose text part is Latin-1 (8bit), then a Windows-1252
+ * quoted-printable part: each part holds a charset converter while read. */
+static const char latin1_bounce[] =
+        "Return-Path: <>\n"
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n"
+        "Subject: Undelivered Mail Returned to Sender\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\n"
+        " boundary=\"b\"\n"
+        "\n"
+        "--b\n"
+        "Content-Type: text/plain; charset=iso-8859-1\n"
+        "\n"
+        "Votre message n'a pas pu \xeatre d\xe9livr\xe9.\n"
+        "this is the mail system at host mx.example.net.\n"
+        "--b\n"
+        "Content-Type: text/plain; charset=windows-1252\n"
+        "Content-Transfer-Encoding: quoted-printable\n"
+        "\n"
+        "Empf=E4nger unbekannt =80\n"
+        "--b\n"
+        "Content-Type: message/rfc822\n"
+        "\n"
+        "Message-ID: <o@example.org>\n"
+        "\n"
+        "body\n"
+        "--b--\n";
+
+/* Nothing is left held once every message has ended or been aborted. */
+static void
+assert_nothing_live(struct fixture *f)
+{
+	struct bs_detect_live l;
+	struct bs_mime_charset_stats cs;
+
+	bs_detect_ctx_live(f->ctx, &l);
+	bs_mime_charset_stats(&cs);
+	assert_int_equal(l.msgs, 0);
+	assert_int_equal(l.streams, 0);
+	assert_true(l.msgs_alloc <= 1);
+	assert_true(l.streams_alloc <= 1);
+	assert_int_equal(cs.held, 0);
+	assert_int_equal(cs.open, cs.cached);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs_live], 0);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_streams_live], 0);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_charsets_held], 0);
+}
+
+/*
+ * Aborting a message at any point releases its converter and stream, for
+ * a candidate (null sender), a message gated on its header (unknown
+ * sender) and a non-candidate (ordinary sender, parser stopped); the
+ * converter cache is then reused, not refilled: a thousand aborted
+ * messages open no more descriptors than one.
+ */
+static void
+test_abort_releases(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const senders[] = {"", NULL, "bob@example.com"};
+	size_t len = strlen(latin1_bounce);
+	struct bs_mime_charset_stats cs0, cs1;
+	struct bs_detect_result r;
+
+	for (unsigned int s = 0; s < 3; s++) {
+		for (size_t cut = 0; cut <= len; cut++) {
+			struct bs_msg *m =
+			        bs_msg_begin(f->ctx, senders[s], NULL, 0);
+
+			assert_non_null(m);
+			bs_msg_feed(m, (const uint8_t *)latin1_bounce, cut);
+			if (cut == len && s == 0) {
+				bs_msg_end(m, &r);
+				assert_int_equal(r.cls, BS_CLASS_DSN);
+			} else {
+				bs_msg_abort(m);
+			}
+			assert_nothing_live(f);
+		}
+	}
+	bs_mime_charset_stats(&cs0);
+	assert_true(cs0.opened > 0); /* converters were used */
+	for (int i = 0; i < 1000; i++) {
+		struct bs_msg *m = bs_msg_begin(f->ctx, "", NULL, 0);
+
+		bs_msg_feed(m, (const uint8_t *)latin1_bounce, len - 100);
+		bs_msg_abort(m);
+	}
+	bs_mime_charset_stats(&cs1);
+	assert_int_equal(cs1.opened, cs0.opened);
+	assert_nothing_live(f);
+	/* Two messages in flight at once, ended in the other order. */
+	struct bs_msg *a = bs_msg_begin(f->ctx, "", NULL, 0);
+	struct bs_msg *b = bs_msg_begin(f->ctx, "", NULL, 0);
+
+	bs_msg_feed(a, (const uint8_t *)latin1_bounce, 300);
+	bs_msg_feed(b, (const uint8_t *)latin1_bounce, 300);
+	bs_mime_charset_stats(&cs1);
+	assert_int_equal(cs1.held, 2);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_charsets_held], 2);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs_live], 2);
+	bs_msg_abort(b);
+	bs_msg_feed(a, (const uint8_t *)latin1_bounce + 300, len - 300);
+	bs_msg_end(a, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	assert_nothing_live(f);
+}
+
+/* The parser alone: bs_mime_abort() and bs_mime_stop() release too. */
+static void
+test_mime_abort_releases(void **state)
+{
+	static struct bs_mime m;
+	static struct bs_mime_info in;
+	struct bs_mime_charset_stats cs;
+	size_t len = strlen(latin1_bounce);
+
+	(void)state;
+	for (size_t cut = 0; cut <= len; cut++) {
+		bs_mime_init(&m, &in, NULL, NULL, NULL, BS_TGT_ALL);
+		bs_mime_feed(&m, (const uint8_t *)latin1_bounce, cut);
+		if (cut % 2)
+			bs_mime_abort(&m);
+		else
+			bs_mime_stop(&m);
+		bs_mime_end(&m);
+		bs_mime_charset_stats(&cs);
+		assert_int_equal(cs.held, 0);
+	}
+}
+
 int
 main(void)
 {
@@ -328,6 +458,9 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_abort_and_empty, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_abort_releases, setup, teardown),
+	        cmocka_unit_test(test_mime_abort_releases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
