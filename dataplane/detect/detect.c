@@ -59,7 +59,6 @@ struct bs_msg {
 	bool candidate;
 	bool scanning;    /* stream open and healthy */
 	bool skip;        /* not a candidate: ignore the rest */
-	bool cd_counted;  /* counted in detect_charsets_held */
 	uint32_t cur_tgt; /* target of the line being scanned */
 	uint32_t fail;
 	uint64_t bytes, scanned;
@@ -304,22 +303,6 @@ bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
 	return msg;
 }
 
-/* Keep detect_charsets_held equal to the number of messages whose parser
- * holds a converter between two feeds (a level: it must fall back to 0). */
-static void
-charsets_count(struct bs_msg *msg)
-{
-	bool held = msg->mime.cd != NULL;
-
-	if (held == msg->cd_counted || !msg->ctx->cnt)
-		return;
-	msg->cd_counted = held;
-	if (held)
-		BS_CNT_INC(msg->ctx->cnt, detect_charsets_held);
-	else
-		msg->ctx->cnt->v[BS_CNT_detect_charsets_held]--;
-}
-
 int
 bs_msg_feed(struct bs_msg *msg, const uint8_t *buf, size_t len)
 {
@@ -327,7 +310,6 @@ bs_msg_feed(struct bs_msg *msg, const uint8_t *buf, size_t len)
 	if (msg->skip)
 		return 0;
 	bs_mime_feed(&msg->mime, buf, len);
-	charsets_count(msg);
 	return (msg->fail & (BS_DF_HS | BS_DF_NOMEM)) ? -EIO : 0;
 }
 
@@ -450,9 +432,11 @@ stream_done(struct bs_msg *msg, bool report)
 }
 
 /*
- * The message is done (ended or aborted): release what its parser holds
- * whatever state it stopped in (a converter of a text part cut short, or
- * of a message that stopped being parsed), then keep or free the memory.
+ * The message is done (ended or aborted), whatever state its parser
+ * stopped in: keep or free the memory.  The parser holds nothing of its
+ * own (charset converters belong to the thread), so an aborted message
+ * leaves nothing behind; bs_mime_abort() is called all the same, so that
+ * this stays true if the parser ever holds something.
  */
 static void
 msg_release(struct bs_msg *msg)
@@ -460,8 +444,7 @@ msg_release(struct bs_msg *msg)
 	struct bs_detect_ctx *ctx = msg->ctx;
 
 	bs_mime_abort(&msg->mime);
-	charsets_count(msg);
-	CNT_ADD(msg, detect_charset_opens, msg->mime.cd_opens);
+	CNT_ADD(msg, detect_charset_opens, msg->mime.cs_opens);
 	ctx->live.msgs--;
 	if (ctx->cnt)
 		ctx->cnt->v[BS_CNT_detect_msgs_live]--;

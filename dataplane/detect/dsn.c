@@ -84,40 +84,41 @@ charset_is_utf8(const char *cs, size_t n)
 }
 
 /*
- * Converters are cached per thread.  iconv_open() of a charset whose gconv
- * module nobody holds loads the module again (dlopen, mmap, page faults):
- * closing after each part made that half the cost of classification.  A
- * worker keeps up to CS_CACHE converters (one per charset) for its life;
- * they are reset, not closed, between uses.  Unknown charsets are not
- * cached (iconv_open fails fast for them).
+ * Converters: one per-thread cache, used per conversion; a parser never
+ * holds one.
  *
- * Every converter handed out must come back: an iconv descriptor holds
- * glibc's gconv step buffers (about 32 KiB for ISO-8859-1 to UTF-8), so one
- * lost per aborted message grows the process by tens of MB per second under
- * a replay of such sessions, and a cache slot left busy makes every later
- * part of that charset open (and pay for) a fresh descriptor.  The handle a
- * parser keeps therefore names its slot, and the slot its thread, so that
- * release is exact even when the message is dropped on another thread
- * (the main thread ending flows at exit); and the thread keeps counts
- * (held, open) that tests and fuzzers assert on.
+ * iconv_open() of a charset whose gconv module nobody holds loads the
+ * module again (dlopen, mmap, page faults): closing after each part made
+ * that half the cost of classification, hence the cache.  But a converter
+ * held by a message for the length of a text part is a resource of the
+ * message: it must be released on every path (abort, stop, reuse of the
+ * spare message; one lost per aborted message grew the process by tens of
+ * MB per second), and each holds glibc's gconv buffers, about 33 KB, more
+ * than the message's own state: 4096 messages stalled inside Latin-1 parts
+ * would pin 135 MB per worker.  So a struct bs_mime keeps only the name
+ * of its part's charset, and each line is converted with the calling
+ * thread's converter for that name (a lookup in CS_CACHE names, the
+ * converter reset to its initial shift state at each line start: the
+ * stateful charsets mail uses, ISO-2022-x and UTF-7, return to ASCII
+ * before a line ends).  A piece of a line over LINE_MAX continues the
+ * previous piece's shift state if no other message used that converter in
+ * between (it restarts otherwise: only a line over 1000 bytes in a
+ * stateful charset can tell).  The least recently used converter is
+ * closed to make room for a new charset, so a thread holds at most
+ * CS_CACHE descriptors whatever the input.
  */
-#define CS_CACHE 8
-
-struct cs_thread;
+#define CS_CACHE BS_MIME_CHARSET_CACHE
 
 struct cs_entry {
-	char name[BS_MIME_CHARSET_MAX];
+	char name[BS_MIME_CHARSET_MAX]; /* "" = free */
 	iconv_t cd;
-	bool busy;
-	struct cs_thread *th; /* owner (set once the slot is first used) */
+	uint64_t used;     /* th->clock at the last conversion */
+	const void *user;  /* parser of the last conversion */
 };
 
 struct cs_thread {
 	struct cs_entry e[CS_CACHE];
-	/* Slot handed out with descriptors that are not cached. */
-	struct cs_entry uncached;
-	uint32_t held;   /* converters handed out, not yet released */
-	uint32_t open;   /* iconv descriptors open (cached + uncached held) */
+	uint64_t clock;  /* conversions so far */
 	uint64_t opened; /* iconv_open() calls that succeeded */
 };
 
@@ -130,8 +131,6 @@ bs_mime_charset_stats(struct bs_mime_charset_stats *st)
 
 	for (unsigned int k = 0; k < CS_CACHE; k++)
 		cached += cs_th.e[k].name[0] != '\0';
-	st->held = cs_th.held;
-	st->open = cs_th.open;
 	st->cached = cached;
 	st->opened = cs_th.opened;
 }
@@ -142,90 +141,71 @@ bs_mime_charset_flush(void)
 	for (unsigned int k = 0; k < CS_CACHE; k++) {
 		struct cs_entry *e = &cs_th.e[k];
 
-		if (e->name[0] == '\0' || e->busy)
+		if (e->name[0] == '\0')
 			continue;
 		iconv_close(e->cd);
 		e->name[0] = '\0';
-		cs_th.open--;
 	}
 }
 
 /*
- * A converter to UTF-8 from charset cs[0..n), or NULL (unknown, or UTF-8
- * already); *slot receives what bs_mime_charset_close() needs back, and
- * *opens counts a descriptor opened (a cache miss).
+ * Normalise charset cs[0..n) into name (lower case, aliases resolved).
+ * Returns false for UTF-8 and ASCII (nothing to convert) and for names too
+ * long to be a charset.
  */
-void *
-bs_mime_charset_open(const char *cs, size_t n, void **slot, uint32_t *opens)
+bool
+bs_mime_charset_name(char name[BS_MIME_CHARSET_MAX], const char *cs, size_t n)
 {
-	struct cs_thread *th = &cs_th;
-	char name[BS_MIME_CHARSET_MAX];
-	struct cs_entry *free_e = NULL;
-	iconv_t cd;
-
-	*slot = NULL;
-	if (n == 0 || n >= sizeof(name) || charset_is_utf8(cs, n))
-		return NULL;
+	if (n == 0 || n >= BS_MIME_CHARSET_MAX || charset_is_utf8(cs, n))
+		return false;
 	for (size_t i = 0; i < n; i++)
 		name[i] = (char)bs_mime_lc((uint8_t)cs[i]);
 	name[n] = '\0';
 	/* "unicode-1-1-utf-7" (Exchange) is UTF-7. */
 	if (strstr(name, "utf-7"))
 		strcpy(name, "utf-7");
+	return true;
+}
+
+/*
+ * The thread's converter for name (normalised), opened if need be; NULL if
+ * iconv does not know the charset.  *opens counts a descriptor opened.
+ */
+static struct cs_entry *
+charset_get(const char *name, uint32_t *opens)
+{
+	struct cs_thread *th = &cs_th;
+	struct cs_entry *victim = &th->e[0];
+	iconv_t cd;
+
 	for (unsigned int k = 0; k < CS_CACHE; k++) {
 		struct cs_entry *e = &th->e[k];
 
-		if (e->name[0] == '\0') {
-			if (!free_e)
-				free_e = e;
-			continue;
-		}
-		if (!e->busy && strcmp(e->name, name) == 0) {
-			/* Back to the initial shift state. */
-			iconv(e->cd, NULL, NULL, NULL, NULL);
-			e->busy = true;
-			th->held++;
-			*slot = e;
-			return (void *)e->cd;
-		}
+		if (e->name[0] != '\0' && strcmp(e->name, name) == 0)
+			return e;
+		if (victim->name[0] != '\0' &&
+		        (e->name[0] == '\0' || e->used < victim->used))
+			victim = e;
 	}
 	cd = iconv_open("UTF-8", name);
 	if (cd == (iconv_t)-1)
 		return NULL;
 	th->opened++;
-	th->open++;
-	th->held++;
 	if (opens)
 		++*opens;
-	if (free_e) {
-		memcpy(free_e->name, name, strlen(name) + 1);
-		free_e->cd = cd;
-		free_e->busy = true;
-		free_e->th = th;
-		*slot = free_e;
-	} else {
-		th->uncached.th = th;
-		*slot = &th->uncached;
-	}
-	return (void *)cd;
+	if (victim->name[0] != '\0')
+		iconv_close(victim->cd);
+	memcpy(victim->name, name, strlen(name) + 1);
+	victim->cd = cd;
+	victim->user = NULL;
+	victim->used = th->clock;
+	return victim;
 }
 
-void
-bs_mime_charset_close(void *cdp, void *slotp)
+bool
+bs_mime_charset_known(const char *name, uint32_t *opens)
 {
-	struct cs_entry *e = slotp;
-	struct cs_thread *th;
-
-	if (cdp == NULL || e == NULL)
-		return;
-	th = e->th;
-	th->held--;
-	if (e == &th->uncached) {
-		iconv_close((iconv_t)cdp);
-		th->open--;
-	} else {
-		e->busy = false;
-	}
+	return charset_get(name, opens) != NULL;
 }
 
 /*
@@ -234,9 +214,8 @@ bs_mime_charset_close(void *cdp, void *slotp)
  * every charset mail uses).  Returns the output length.
  */
 static size_t
-charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+charset_conv(iconv_t cd, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
-	iconv_t cd = (iconv_t)cdp;
 	char *ip = (char *)(uintptr_t)in, *op = (char *)out;
 	size_t il = n, ol = cap;
 
@@ -253,6 +232,25 @@ charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 		}
 	}
 	return cap - ol;
+}
+
+size_t
+bs_mime_charset_conv(const char *name, const void *user, uint64_t *user_seq,
+        bool fresh, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
+        uint32_t *opens)
+{
+	struct cs_entry *e = charset_get(name, opens);
+	struct cs_thread *th = &cs_th;
+
+	if (e == NULL)
+		return SIZE_MAX;
+	/* Continue the shift state only where this parser left it. */
+	if (fresh || user == NULL || e->user != user || e->used != *user_seq)
+		iconv(e->cd, NULL, NULL, NULL, NULL);
+	e->user = user;
+	e->used = ++th->clock;
+	*user_seq = e->used;
+	return charset_conv(e->cd, in, n, out, cap);
 }
 
 /* ---- RFC 2047 --------------------------------------------------------- */
@@ -288,7 +286,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		size_t rn = 0, len = j - t;
 		const uint8_t *res = raw;
 		size_t resn;
-		void *cd, *slot;
+		char csname[BS_MIME_CHARSET_MAX];
 
 		if (dst == NULL)
 			return j + 2; /* only asked whether a word is here */
@@ -326,11 +324,15 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		while (i + 2 + csn < n && src[i + 2 + csn] != '?' &&
 		        src[i + 2 + csn] != '*')
 			csn++;
-		cd = bs_mime_charset_open(src + i + 2, csn, &slot, NULL);
-		if (cd) {
-			resn = charset_conv(cd, raw, rn, conv, sizeof(conv));
-			res = conv;
-			bs_mime_charset_close(cd, slot);
+		if (bs_mime_charset_name(csname, src + i + 2, csn)) {
+			uint64_t seq = 0;
+			size_t k = bs_mime_charset_conv(csname, NULL, &seq,
+			        true, raw, rn, conv, sizeof(conv), NULL);
+
+			if (k != SIZE_MAX) {
+				resn = k;
+				res = conv;
+			}
 		}
 		for (size_t q = 0; q < resn && *o + 1 < dstlen; q++)
 			dst[(*o)++] = (char)res[q];
@@ -881,9 +883,14 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 	uint8_t conv[BS_MIME_LINE_MAX * 3 + 4];
 	bool whole = sol && eol;
 
-	if (m->cd) {
-		n = charset_conv(m->cd, p, n, conv, sizeof(conv) - 1);
-		p = conv;
+	if (m->cs[0] != '\0') {
+		size_t k = bs_mime_charset_conv(m->cs, m, &m->cs_seq, sol, p, n,
+		        conv, sizeof(conv) - 1, &m->cs_opens);
+
+		if (k != SIZE_MAX) {
+			n = k;
+			p = conv;
+		}
 	}
 
 	if (m->orig_hdr) {
@@ -1013,10 +1020,13 @@ bs_mime_handler_begin(struct bs_mime *m)
 		m->info->mdn_present = true;
 		break;
 	case BS_MIME_H_TEXT:
-		/* A converter still held would be lost here. */
-		bs_mime_abort(m);
-		m->cd = bs_mime_charset_open(m->p_charset,
-		        strlen(m->p_charset), &m->cd_slot, &m->cd_opens);
+		/* Converted line by line (see the converter cache); a
+		 * charset iconv does not know passes unconverted. */
+		if (!bs_mime_charset_name(m->cs, m->p_charset,
+		            strlen(m->p_charset)) ||
+		        !bs_mime_charset_known(m->cs, &m->cs_opens))
+			m->cs[0] = '\0';
+		m->cs_seq = 0;
 		break;
 	case BS_MIME_H_RFC822:
 	case BS_MIME_H_HEADERS:

@@ -669,20 +669,19 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
 	m->line_len = 0;
 	m->dline_len = 0;
 	m->hdr_len = 0;
-	m->cd = NULL;
-	m->cd_slot = NULL;
-	m->cd_opens = 0;
+	m->cs[0] = '\0';
+	m->cs_seq = 0;
+	m->cs_opens = 0;
 	part_reset(m);
 }
 
 void
 bs_mime_abort(struct bs_mime *m)
 {
-	if (m && m->cd) {
-		bs_mime_charset_close(m->cd, m->cd_slot);
-		m->cd = NULL;
-		m->cd_slot = NULL;
-	}
+	/* Nothing is held (converters belong to the thread, see dsn.c):
+	 * forget the part's charset so that nothing is converted after. */
+	if (m)
+		m->cs[0] = '\0';
 }
 
 /*

@@ -26,10 +26,7 @@
 		"ended or aborted)", GAUGE)                                  \
 	X(detect_streams_live, "Hyperscan streams held by messages in "      \
 		"detection now", GAUGE)                                      \
-	X(detect_charsets_held, "Charset converters held by messages in "    \
-		"detection now (a text part in a legacy charset being read)", \
-		GAUGE)                                                       \
 	X(detect_charset_opens, "Charset converters opened (iconv_open: "    \
-		"the per-thread converter cache missed)", COUNTER)
+		"the per-thread cache of 16 missed)", COUNTER)
 
 #endif /* BACKSTOP_COUNTERS_DETECT_H */

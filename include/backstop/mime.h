@@ -25,9 +25,9 @@
  * unknown charset passes through unconverted.
  *
  * A struct bs_mime is plain state that the caller places where it likes
- * (one per message being parsed); the only resource it may hold is the
- * converter of the current text part, released by bs_mime_end() or
- * bs_mime_abort().
+ * (one per message being parsed) and may drop at any point: it holds no
+ * resource.  Charset converters belong to the thread (a small cache of
+ * iconv descriptors, at most 16, reused by every parser of the thread).
  */
 #ifndef BACKSTOP_MIME_H
 #define BACKSTOP_MIME_H
@@ -201,9 +201,11 @@ struct bs_mime {
 	uint8_t p_handler, p_enc, p_blen;
 	char p_boundary[BS_MIME_BOUNDARY_MAX + 1];
 	char p_charset[BS_MIME_CHARSET_MAX]; /* lower case, "" if none */
-	void *cd;          /* iconv_t to UTF-8 for the text part, or NULL */
-	void *cd_slot;     /* where cd goes back (private to dsn.c) */
-	uint32_t cd_opens; /* iconv descriptors opened (cache misses) */
+	/* Charset of the text part being read (normalised, "" = none: UTF-8,
+	 * ASCII or unknown); converted with the thread's converter for it. */
+	char cs[BS_MIME_CHARSET_MAX];
+	uint64_t cs_seq;   /* the converter's clock at our last use */
+	uint32_t cs_opens; /* iconv descriptors opened (cache misses) */
 
 	struct bs_mime_part part[BS_MIME_DEPTH_MAX];
 
@@ -237,15 +239,15 @@ void bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len);
 
 /*
  * Stop parsing: the rest of the message (even the rest of the chunk being
- * fed, when called from a callback) is ignored, what the parser holds is
- * released (as bs_mime_abort()), and bs_mime_end() does nothing more.  For
- * the detector's "not a candidate" decision.
+ * fed, when called from a callback) is ignored, and bs_mime_end() does
+ * nothing more.  For the detector's "not a candidate" decision.
  */
 void bs_mime_stop(struct bs_mime *m);
 
 /*
- * Release what the parser holds (a charset converter) without finishing
- * the message; bs_mime_end() does it too.  NULL-safe, idempotent.
+ * Drop the message without finishing it.  The parser holds no resource
+ * (converters belong to the thread), so this only ends conversion; kept
+ * so that callers need not rely on that.  NULL-safe, idempotent.
  */
 void bs_mime_abort(struct bs_mime *m);
 
@@ -260,20 +262,20 @@ bs_mime_set_scan_mask(struct bs_mime *m, uint32_t mask)
 }
 
 /*
- * Charset converters of the calling thread (a per-thread cache; see
- * dsn.c): held = handed to parsers and not yet released (0 once every
- * parser has ended or aborted), open = iconv descriptors open (the cached
- * ones plus uncached ones held), cached = cache slots filled (at most 8),
- * opened = iconv_open() calls so far.  For tests, fuzzers and leak checks.
+ * Charset converters of the calling thread (see dsn.c): cached = iconv
+ * descriptors open, the thread's whole holding (at most
+ * BS_MIME_CHARSET_CACHE, whatever the input), opened = iconv_open() calls
+ * so far (cache misses).  For tests, fuzzers and leak checks.
  */
+#define BS_MIME_CHARSET_CACHE 16
 struct bs_mime_charset_stats {
-	uint32_t held, open, cached;
+	uint32_t cached;
 	uint64_t opened;
 };
 void bs_mime_charset_stats(struct bs_mime_charset_stats *st);
 
-/* Close the calling thread's cached converters that no parser holds (a
- * thread's exit; leak checkers). */
+/* Close the calling thread's converters (a thread's exit; leak checks).
+ * Parsers in progress simply open them again. */
 void bs_mime_charset_flush(void);
 
 /*
