@@ -28,6 +28,12 @@
 #include "backstop/detect.h"
 #include "rules_priv.h"
 
+/* The raw header block ends the result too (copies stop at its length). */
+static_assert(offsetof(struct bs_detect_result, mime) +
+                        sizeof(struct bs_mime_info) + 8 >
+                sizeof(struct bs_detect_result),
+        "mime must be the last member of struct bs_detect_result");
+
 struct bs_detect_ctx {
 	const struct bs_ruleset *rs;
 	hs_scratch_t *scratch;
@@ -459,6 +465,8 @@ msg_release(struct bs_msg *msg)
 int
 bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 {
+	/* The result is written, not cleared: its raw header block (16 KiB)
+	 * is copied only as far as it is used. */
 	memset(out, 0, offsetof(struct bs_detect_result, mime));
 	if (!msg->skip)
 		bs_mime_end(&msg->mime);
@@ -476,7 +484,7 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 	out->fail = msg->fail;
 	out->bytes = msg->bytes;
 	out->bytes_scanned = msg->scanned;
-	memcpy(&out->mime, &msg->info, sizeof(out->mime));
+	memcpy(&out->mime, &msg->info, bs_mime_info_used(&msg->info));
 	if (msg->ctx->cnt) {
 		struct bs_counters *c = msg->ctx->cnt;
 
@@ -484,6 +492,8 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 		BS_CNT_ADD(c, detect_scanned_bytes, msg->scanned);
 		if (msg->info.anomalies)
 			BS_CNT_INC(c, detect_mime_anomaly);
+		if (msg->info.orig.hdr_raw_cut)
+			BS_CNT_INC(c, detect_orig_hdr_cut);
 		switch (out->cls) {
 		case BS_CLASS_DSN:
 			BS_CNT_INC(c, detect_class_dsn);

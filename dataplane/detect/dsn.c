@@ -837,8 +837,12 @@ static const char *const inline_markers[] = {
 static bool
 inline_marker(const uint8_t *p, size_t n)
 {
-	/* Every marker names the message (or Nachricht): one search rules
-	 * out nearly all lines. */
+	/* A German hoster's "automatic bounce notification" ends its text
+	 * with this short line before the copy. */
+	if (n < 24 && bs_mime_contains_ci(p, n, "bounced e-mail:"))
+		return true;
+	/* Every other marker names the message (or Nachricht): one search
+	 * rules out nearly all lines. */
 	if (!bs_mime_contains_ci(p, n, "message") &&
 	        !bs_mime_contains_ci(p, n, "nachricht"))
 		return false;
@@ -849,10 +853,49 @@ inline_marker(const uint8_t *p, size_t n)
 	return false;
 }
 
+/*
+ * One line (or LINE_MAX piece: sol/eol) of the original's header block,
+ * as carried, into orig.hdr_raw (contract 3).  Lines end in CRLF whatever
+ * the part used.  At the cap the block is cut back to the start of the
+ * field that did not fit, so it holds whole fields only (a verifier can
+ * still check a signature over fields before the cut).
+ */
+static void
+orig_raw(struct bs_mime *m, const uint8_t *p, size_t n, bool sol, bool eol)
+{
+	struct bs_original *o = &m->info->orig;
+	size_t need = n + (eol ? 2 : 0);
+
+	if (o->hdr_raw_cut)
+		return;
+	/* An mbox "From " separator before the first field is no field. */
+	if (sol && o->hdr_raw_len == 0 && n >= 5 && memcmp(p, "From ", 5) == 0)
+		return;
+	if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')))
+		m->raw_field = o->hdr_raw_len;
+	if (need > BS_ORIG_HDR_RAW_MAX - o->hdr_raw_len) {
+		o->hdr_raw_len = m->raw_field;
+		o->hdr_raw_cut = true;
+		m->info->anomalies |= BS_MIME_A_ORIG_HDR_CUT;
+		return;
+	}
+	memcpy(o->hdr_raw + o->hdr_raw_len, p, n);
+	o->hdr_raw_len += (uint32_t)n;
+	if (eol) {
+		o->hdr_raw[o->hdr_raw_len++] = '\r';
+		o->hdr_raw[o->hdr_raw_len++] = '\n';
+	}
+}
+
 static void
 orig_begin(struct bs_mime *m, uint8_t source)
 {
 	bs_mime_hdr_flush(m);
+	/* The first original found wins; one that had no field gives way to
+	 * the next (its block was empty). */
+	m->info->orig.hdr_raw_len = 0;
+	m->info->orig.hdr_raw_cut = false;
+	m->raw_field = 0;
 	m->hb = BS_MIME_HB_ORIG;
 	m->orig_hdr = true;
 	m->ctx = BS_MIME_CTX_ORIG;
@@ -882,6 +925,9 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 	/* UTF-8 can take 3 bytes for one of a legacy charset; +1 for '\n'. */
 	uint8_t conv[BS_MIME_LINE_MAX * 3 + 4];
 	bool whole = sol && eol;
+	/* The line as carried, for the original's raw header block. */
+	const uint8_t *rp = p;
+	size_t rn = n;
 
 	if (m->cs[0] != '\0') {
 		size_t k = bs_mime_charset_conv(m->cs, m, &m->cs_seq, sol, p, n,
@@ -902,6 +948,7 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 		           !looks_like_header(p, n)) {
 			orig_hdr_end(m);
 		} else {
+			orig_raw(m, rp, rn, sol, eol);
 			bs_mime_hdr_line(m, p, n, sol);
 		}
 		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
@@ -916,15 +963,19 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 			if (looks_like_header(p, n)) {
 				m->inline_armed = 0;
 				orig_begin(m, BS_ORIG_INLINE);
+				orig_raw(m, rp, rn, true, eol);
 				bs_mime_hdr_line(m, p, n, true);
 				bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
 				return;
 			}
-			if (!blank(p, n))
+			/* Blank lines and an mbox "From " separator may come
+			 * between the marker and the header. */
+			if (!blank(p, n) && !(n >= 5 && memcmp(p, "From ", 5) == 0))
 				m->inline_armed = 0;
 		} else if (bs_mime_prefix_ci(p, n, "return-path:") ||
 		           bs_mime_prefix_ci(p, n, "received: from ")) {
 			orig_begin(m, BS_ORIG_INLINE);
+			orig_raw(m, rp, rn, true, eol);
 			bs_mime_hdr_line(m, p, n, true);
 			bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
 			return;
@@ -966,10 +1017,12 @@ bs_mime_handle(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 	case BS_MIME_H_RFC822:
 	case BS_MIME_H_HEADERS:
 		if (m->orig_hdr) {
-			if (sol && eol && blank(p, n))
+			if (sol && eol && blank(p, n)) {
 				orig_hdr_end(m);
-			else
+			} else {
+				orig_raw(m, p, n, sol, eol);
 				bs_mime_hdr_line(m, p, n, sol);
+			}
 		}
 		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
 		break;

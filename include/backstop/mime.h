@@ -59,6 +59,13 @@
 #define BS_IP_MAX 48
 #define BS_DKIM_MAX 2
 #define BS_DKIM_RAW_MAX 1024
+/*
+ * The original's header block, raw (contract 3: what DKIM verification of
+ * the original needs).  Real headers are 1..6 KB (a Received chain of 10
+ * hops and two 2048-bit DKIM signatures is about 5 KB); 16 KiB leaves room
+ * for long chains and ARC sets without letting a message make it large.
+ */
+#define BS_ORIG_HDR_RAW_MAX 16384
 
 /* Where scanned text sits; a rule names the targets it applies to. */
 enum bs_target {
@@ -82,6 +89,7 @@ enum bs_mime_anomaly {
 	BS_MIME_A_UNTERMINATED = 1u << 5,  /* multipart without closing line */
 	BS_MIME_A_FIELD_TRUNC = 1u << 6,   /* an extracted value was cut */
 	BS_MIME_A_NO_HEADER_END = 1u << 7, /* message ended inside headers */
+	BS_MIME_A_ORIG_HDR_CUT = 1u << 8,  /* original's header over 16 KiB */
 };
 
 struct bs_received {
@@ -107,6 +115,23 @@ struct bs_original {
 	struct bs_received received[BS_RECEIVED_MAX];
 	uint8_t n_dkim;
 	char dkim[BS_DKIM_MAX][BS_DKIM_RAW_MAX]; /* value as sent, folds kept */
+	/*
+	 * The original's header fields exactly as it carried them (after the
+	 * part's Content-Transfer-Encoding is undone; bytes of an inline
+	 * copy are taken before charset conversion), each line ending in
+	 * CRLF (a bare LF becomes CRLF), folds kept, up to and excluding the
+	 * blank line that ends the header (an mbox "From " line before it
+	 * is not a field and is left out).  Over BS_ORIG_HDR_RAW_MAX the
+	 * block ends with the last whole field that fits (a field is never
+	 * kept in part) and hdr_raw_cut is set.  Not NUL-terminated.
+	 *
+	 * hdr_raw is the last member of the last member of struct
+	 * bs_mime_info (and of struct bs_detect_result): copies of a result
+	 * stop at hdr_raw_len, so bytes past it are undefined.
+	 */
+	uint32_t hdr_raw_len;
+	bool hdr_raw_cut;
+	uint8_t hdr_raw[BS_ORIG_HDR_RAW_MAX];
 };
 
 enum bs_orig_source {
@@ -155,8 +180,17 @@ struct bs_mime_info {
 	bool arf_present; /* a message/feedback-report part was seen */
 	bool mdn_present; /* a message/disposition-notification part */
 	struct bs_dsn dsn;
-	struct bs_original orig;
+	struct bs_original orig; /* last: see bs_original.hdr_raw */
 };
+
+/* Bytes of *in that hold its value: all of it up to the raw header block,
+ * then the block's hdr_raw_len bytes (what copies need). */
+static inline size_t
+bs_mime_info_used(const struct bs_mime_info *in)
+{
+	return offsetof(struct bs_mime_info, orig.hdr_raw) +
+	       in->orig.hdr_raw_len;
+}
 
 /*
  * Called with decoded text, one line (or one LINE_MAX piece) at a time,
@@ -196,6 +230,7 @@ struct bs_mime {
 	bool dsn_in_rcpt;     /* DSN: inside a per-recipient group */
 	bool dsn_rcpt_done;   /* DSN: first recipient's group complete */
 	bool stopped;         /* bs_mime_stop(): ignore the rest */
+	uint32_t raw_field;   /* hdr_raw offset where the current field began */
 
 	/* Part being set up from its header. */
 	uint8_t p_handler, p_enc, p_blen;

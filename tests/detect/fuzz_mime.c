@@ -54,6 +54,30 @@ feed(struct bs_mime *m, const uint8_t *d, size_t n, size_t chunk)
 	bs_mime_end(m);
 }
 
+/*
+ * The original's raw header block (contract 3): within the cap, lines
+ * ending in CRLF with no bare LF, no blank line inside (a CR inside a
+ * line is kept as carried).
+ */
+static void
+check_raw(const struct bs_original *o)
+{
+	const uint8_t *p = o->hdr_raw;
+	uint32_t n = o->hdr_raw_len;
+
+	if (n > BS_ORIG_HDR_RAW_MAX || (o->hdr_raw_cut && !o->present))
+		abort();
+	if (n > 0 && (n < 2 || p[n - 2] != '\r' || p[n - 1] != '\n'))
+		abort();
+	for (uint32_t i = 0; i < n; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			abort();
+		if (p[i] == '\n' && i + 2 < n && p[i + 1] == '\r' &&
+		        p[i + 2] == '\n')
+			abort();
+	}
+}
+
 static void
 assert_nothing_live(void)
 {
@@ -94,8 +118,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	feed(&m1, data, size, size ? size : 1);
 	bs_mime_init(&m2, &i2, sink, NULL, &h2, BS_TGT_ALL);
 	feed(&m2, data, size, chunk);
-	if (memcmp(&i1, &i2, sizeof(i1)) != 0 || h1 != h2)
+	if (bs_mime_info_used(&i1) != bs_mime_info_used(&i2) ||
+	        memcmp(&i1, &i2, bs_mime_info_used(&i1)) != 0 || h1 != h2)
 		abort();
+	check_raw(&i1.orig);
 
 	for (int pass = 0; pass < 2; pass++) {
 		struct bs_msg *msg =
@@ -113,7 +139,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		bs_msg_end(msg, r);
 		bs_detect_result_json(r, NULL, json, sizeof(json));
+		check_raw(&r->mime.orig);
 	}
+	/* With a null sender (always a candidate, parsed to the end; the
+	 * rule set names every target) the detector's result carries the
+	 * block exactly as the parser alone built it. */
+	if (r2.mime.orig.hdr_raw_len != i1.orig.hdr_raw_len ||
+	        memcmp(r2.mime.orig.hdr_raw, i1.orig.hdr_raw,
+	                i1.orig.hdr_raw_len) != 0)
+		abort();
 	assert_nothing_live();
 
 	/* Aborted where the input says (a hash of it), parser and detector. */
