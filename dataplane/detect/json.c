@@ -141,6 +141,9 @@ static const char *const ev_names[] = {
         "rule_challenge",
         "autoreply_header",
         "failed_recipients",
+        "daemon_sender",
+        "from_signature",
+        "signature_gate",
 };
 static const char *const fail_names[] = {
         "nomem",

@@ -55,6 +55,11 @@ enum bs_evidence {
 	BS_EV_RULE_CHALLENGE = 1u << 12,
 	BS_EV_AUTOREPLY_HDR = 1u << 13, /* X-Autoreply, auto-replied */
 	BS_EV_FAILED_RCPT = 1u << 14,   /* X-Failed-Recipients */
+	BS_EV_DAEMON_SENDER = 1u << 15, /* MAIL FROM:<MAILER-DAEMON@...> */
+	BS_EV_FROM_SIGNATURE = 1u << 16, /* a dsn rule matched the From */
+	/* The gate opened on a Subject or From signature alone (ordinary
+	 * sender, no automatic header): stronger evidence is needed. */
+	BS_EV_SIGNATURE_GATE = 1u << 17,
 };
 
 /* Why a message was not (fully) inspected (bit mask, result.fail). */

@@ -28,7 +28,9 @@ static const char fuzz_rules[] = "1 dsn subject i /undeliver/ s\n"
                                  "2 dsn body iw /user\\s+unknown/ b\n"
                                  "3 dsn dsn,header im /^status:\\s*5/ d\n"
                                  "4 autoreply any i /out of office/ a\n"
-                                 "5 dsn original - /Message-ID/ o\n";
+                                 "5 dsn original - /Message-ID/ o\n"
+                                 "6 dsn from iw /daemon|admin/ f\n"
+                                 "7 dsn subject iw /fail(ure|ed)/ w\n";
 
 static struct bs_detect_ctx *ctx;
 
@@ -123,10 +125,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	check_raw(&i1.orig);
 
-	for (int pass = 0; pass < 2; pass++) {
-		struct bs_msg *msg =
-		        bs_msg_begin(ctx, pass ? "" : NULL, NULL, 0);
-		struct bs_detect_result *r = pass ? &r2 : &r1;
+	/* Unknown and null sender; then an ordinary and a daemon sender
+	 * (the signature gate, the daemon mark). */
+	static const char *const senders[] = {NULL, "", "a@b",
+	        "prvs=0123456789=MAILER-DAEMON@x"};
+	for (int pass = 0; pass < 4; pass++) {
+		struct bs_msg *msg = bs_msg_begin(ctx, senders[pass], NULL, 0);
+		struct bs_detect_result *r = pass == 1 ? &r2 : &r1;
 		char json[1 << 15];
 
 		if (!msg)

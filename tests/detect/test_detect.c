@@ -154,27 +154,70 @@ test_gate(void **state)
 	struct fixture *f = *state;
 	struct bs_detect_result r;
 	static const char plain[] = "From: bob@example.com\n"
-	                            "Subject: undelivered mail\n"
+	                            "Subject: lunch\n"
 	                            "\n"
 	                            "this is the mail system\n";
+	static const char sig[] = "From: bob@example.com\n"
+	                          "Subject: undelivered mail\n"
+	                          "\n"
+	                          "this is the mail system\n";
 
-	/* Ordinary mail: not scanned, whatever it says. */
+	/* Ordinary mail without a signature: not scanned, whatever its
+	 * body says. */
 	run(f, NULL, plain, 4096, &r);
 	assert_false(r.candidate);
 	assert_int_equal(r.cls, BS_CLASS_NONE);
 	assert_int_equal(r.bytes_scanned, 0);
 	run(f, "bob@example.com", plain, 4096, &r);
 	assert_false(r.candidate);
-	/* Same bytes with a null envelope sender: a bounce. */
+	/* Same bytes with a null envelope sender: scanned; a bounce only
+	 * where the rules say so (rule 11 here, strong). */
 	run(f, "", plain, 4096, &r);
 	assert_true(r.candidate);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
-	assert_true(has_rule(&r, 10));
 	assert_true(has_rule(&r, 11));
 	assert_true(r.evidence & BS_EV_NULL_SENDER);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs], 3);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_candidates], 1);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_class_dsn], 1);
+	/* A Subject signature opens the gate for an ordinary sender... */
+	run(f, "bob@example.com", sig, 4096, &r);
+	assert_true(r.candidate);
+	assert_true(r.evidence & BS_EV_SIGNATURE_GATE);
+	assert_true(has_rule(&r, 10));
+	assert_int_equal(r.cls, BS_CLASS_DSN); /* strong body wording */
+	/* ... but the subject alone makes no bounce of it. */
+	run(f, "bob@example.com",
+	        "From: bob@example.com\nSubject: undelivered mail\n\nhi\n",
+	        4096, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_NONE);
+	/* A reply to (or forward of) a bounce: the gate stays shut; a
+	 * bounce quoting its original's subject opens it. */
+	run(f, "bob@example.com",
+	        "From: bob@example.com\nSubject: Re: AW: undelivered mail\n\n"
+	        "this is the mail system\n",
+	        4096, &r);
+	assert_false(r.candidate);
+	run(f, "bob@example.com",
+	        "From: bob@example.com\nSubject: Fwd: [2] undelivered mail\n\n"
+	        "this is the mail system\n",
+	        4096, &r);
+	assert_false(r.candidate);
+	run(f, "bob@example.com",
+	        "From: x@example.com\nSubject: Re: lunch: undelivered mail\n\n"
+	        "this is the mail system\n",
+	        4096, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	/* The signature decides early: header lines after it are still
+	 * scanned (held, then given to the stream). */
+	run(f, NULL,
+	        "Subject: undelivered mail\nX-Other: y\n\n"
+	        "this is the mail system\n",
+	        1, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
 }
 
 static void
@@ -230,10 +273,29 @@ test_classes(void **state)
 	assert_int_equal(r.cls, BS_CLASS_NONE); /* "\n " breaks the phrase */
 	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser unknown\n", 7, &r);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
-	/* Weak wording in a self-declared auto-reply stays an auto-reply. */
+	/* Weak wording in a message that says it is an auto-reply stays
+	 * an auto-reply; "Auto-Submitted: auto-replied" alone does not say
+	 * it (Exim's bounces carry it). */
+	run(f, NULL,
+	        "From: MAILER-DAEMON@b\nX-Autoreply: yes\n\nuser unknown\n",
+	        7, &r);
+	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
+	run(f, NULL,
+	        "From: MAILER-DAEMON@b\nSubject: out of office\n\n"
+	        "user unknown\n",
+	        7, &r);
+	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
 	run(f, NULL,
 	        "From: MAILER-DAEMON@b\nAuto-Submitted: auto-replied\n\n"
 	        "user unknown\n",
+	        7, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	/* A disposition notification carries DSN-like fields by design. */
+	run(f, "",
+	        "Content-Type: multipart/report; report-type=disposition-"
+	        "notification; boundary=z\n\n--z\n\nuser unknown\n--z\n"
+	        "Content-Type: message/disposition-notification\n\n"
+	        "Final-Recipient: rfc822; a@b\n--z--\n",
 	        7, &r);
 	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
 	run(f, NULL, "Precedence: bulk\nSubject: Out of Office\n\nhi\n", 5, &r);
