@@ -12,12 +12,14 @@
 
 #include <rte_common.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <rte_mbuf.h>
 
 #include "backstop/config.h"
 #include "backstop/counters.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
+#include "backstop/smtp.h"
 #include "backstop/txn.h"
 
 /* Most ports and workers one process drives. */
@@ -31,16 +33,29 @@
  * steal from packet processing. */
 #define BS_EXPIRE_BATCH 64
 
+/* How a port's RSS was found to keep both directions on one queue. */
+enum bs_rss_state {
+	BS_RSS_OFF = 0,     /* one queue: nothing to spread */
+	BS_RSS_VERIFIED,    /* key and table read back, checked in software */
+	BS_RSS_FLOW,        /* symmetric Toeplitz by an rte_flow rule */
+	BS_RSS_UNVERIFIED,  /* the PMD does not report its key or table */
+};
+
 struct bs_port {
 	uint16_t id;
 	uint16_t peer;       /* where its packets leave */
 	uint16_t nb_queues;  /* RX and TX queues configured */
-	bool rss;            /* RSS with the symmetric key is on */
+	bool rss;            /* RSS is on (more than one queue) */
+	uint8_t rss_state;   /* enum bs_rss_state */
 	char name[RTE_ETH_NAME_MAX_LEN];
+	char driver[32];
 };
 
 struct bs_rxq {
 	uint16_t port, queue, peer;
+	uint8_t link;   /* inline pair: port index / 2 (part of flow keys) */
+	uint8_t inside; /* BS_SIDE_* (smtp.h): this port faces the protected
+			 * servers, the outside, or no side is known */
 };
 
 /* What the first pass over a burst learns of each packet. */
@@ -80,6 +95,7 @@ struct bs_worker {
 	volatile bool running;
 	struct bs_port_cnt port_cnt[BS_MAX_PORTS];
 	struct bs_counters cnt;
+	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
 	int pending;                      /* burst[] awaiting finish, or -1 */
@@ -87,6 +103,7 @@ struct bs_worker {
 
 struct bs_app {
 	struct bs_config cfg;
+	bool rx_scatter;     /* frames may span mbufs (MTU over the data room) */
 	uint16_t n_ports;
 	struct bs_port port[BS_MAX_PORTS];
 	unsigned int n_workers;
@@ -96,6 +113,32 @@ struct bs_app {
 
 /* Longest RSS key among the PMDs we know (i40e/ice: 52 bytes). */
 #define BS_RSS_KEY_MAX 52
+/* Largest redirection table read back (ice: 2048 entries). */
+#define BS_RETA_MAX 2048
+
+/*
+ * Longest frame a port must take for an IP MTU: Ethernet header and two
+ * VLAN tags (QinQ) around it; the FCS is stripped by the NIC.
+ */
+static inline uint32_t
+bs_frame_max(uint32_t mtu)
+{
+	return mtu + RTE_ETHER_HDR_LEN + 2 * RTE_VLAN_HLEN;
+}
+
+/*
+ * Check in software that an RSS configuration sends both directions of a
+ * connection to the same queue: random IPv4 and IPv6 TCP connections (and
+ * address-only tuples when rss_hf hashes IP without ports) are hashed
+ * both ways with DPDK's software Toeplitz over key, and each hash's queue
+ * is looked up as the NIC does (reta[hash % reta_size], or hash % nq when
+ * reta_size is 0).  Returns how many of the samples landed on different
+ * queues (0: symmetric).  Pure function: no EAL, used at start-up and by
+ * tests/unit/test_rss.c.
+ */
+unsigned int bs_rss_asymmetric(const uint8_t *key, size_t key_len,
+	uint64_t rss_hf, const uint16_t *reta, unsigned int reta_size,
+	unsigned int nq, unsigned int samples);
 
 /*
  * Fill key (len bytes) with the symmetric Toeplitz key: 0x6d5a repeated
@@ -110,12 +153,21 @@ void bs_rss_sym_key(uint8_t *key, size_t len);
 extern volatile bool bs_running;
 
 /*
- * Configure every probed port with up to want_queues RX/TX queues (fewer
- * when the port cannot spread flows with symmetric RSS), pair them, and
- * start them.  Returns the number of queues every port got (the number of
- * workers that can be used), or a negative errno after logging why.
+ * Find the probed ports and what they can do: fills app->port[] (ids,
+ * names, drivers) and app->rx_scatter (frames of dataplane.mtu longer
+ * than a default mbuf, and every port can receive them as chains).
+ * Returns how many queues every port can take, at most want_queues (the
+ * number of workers that can be used), or a negative errno after logging
+ * why.  Before the mbuf pool exists: its data room depends on it.
  */
-int bs_ports_init(struct bs_app *app, unsigned int want_queues);
+int bs_ports_probe(struct bs_app *app, unsigned int want_queues);
+
+/*
+ * Pair the probed ports, configure each with nq RX/TX queues, the MTU and
+ * symmetric RSS (checked: see port.c), and start them.  Returns 0, or a
+ * negative errno after logging why.
+ */
+int bs_ports_init(struct bs_app *app, unsigned int nq);
 
 /* Stop and close every port (net_pcap writes its file on close). */
 void bs_ports_close(struct bs_app *app);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-worker SMTP flow table: chained hash over a preallocated entry pool,
- * keyed SipHash-1-3, two LRU lists for O(1) aging.  See flow.h for the
+ * keyed SipHash-1-3, one LRU list per timeout class for O(1) aging and
+ * eviction (half-open first).  See flow.h for the
  * contract.
  *
  * Why chaining over a pool rather than rte_hash: the engine must run
@@ -11,11 +12,14 @@
  */
 #include "backstop/flow.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(sizeof(struct bs_flow_key) == 40,
-	"flow key is hashed as five 64-bit words");
+_Static_assert(sizeof(struct bs_flow_key) == 48,
+	"flow key is compared as six 64-bit words");
+_Static_assert(offsetof(struct bs_flow, lru_stamp) == 64,
+	"key, hash, chain and last_seen fill the first cache line");
 _Static_assert(sizeof(struct bs_flow) == 128,
 	"two cache lines per entry (README and docs/performance.md say so)");
 
@@ -28,6 +32,7 @@ struct bs_flow_table {
 	uint32_t bucket_mask;
 	uint32_t count;
 	uint64_t expired;            /* entries removed by aging */
+	uint64_t evicted[BS_FLOW_TMO__MAX]; /* live entries taken for room */
 	uint32_t free_head;          /* free entries, chained by chain_next */
 	uint64_t timeout[BS_FLOW_TMO__MAX];
 	uint64_t granule[BS_FLOW_TMO__MAX]; /* relink at most this often */
@@ -39,7 +44,7 @@ struct bs_flow_table {
 	struct bs_flow *ent;
 };
 
-/* ---- SipHash-1-3 over the 40-byte key (Aumasson & Bernstein). ---- */
+/* ---- SipHash-1-3 over the 48-byte key (Aumasson & Bernstein). ---- */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                            \
@@ -57,13 +62,14 @@ bs_flow_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
 	uint64_t v1 = 0x646f72616e646f6dULL ^ t->k1;
 	uint64_t v2 = 0x6c7967656e657261ULL ^ t->k0;
 	uint64_t v3 = 0x7465646279746573ULL ^ t->k1;
-	uint64_t w[5];
+	uint64_t w[6];
 	unsigned int nw;
 
 	/*
-	 * An IPv4 key is 12 meaningful bytes (the rest is zero): hash two
-	 * words, not five.  The family is in the last word, so the two
-	 * encodings cannot collide by construction.
+	 * An IPv4 key is 12 meaningful bytes and 2 VLAN IDs of 12 bits, a
+	 * family and a link (the rest is zero): hash two words, not six.
+	 * The family is in the last word, so the two encodings cannot
+	 * collide by construction.
 	 */
 	if (k->l3 == BS_L3_IPV4) {
 		uint32_t a0, a1;
@@ -71,11 +77,14 @@ bs_flow_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
 		memcpy(&a1, k->addr[1], 4);
 		w[0] = (uint64_t)a0 | ((uint64_t)a1 << 32);
 		w[1] = (uint64_t)k->port[0] | ((uint64_t)k->port[1] << 16) |
-			((uint64_t)k->l3 << 32);
+			((uint64_t)(k->vlan[0] & 0xfff) << 32) |
+			((uint64_t)(k->vlan[1] & 0xfff) << 44) |
+			((uint64_t)(k->l3 & 0xf) << 56) |
+			((uint64_t)(k->link & 0xf) << 60);
 		nw = 2;
 	} else {
 		memcpy(w, k, sizeof(w));
-		nw = 5;
+		nw = 6;
 	}
 	for (unsigned int i = 0; i < nw; i++) {
 		v3 ^= w[i];
@@ -94,16 +103,16 @@ bs_flow_hash(const struct bs_flow_table *t, const struct bs_flow_key *k)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
-/* Keys are five aligned words: compare them inline (a memcmp call was
+/* Keys are six aligned words: compare them inline (a memcmp call was
  * 1.3% of the cycles of the pass-through benchmark). */
 static inline bool
 key_eq(const struct bs_flow_key *a, const struct bs_flow_key *b)
 {
-	uint64_t x[5], y[5];
+	uint64_t x[6], y[6];
 	memcpy(x, a, sizeof(x));
 	memcpy(y, b, sizeof(y));
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
-		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
 /* ---- LRU lists (indices into ent[]). ---- */
@@ -235,7 +244,8 @@ bs_flow_table_free(struct bs_flow_table *t)
 }
 
 int
-bs_flow_key_from_pkt(const struct bs_pkt *p, struct bs_flow_key *k)
+bs_flow_key_from_pkt(const struct bs_pkt *p, unsigned int link,
+	struct bs_flow_key *k)
 {
 	size_t alen = p->l3 == BS_L3_IPV4 ? 4 : 16;
 	int c = memcmp(p->src, p->dst, alen);
@@ -243,6 +253,12 @@ bs_flow_key_from_pkt(const struct bs_pkt *p, struct bs_flow_key *k)
 
 	memset(k, 0, sizeof(*k));
 	k->l3 = p->l3;
+	k->link = (uint8_t)link;
+	/* vlan[] holds VIDs (12 bits); untagged and VID 0 are one link. */
+	if (p->vlan_count > 0)
+		k->vlan[0] = p->vlan[0] & 0xfff;
+	if (p->vlan_count > 1)
+		k->vlan[1] = p->vlan[1] & 0xfff;
 	if (!swap) {
 		memcpy(k->addr[0], p->src, alen);
 		memcpy(k->addr[1], p->dst, alen);
@@ -284,12 +300,27 @@ is_expired(const struct bs_flow_table *t, const struct bs_flow *f, uint64_t now)
 /* Entries a full table sweeps before refusing a new flow. */
 #define ALLOC_SWEEP 8
 
-/* Take an entry: from the free list, else by a short aging sweep. */
+/*
+ * Take an entry: from the free list, else by a short aging sweep, else by
+ * evicting the least recently seen half-open entry, else closed one.  A
+ * SYN flood thus recycles its own entries and never pushes out a
+ * connection whose handshake completed.
+ */
 static struct bs_flow *
 alloc_entry(struct bs_flow_table *t, uint64_t now)
 {
 	if (t->free_head == BS_FLOW_NONE) {
 		bs_flow_expire(t, now, ALLOC_SWEEP);
+		static const enum bs_flow_tmo order[] = { BS_FLOW_TMO_SYN,
+			BS_FLOW_TMO_SHORT };
+		for (unsigned int i = 0; t->free_head == BS_FLOW_NONE &&
+				i < sizeof(order) / sizeof(order[0]); i++) {
+			uint32_t h = t->lru[order[i]].head;
+			if (h == BS_FLOW_NONE)
+				continue;
+			unlink_and_free(t, &t->ent[h]);
+			t->evicted[order[i]]++;
+		}
 		if (t->free_head == BS_FLOW_NONE)
 			return NULL;
 	}
@@ -323,6 +354,25 @@ bs_flow_lookup(struct bs_flow_table *t, const struct bs_flow_key *k,
 }
 
 struct bs_flow *
+bs_flow_find_hashed(const struct bs_flow_table *t, const struct bs_flow_key *k,
+	uint32_t h)
+{
+	for (uint32_t i = t->bucket[h & t->bucket_mask]; i != BS_FLOW_NONE;
+			i = t->ent[i].chain_next) {
+		struct bs_flow *f = &t->ent[i];
+		if (f->hash == h && key_eq(&f->key, k))
+			return f;
+	}
+	return NULL;
+}
+
+void
+bs_flow_touch(struct bs_flow_table *t, struct bs_flow *f, uint64_t now)
+{
+	touch(t, f, now);
+}
+
+struct bs_flow *
 bs_flow_lookup_hashed(struct bs_flow_table *t, const struct bs_flow_key *k,
 	uint32_t h, uint64_t now, bool create, bool *created)
 {
@@ -347,7 +397,7 @@ bs_flow_lookup_hashed(struct bs_flow_table *t, const struct bs_flow_key *k,
 	f->key = *k;
 	f->hash = h;
 	f->in_use = 1;
-	f->tmo = BS_FLOW_TMO_SHORT;
+	f->tmo = BS_FLOW_TMO_SYN;
 	f->last_seen = now;
 	f->lru_stamp = now;
 	f->chain_next = *head;
@@ -411,6 +461,12 @@ uint64_t
 bs_flow_expired(const struct bs_flow_table *t)
 {
 	return t->expired;
+}
+
+uint64_t
+bs_flow_evicted(const struct bs_flow_table *t, enum bs_flow_tmo tmo)
+{
+	return (unsigned int)tmo < BS_FLOW_TMO__MAX ? t->evicted[tmo] : 0;
 }
 
 uint32_t

@@ -218,9 +218,9 @@ report(const struct bs_app *app, double secs)
 		rte_eth_stats_get(p->id, &st);
 		printf("port %u (%s): rx %" PRIu64 " tx %" PRIu64
 		       " tx_dropped %" PRIu64 " imissed %" PRIu64
-		       " rx_nombuf %" PRIu64 "\n",
+		       " ierrors %" PRIu64 " rx_nombuf %" PRIu64 "\n",
 			p->id, p->name, pc.rx, pc.tx, pc.tx_drop, st.imissed,
-			st.rx_nombuf);
+			st.ierrors, st.rx_nombuf);
 	}
 	sum_counters(app, &c);
 	printf("elapsed_s %.3f\n", secs);
@@ -241,6 +241,7 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	const uint64_t tmo[BS_FLOW_TMO__MAX] = {
 		[BS_FLOW_TMO_LONG] = app->cfg.flow_timeout_ms,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
+		[BS_FLOW_TMO_SYN] = app->cfg.flow_closed_timeout_ms,
 	};
 	if (bs_txn_init(&w->txn, &app->cfg, rules, &w->cnt, want_events,
 			clock_offset_ms) < 0) {
@@ -250,7 +251,11 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	}
 	w->flows = bs_flow_table_create(app->cfg.flow_table_size, tmo,
 		bs_worker_flow_release, w, rte_rand());
-	if (w->flows == NULL) {
+	w->fix = rte_malloc_socket("fix", BS_SEG_FIX_MAX, 0,
+		(int)rte_lcore_to_socket_id(lcore));
+	if (w->flows == NULL || w->fix == NULL) {
+		bs_flow_table_free(w->flows);
+		rte_free(w->fix);
 		bs_txn_fini(&w->txn);
 		rte_free(w);
 		return NULL;
@@ -261,11 +266,23 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	w->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	if (w->tsc_per_ms == 0)
 		w->tsc_per_ms = 1;
+	/*
+	 * Ports pair up 0<->1, 2<->3 (port.c); dataplane.inside_port says
+	 * which of a pair faces the protected servers.  A lone last port
+	 * reflects onto itself: both sides share it, so it has none.
+	 */
 	for (uint16_t i = 0; i < app->n_ports; i++) {
+		uint8_t inside = BS_SIDE_UNKNOWN;
+		if (app->port[i].peer != app->port[i].id &&
+				app->cfg.inside_port < 2)
+			inside = (i % 2 == app->cfg.inside_port) ?
+				BS_SIDE_INSIDE : BS_SIDE_OUTSIDE;
 		w->rxq[w->n_rxq++] = (struct bs_rxq){
 			.port = app->port[i].id,
 			.queue = (uint16_t)idx,
 			.peer = app->port[i].peer,
+			.link = (uint8_t)(i / 2),
+			.inside = inside,
 		};
 	}
 	return w;
@@ -367,21 +384,28 @@ main(int argc, char **argv)
 	if (n_lcores > BS_MAX_WORKERS)
 		n_lcores = BS_MAX_WORKERS;
 
-	/* Ports first learn how many queues they get; size the pool for the
-	 * worst case (every lcore a queue) since queues need it to exist. */
-	uint16_t nports = rte_eth_dev_count_avail();
-	unsigned int psize = pool_size_needed(&app, n_lcores, nports);
+	/* Ports first say how many queues they take and whether they can
+	 * scatter; the pool is sized for their rings and its mbufs for the
+	 * MTU's frames. */
+	int nq = bs_ports_probe(&app, n_lcores);
+	if (nq < 0)
+		goto fail;
+	unsigned int psize = pool_size_needed(&app, (unsigned int)nq,
+		app.n_ports);
 	if (psize < app.cfg.mbuf_pool_size)
 		psize = app.cfg.mbuf_pool_size;
+	uint32_t room = RTE_MBUF_DEFAULT_DATAROOM;
+	if (!app.rx_scatter && bs_frame_max(app.cfg.mtu) > room)
+		room = RTE_ALIGN_CEIL(bs_frame_max(app.cfg.mtu), 1024);
 	app.pool = rte_pktmbuf_pool_create("bs_mbufs", psize, BS_MBUF_CACHE,
-		0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+		0, (uint16_t)(room + RTE_PKTMBUF_HEADROOM),
+		(int)rte_socket_id());
 	if (app.pool == NULL) {
-		fprintf(stderr, "backstop: mbuf pool of %u: %s\n", psize,
-			rte_strerror(rte_errno));
+		fprintf(stderr, "backstop: mbuf pool of %u x %u bytes: %s\n",
+			psize, room, rte_strerror(rte_errno));
 		goto fail;
 	}
-	int nq = bs_ports_init(&app, n_lcores);
-	if (nq < 0)
+	if (bs_ports_init(&app, (unsigned int)nq) < 0)
 		goto fail;
 
 	struct bs_ruleset *rules = NULL;
@@ -508,6 +532,7 @@ main(int argc, char **argv)
 	bs_ports_close(&app);
 	for (unsigned int i = 0; i < app.n_workers; i++) {
 		bs_txn_fini(&app.worker[i]->txn);
+		rte_free(app.worker[i]->fix);
 		rte_free(app.worker[i]);
 	}
 	bs_ruleset_free(rules);

@@ -52,14 +52,19 @@ need(size_t off, size_t n, size_t end)
 }
 
 /*
- * Window scale option of a SYN (RFC 7323 2.2): the receiver's window is
- * only known with it.  The walk stays inside the option bytes; a
- * malformed list just ends the walk (the header is still forwarded).
+ * Options of a SYN: window scale (RFC 7323 2.2: the receiver's window is
+ * only known with it) and SACK-permitted (RFC 2018: Linux then accepts a
+ * RST at the right edge of its SACK blocks).  The walk stays inside the
+ * option bytes; a malformed list just ends the walk (the header is still
+ * forwarded).  Returns the BS_WSCALE_* encoding; *sack is set if offered.
  */
 static uint8_t
-tcp_wscale(const uint8_t *o, size_t len)
+tcp_syn_opts(const uint8_t *o, size_t len, uint8_t *sack)
 {
 	size_t i = 0;
+	uint8_t ws = 1;
+
+	*sack = 0;
 	while (i < len) {
 		uint8_t kind = o[i];
 		if (kind == 0) /* end of options */
@@ -70,13 +75,15 @@ tcp_wscale(const uint8_t *o, size_t len)
 		}
 		if (i + 1 >= len || o[i + 1] < 2 || o[i + 1] > len - i)
 			break;
-		if (kind == 3 && o[i + 1] == 3) {
+		if (kind == 3 && o[i + 1] == 3 && ws == 1) {
 			uint8_t shift = o[i + 2];
-			return (uint8_t)(2 + (shift > 14 ? 14 : shift));
+			ws = (uint8_t)(2 + (shift > 14 ? 14 : shift));
+		} else if (kind == 4 && o[i + 1] == 2) {
+			*sack = 1;
 		}
 		i += o[i + 1];
 	}
-	return 1;
+	return ws;
 }
 
 /*
@@ -107,8 +114,10 @@ parse_l4(const uint8_t *buf, size_t l4, size_t end, size_t hl,
 		p->tcp_flags = t[13];
 		p->win = rd16(t + 14);
 		p->urg = rd16(t + 18);
+		p->sack_ok = 0;
 		p->wscale = (p->tcp_flags & BS_TCP_SYN)
-			? tcp_wscale(t + TCP_MIN_HLEN, doff - TCP_MIN_HLEN) : 0;
+			? tcp_syn_opts(t + TCP_MIN_HLEN, doff - TCP_MIN_HLEN,
+				&p->sack_ok) : 0;
 		p->payload_off = (uint16_t)(l4 + doff);
 		p->payload_len = (uint32_t)(end - l4 - doff);
 		return BS_PKT_TCP;
@@ -289,4 +298,21 @@ bs_pkt_result_name(int r)
 	if (r < 0 || (size_t)r >= sizeof(names) / sizeof(names[0]))
 		return "unknown";
 	return names[r];
+}
+
+uint16_t
+bs_cksum_adjust(uint16_t ck, const uint8_t *old, const uint8_t *new_,
+	size_t n, size_t off)
+{
+	/* 64 bits: n may be a whole 64 KB segment, two terms per byte. */
+	uint64_t sum = (uint16_t)~ck;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned int sh = ((off + i) & 1) ? 0 : 8;
+		sum += 0xffffu - ((uint32_t)old[i] << sh);
+		sum += (uint32_t)new_[i] << sh;
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
 }

@@ -2,12 +2,18 @@
 /*
  * The transaction stage (see include/backstop/txn.h).
  *
- * Per flow, a struct flow_det (the SMTP flow's user pointer) holds the
- * message being scanned and the last result until its transaction's
- * record is written.  It exists only while a message is in flight or
- * awaiting its record: most flows never pay for it, and
- * detect.inflight_max bounds how many a worker holds (fail-open: beyond
- * it, messages pass unscanned and are counted).
+ * Per flow, a short list of struct bs_txn_det (its head is the SMTP flow's user
+ * pointer), one per message being scanned or awaiting its record: with
+ * PIPELINING and CHUNKING the next message may begin before the previous
+ * one's final reply, so two can be alive at once.  An entry exists only
+ * from the message's first byte (on_message_begin) to its transaction's
+ * end: most flows never pay for one, and detect.inflight_max bounds how
+ * many messages a worker scans at once (fail-open: beyond it, messages
+ * pass unscanned and are counted).
+ *
+ * Detection starts on on_message_begin, so it sees every message from
+ * its first byte whatever the command: DATA (on the 354) or BDAT (at the
+ * first chunk, before any reply when the client pipelines).
  *
  * Everything here runs on the worker that owns the flow, inside
  * bs_smtp_flow_input() or bs_txn_flow_free().
@@ -22,68 +28,115 @@
 /* Room for the detection object appended to a record's JSON line. */
 #define BS_DETECT_JSON_MAX (64u << 10)
 
-struct flow_det {
+struct bs_txn_det {
+	struct bs_txn_det *next;
 	struct bs_msg *msg;   /* message being scanned, or NULL */
-	uint32_t seq;         /* transaction msg or res belongs to */
-	bool done;            /* res holds the result of transaction seq */
+	uint32_t seq;         /* its transaction */
+	bool done;            /* res holds the result */
 	struct bs_detect_result res;
 };
 
-static void
-det_end_msg(struct bs_txn_stage *w, struct flow_det *fd, bool abort_it)
+/* Where the flow's list lives (the flow being freed has it detached). */
+static struct bs_txn_det **
+det_head(struct bs_txn_stage *w, struct bs_smtp_flow *f)
 {
-	if (fd->msg == NULL)
+	if (w->closing_flow == f)
+		return &w->closing;
+	return NULL;
+}
+
+static struct bs_txn_det *
+det_find(struct bs_txn_stage *w, struct bs_smtp_flow *f, uint32_t seq,
+	struct bs_txn_det ***link)
+{
+	struct bs_txn_det **h = det_head(w, f), *d, *head;
+	struct bs_txn_det **pp;
+
+	head = h != NULL ? *h : bs_smtp_flow_user(f);
+	pp = NULL;
+	for (d = head; d != NULL; pp = &d->next, d = d->next)
+		if (d->seq == seq)
+			break;
+	if (link != NULL)
+		*link = pp;
+	return d;
+}
+
+/* Unlink and free d (prev: the link to it, NULL if d is the head). */
+static void
+det_free(struct bs_txn_stage *w, struct bs_smtp_flow *f, struct bs_txn_det *d,
+	struct bs_txn_det **prev)
+{
+	struct bs_txn_det **h = det_head(w, f);
+
+	if (prev != NULL)
+		*prev = d->next;
+	else if (h != NULL)
+		*h = d->next;
+	else
+		bs_smtp_flow_set_user(f, d->next);
+	free(d);
+	w->det_live--;
+}
+
+static void
+det_end_msg(struct bs_txn_stage *w, struct bs_txn_det *d, bool abort_it)
+{
+	if (d->msg == NULL)
 		return;
 	if (abort_it) {
-		bs_msg_abort(fd->msg);
+		bs_msg_abort(d->msg);
 	} else {
-		bs_msg_end(fd->msg, &fd->res);
-		fd->done = true;
+		bs_msg_end(d->msg, &d->res);
+		d->done = true;
 	}
-	fd->msg = NULL;
+	d->msg = NULL;
 	w->detect_inflight--;
 }
 
-/* Every RCPT has its reply: the message is about to flow. */
+/* The message's first byte comes next: start scanning it. */
 static void
-on_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
+on_message_begin(void *arg, struct bs_smtp_flow *f,
+	const struct bs_smtp_record *rec)
 {
 	struct bs_txn_stage *w = arg;
+	struct bs_txn_det *d;
+
 	if (w->detect == NULL)
 		return;
-	struct flow_det *fd = bs_smtp_flow_user(f);
-	if (fd != NULL)
-		det_end_msg(w, fd, true); /* a previous one never finished */
+	if (det_find(w, f, rec->seq, NULL) != NULL)
+		return; /* cannot happen: one begin per message */
 	if (w->detect_inflight >= w->cfg->detect_inflight_max) {
 		BS_CNT_INC(w->cnt, detect_inflight_cap);
 		return;
 	}
-	if (fd == NULL) {
-		fd = malloc(sizeof(*fd));
-		if (fd == NULL) {
-			BS_CNT_INC(w->cnt, detect_msg_nomem);
-			return;
-		}
-		bs_smtp_flow_set_user(f, fd);
+	d = malloc(sizeof(*d));
+	if (d == NULL) {
+		BS_CNT_INC(w->cnt, detect_msg_nomem);
+		return;
 	}
-	fd->done = false;
-	fd->seq = rec->seq;
-	fd->msg = bs_msg_begin(w->detect, rec->mail_from, NULL, 0);
-	if (fd->msg == NULL) {
+	d->done = false;
+	d->seq = rec->seq;
+	d->msg = bs_msg_begin(w->detect, rec->mail_from, NULL, 0);
+	if (d->msg == NULL) {
+		free(d);
 		BS_CNT_INC(w->cnt, detect_msg_nomem);
 		return;
 	}
 	w->detect_inflight++;
+	w->det_live++;
+	d->next = bs_smtp_flow_user(f);
+	bs_smtp_flow_set_user(f, d);
 }
 
 static void
 on_data(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec,
 	const uint8_t *data, uint32_t len)
 {
-	struct flow_det *fd = bs_smtp_flow_user(f);
-	(void)arg;
-	if (fd != NULL && fd->msg != NULL && fd->seq == rec->seq)
-		bs_msg_feed(fd->msg, data, len);
+	struct bs_txn_det *d = det_find(arg, f, rec->seq, NULL);
+
+	if (d != NULL && d->msg != NULL)
+		bs_msg_feed(d->msg, data, len);
 }
 
 static void
@@ -91,12 +144,13 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 	const struct bs_smtp_record *rec, void *pkt)
 {
 	struct bs_txn_stage *w = arg;
-	struct flow_det *fd = bs_smtp_flow_user(f);
+	struct bs_txn_det *d = det_find(w, f, rec->seq, NULL);
+
 	(void)pkt; /* the verdict stage will hold this packet */
-	if (fd == NULL || fd->msg == NULL || fd->seq != rec->seq)
+	if (d == NULL || d->msg == NULL)
 		return;
-	det_end_msg(w, fd, false);
-	if (bs_class_is_bounce((enum bs_class)fd->res.cls))
+	det_end_msg(w, d, false);
+	if (bs_class_is_bounce((enum bs_class)d->res.cls))
 		BS_CNT_INC(w->cnt, txn_bounces);
 }
 
@@ -156,25 +210,23 @@ static void
 on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 {
 	struct bs_txn_stage *w = arg;
-	struct flow_det *fd = bs_smtp_flow_user(f);
-	bool mine = fd != NULL && fd->seq == rec->seq;
+	struct bs_txn_det **prev;
+	struct bs_txn_det *d = det_find(w, f, rec->seq, &prev);
 
-	if (mine && fd->msg != NULL)
-		det_end_msg(w, fd, true); /* message never completed */
+	if (d != NULL)
+		det_end_msg(w, d, true); /* message never completed */
 	/* The log records transactions that carried a message; MAIL/RCPT
 	 * exchanges that ended without one (RSET, rejections) do not. */
 	if (w->events != NULL && rec->complete)
-		log_record(w, rec, mine && fd->done ? &fd->res : NULL);
+		log_record(w, rec, d != NULL && d->done ? &d->res : NULL);
 	/* The detection state lives only as long as its transaction, so a
 	 * connection kept open between messages holds none. */
-	if (mine && fd != w->closing) {
-		free(fd);
-		bs_smtp_flow_set_user(f, NULL);
-	}
+	if (d != NULL)
+		det_free(w, f, d, prev);
 }
 
 static const struct bs_smtp_events stage_events = {
-	.on_envelope = on_envelope,
+	.on_message_begin = on_message_begin,
 	.on_data = on_data,
 	.on_end_of_message = on_end_of_message,
 	.on_txn_end = on_txn_end,
@@ -234,17 +286,22 @@ bs_txn_flow_new(struct bs_txn_stage *w, const struct bs_smtp_endpoints *ep)
 void
 bs_txn_flow_free(struct bs_txn_stage *w, struct bs_smtp_flow *sf)
 {
+	struct bs_txn_det *d;
+
 	if (sf == NULL)
 		return;
 	/* Ending the SMTP flow ends its open transactions (their records
-	 * use the detection state), then the detection state goes. */
-	struct flow_det *fd = bs_smtp_flow_user(sf);
-	/* on_txn_end runs inside the free and must leave fd to us. */
-	w->closing = fd;
+	 * use the detection state) inside the free: the list is detached
+	 * into the stage while it runs, then whatever is left goes. */
+	w->closing = bs_smtp_flow_user(sf);
+	w->closing_flow = sf;
+	bs_smtp_flow_set_user(sf, NULL);
 	bs_smtp_flow_free(w->smtp, sf, w->now_ms);
-	w->closing = NULL;
-	if (fd != NULL) {
-		det_end_msg(w, fd, true);
-		free(fd);
+	while ((d = w->closing) != NULL) {
+		det_end_msg(w, d, true);
+		w->closing = d->next;
+		free(d);
+		w->det_live--;
 	}
+	w->closing_flow = NULL;
 }

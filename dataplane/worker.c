@@ -11,16 +11,23 @@
  * go through a two-deep pipeline (see burst_stage1()) so flow-table
  * misses overlap with the next burst's parsing.
  *
- * Processing never changes a byte of a packet: it parses headers, tracks
- * SMTP flows, feeds their segments to the SMTP engine (whose events the
- * transaction stage, txn.c, turns into detection and records) and counts.
- * The only packets it holds back are conflicting retransmissions, which
- * it drops to normalise the stream (counted).
+ * Processing parses headers, tracks SMTP flows, feeds their segments to
+ * the SMTP engine (whose events the transaction stage, txn.c, turns into
+ * detection and records) and counts.  It believes only what the server
+ * would: a segment with a bad checksum, or whose sender is on the other
+ * side of the inline pair than the port it came in on, is forwarded but
+ * changes nothing; a RST or FIN moves the table only once reassembly
+ * accepted it.  Half-open flows hold no engine state.  It changes a
+ * packet's bytes in one case: a retransmission whose overlap differs from
+ * the bytes first seen gets those bytes back (and a fixed TCP checksum),
+ * so the server reads what we read; one that cannot be rewritten is
+ * dropped (counted).
  */
 #include <string.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_prefetch.h>
 #include <urcu-qsbr.h>
@@ -69,18 +76,94 @@ server_side(const struct bs_config *cfg, const struct bs_flow_key *k,
 
 
 /*
+ * Would the receiver's stack accept this segment's checksums?  Linux
+ * drops a datagram whose IPv4 header or TCP checksum is wrong before TCP
+ * sees it, so such a segment must not move our view either.  The NIC's
+ * word is taken where it gives one (GOOD; NONE means the data's
+ * integrity was verified though the field is not a full checksum);
+ * otherwise the sums are verified here, over the first segment's IPv4
+ * header and the whole TCP segment (chained mbufs included).
+ */
+static bool
+cksum_ok(const struct rte_mbuf *m, const struct bs_pkt *p)
+{
+	uint64_t ipf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	if (ipf == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+			l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		return false;
+	if (p->l3 == BS_L3_IPV4 && ipf == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN &&
+			rte_raw_cksum(rte_pktmbuf_mtod_offset(m, const void *,
+				p->l3_off), p->l4_off - p->l3_off) != 0xffff)
+		return false;
+	if (l4f != RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN)
+		return true;
+	/* Pseudo-header (RFC 9293 3.1, RFC 8200 8.1) from the parsed
+	 * addresses: the IPv6 length excludes extension headers. */
+	uint32_t alen = p->l3 == BS_L3_IPV4 ? 4 : 16;
+	uint32_t l4len = p->payload_off - p->l4_off + p->payload_len;
+	uint32_t sum = rte_raw_cksum(p->src, alen) +
+		rte_raw_cksum(p->dst, alen) + rte_cpu_to_be_16(6) +
+		rte_cpu_to_be_16((uint16_t)l4len);
+	uint16_t raw;
+	if (l4len > 0xffff || rte_raw_cksum_mbuf(m, p->l4_off, l4len, &raw))
+		return false;
+	sum += raw;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+/* May the worker write into segment s (and its packet's header)? */
+static inline bool
+writable(const struct rte_mbuf *s)
+{
+	return RTE_MBUF_DIRECT(s) && rte_mbuf_refcnt_read(s) == 1;
+}
+
+/*
+ * Apply a rewrite reassembly asked for: the span [fix_lo, fix_hi) of the
+ * piece at data (piece_off bytes into the TCP payload) becomes the bytes
+ * first seen, and the TCP checksum follows (RFC 1624), so the server gets
+ * a valid segment that agrees with what it already holds.
+ */
+static void
+apply_fix(struct bs_worker *w, struct rte_mbuf *m, const struct bs_pkt *p,
+	uint8_t *data, uint32_t piece_off, const struct bs_seg_out *o)
+{
+	uint8_t *ck = rte_pktmbuf_mtod_offset(m, uint8_t *, p->l4_off + 16);
+	uint32_t n = o->fix_hi - o->fix_lo;
+	size_t off = (size_t)(p->payload_off - p->l4_off) + piece_off +
+		o->fix_lo;
+	uint16_t c = (uint16_t)((ck[0] << 8) | ck[1]);
+
+	c = bs_cksum_adjust(c, data + o->fix_lo, o->fix + o->fix_lo, n, off);
+	memcpy(data + o->fix_lo, o->fix + o->fix_lo, n);
+	ck[0] = (uint8_t)(c >> 8);
+	ck[1] = (uint8_t)c;
+	BS_CNT_INC(&w->cnt, seg_rewritten);
+}
+
+/*
  * Give the engine the TCP payload of m, which may span chained mbufs:
  * each piece goes in as its own segment at its own sequence number, with
  * SYN on the first and FIN on the last, so the engine never needs a
- * linear copy.
+ * linear copy.  *judged collects what reassembly accepted (BS_SEGO_*).
+ * A rewrite is applied here; one that cannot be (the packet is shared, or
+ * its checksum field is not a full checksum) turns into a drop.
  */
 static enum bs_seg_verdict
 feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
-	struct rte_mbuf *m, bool to_server, uint64_t now_ms)
+	struct rte_mbuf *m, bool to_server, uint64_t now_ms, uint8_t *judged)
 {
+	uint8_t *data = rte_pktmbuf_mtod_offset(m, uint8_t *, p->payload_off);
+	bool can_fix = writable(m) && (m->ol_flags &
+		RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE;
+	struct bs_seg_out out = { .fix = can_fix ? w->fix : NULL,
+		.fix_cap = BS_SEG_FIX_MAX };
 	struct bs_seg seg = {
-		.data = rte_pktmbuf_mtod_offset(m, const uint8_t *,
-			p->payload_off),
+		.data = data,
 		.len = p->payload_len,
 		.seq = p->seq,
 		.ack = p->ack,
@@ -89,31 +172,48 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 		.flags = p->tcp_flags,
 		.to_server = to_server,
 		.wscale = p->wscale,
+		.sack = p->sack_ok,
 		.pkt = m,
+		.out = &out,
 	};
 	uint32_t first = rte_pktmbuf_data_len(m) > p->payload_off
 		? rte_pktmbuf_data_len(m) - p->payload_off : 0;
-	if (likely(p->payload_len <= first))
-		return bs_smtp_flow_input(w->txn.smtp, f->app, &seg, now_ms);
+	enum bs_seg_verdict v;
+	if (likely(p->payload_len <= first)) {
+		v = bs_smtp_flow_input(w->txn.smtp, f->app, &seg, now_ms);
+		*judged = out.flags;
+		if (unlikely(v == BS_SEG_REWRITE)) {
+			apply_fix(w, m, p, data, 0, &out);
+			v = BS_SEG_PASS;
+		}
+		return v;
+	}
 
 	/* Chained mbuf: pieces in order; the verdict is the worst one. */
 	BS_CNT_INC(&w->cnt, pkt_multiseg);
-	enum bs_seg_verdict v = BS_SEG_PASS;
+	v = BS_SEG_PASS;
+	*judged = 0;
 	uint32_t left = p->payload_len, off = 0;
-	const struct rte_mbuf *s = m;
+	struct rte_mbuf *s = m;
 	uint32_t take = first;
 	while (s != NULL && left > 0) {
 		struct bs_seg piece = seg;
-		piece.data = s == m ? seg.data : rte_pktmbuf_mtod(s,
-			const uint8_t *);
+		uint8_t *pd = s == m ? data : rte_pktmbuf_mtod(s, uint8_t *);
+		piece.data = pd;
 		piece.len = take < left ? take : left;
 		piece.seq = p->seq + off;
 		if (off > 0)
 			piece.flags &= (uint8_t)~(BS_TCP_SYN | BS_TCP_URG);
 		if (piece.len < left)
 			piece.flags &= (uint8_t)~(BS_TCP_FIN | BS_TCP_RST);
-		if (bs_smtp_flow_input(w->txn.smtp, f->app, &piece, now_ms) ==
-				BS_SEG_DROP)
+		out.flags = 0;
+		out.fix = can_fix && writable(s) ? w->fix : NULL;
+		enum bs_seg_verdict pv = bs_smtp_flow_input(w->txn.smtp,
+			f->app, &piece, now_ms);
+		*judged |= out.flags;
+		if (pv == BS_SEG_REWRITE)
+			apply_fix(w, m, p, pd, off, &out);
+		else if (pv == BS_SEG_DROP)
 			v = BS_SEG_DROP;
 		off += piece.len;
 		left -= piece.len;
@@ -123,13 +223,161 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 	return v;
 }
 
+/* Is the engine following f (so its judgement of RST and FIN counts)? */
+static inline bool
+followed(const struct bs_flow *f)
+{
+	return f->app != NULL && bs_smtp_flow_inspected(f->app);
+}
+
+/* Has f ended, so that a new SYN on its 4-tuple starts a new flow? */
+static inline bool
+flow_over(const struct bs_flow *f)
+{
+	if (followed(f))
+		return bs_smtp_flow_closed(f->app); /* RST taken, both FINs */
+	return f->fin_seen != 0;
+}
+
+/*
+ * The handshake is complete (or the flow was picked up mid-stream): now,
+ * and only now, engine state is made, and reassembly is given the SYNs
+ * the entry kept, unless the current segment is one of them.
+ */
+static void
+establish(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
+	bool to_server, uint64_t now_ms)
+{
+	const struct bs_flow_key *k = &f->key;
+
+	f->hs |= BS_HS_DONE;
+	bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_LONG);
+	BS_CNT_INC(&w->cnt, flow_established);
+	if (f->server_inside == BS_SIDE_INSIDE)
+		BS_CNT_INC(&w->cnt, flow_server_inside);
+	else if (f->server_inside == BS_SIDE_OUTSIDE)
+		BS_CNT_INC(&w->cnt, flow_server_outside);
+	if (!w->cfg->smtp_inspect)
+		return;
+	struct bs_smtp_endpoints ep = { .l3 = k->l3,
+		.server_inside = f->server_inside };
+	uint8_t cs = (uint8_t)(1 - f->server_side);
+	memcpy(ep.client, k->addr[cs], sizeof(ep.client));
+	memcpy(ep.server, k->addr[f->server_side], sizeof(ep.server));
+	ep.cport = k->port[cs];
+	ep.sport = k->port[f->server_side];
+	f->app = bs_txn_flow_new(&w->txn, &ep);
+	if (f->app == NULL) {
+		BS_CNT_INC(&w->cnt, flow_engine_nomem);
+		return;
+	}
+	bool cur_syn = (p->tcp_flags & BS_TCP_SYN) != 0;
+	if ((f->hs & BS_HS_SYN) && !(cur_syn && to_server)) {
+		const struct bs_flow_syn *y = &f->syn[0];
+		struct bs_seg s = { .seq = y->isn, .win = y->win,
+			.flags = BS_TCP_SYN, .to_server = 1,
+			.wscale = y->wscale, .sack = y->sack };
+		bs_smtp_flow_input(w->txn.smtp, f->app, &s, now_ms);
+	}
+	if ((f->hs & BS_HS_SYNACK) && !(cur_syn && !to_server)) {
+		const struct bs_flow_syn *y = &f->syn[1];
+		struct bs_seg s = { .seq = y->isn, .ack = f->syn[0].isn + 1,
+			.win = y->win, .flags = BS_TCP_SYN | BS_TCP_ACK,
+			.to_server = 0, .wscale = y->wscale, .sack = y->sack };
+		bs_smtp_flow_input(w->txn.smtp, f->app, &s, now_ms);
+	}
+}
+
+static inline void
+keep_syn(struct bs_flow_syn *y, const struct bs_pkt *p)
+{
+	y->isn = p->seq;
+	y->win = p->win;
+	y->wscale = p->wscale;
+	y->sack = p->sack_ok;
+}
+
+/*
+ * A half-open flow (no complete handshake yet) costs one table entry and
+ * no engine state: a SYN flood must not buy more.  Returns 1 when the
+ * handshake is now complete (the caller goes on with this segment), 0
+ * while it is not, -1 when a RST ended the attempt (f was removed).
+ *
+ * Complete means: data in either direction (a stack only sends data on
+ * an established connection; a flow picked up mid-stream starts here
+ * too), or the client's ACK of the SYN-ACK (Linux's tcp_check_req()
+ * checks that it acknowledges exactly the server's ISN + 1).
+ */
+static int
+handshake(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
+	bool to_server)
+{
+	uint8_t fl = p->tcp_flags;
+
+	if (fl & BS_TCP_RST) {
+		/*
+		 * The client abandoning the attempt (a flood's spoofed
+		 * sources answer the SYN-ACK so: seq = its ack) or the
+		 * server refusing it (RST|ACK of the SYN): the entry goes.
+		 */
+		bool ok = (f->hs & BS_HS_SYN) && (to_server
+			? p->seq == f->syn[0].isn + 1
+			: (fl & BS_TCP_ACK) && p->ack == f->syn[0].isn + 1);
+		if (ok) {
+			BS_CNT_INC(&w->cnt, flow_closed);
+			bs_flow_remove(w->flows, f);
+			return -1;
+		}
+		return 0;
+	}
+	if (fl & BS_TCP_SYN) {
+		if (to_server && !(fl & BS_TCP_ACK)) {
+			/* A new attempt (or a retransmission) on the tuple. */
+			keep_syn(&f->syn[0], p);
+			f->hs = BS_HS_SYN;
+		} else if (!to_server && (fl & BS_TCP_ACK)) {
+			keep_syn(&f->syn[1], p);
+			if (!(f->hs & BS_HS_SYN))
+				f->syn[0].isn = p->ack - 1;
+			f->hs |= BS_HS_SYNACK;
+		}
+		return p->payload_len > 0; /* TFO data: established */
+	}
+	if (p->payload_len > 0)
+		return 1;
+	return to_server && (fl & BS_TCP_ACK) && (f->hs & BS_HS_SYNACK) &&
+		p->ack == f->syn[1].isn + 1;
+}
+
+/* A new entry: who serves, and on which side of the pair it sits. */
+static void
+flow_init(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
+	int dir, const struct bs_rxq *q)
+{
+	f->server_side = server_side(w->cfg, &f->key, p, dir);
+	bool from_server = (dir == BS_DIR_0TO1 ? 0 : 1) == f->server_side;
+	if (q->inside == BS_SIDE_UNKNOWN)
+		f->server_inside = BS_SIDE_UNKNOWN;
+	else if (from_server)
+		f->server_inside = q->inside;
+	else
+		f->server_inside = q->inside == BS_SIDE_INSIDE
+			? BS_SIDE_OUTSIDE : BS_SIDE_INSIDE;
+	BS_CNT_INC(&w->cnt, flow_created);
+}
+
+/*
+ * Follow one SMTP segment.  Order matters: nothing about a segment the
+ * server would not believe (wrong side of the pair, bad checksum) may
+ * touch the entry; a RST or FIN of a followed flow moves the table only
+ * once reassembly has accepted it.
+ */
 static enum bs_seg_verdict
 track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
-	uint64_t now_ms)
+	const struct bs_rxq *q, uint64_t now_ms)
 {
 	const struct bs_pkt *p = &pm->p;
 	const struct bs_flow_key *kp = &pm->k;
-	bool created;
 	int dir = pm->dir;
 	uint8_t fl = p->tcp_flags;
 	/*
@@ -140,66 +388,95 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 	bool create = (fl & BS_TCP_SYN) || p->payload_len > 0;
 
 	BS_CNT_INC(&w->cnt, smtp_packets);
-	struct bs_flow *f = bs_flow_lookup_hashed(w->flows, kp, pm->hash,
-		now_ms, create, &created);
-	/*
-	 * A bare SYN on a flow that has closed is a new connection reusing
-	 * the ports: start afresh (the old one's records end now).
-	 */
-	if (f != NULL && !created && (fl & (BS_TCP_SYN | BS_TCP_ACK)) ==
-			BS_TCP_SYN && (f->fin_seen != 0 || (f->app != NULL &&
-			bs_smtp_flow_closed(f->app)))) {
-		bs_flow_remove(w->flows, f);
-		BS_CNT_INC(&w->cnt, flow_reused);
-		f = bs_flow_lookup_hashed(w->flows, kp, pm->hash, now_ms, true,
-			&created);
+	struct bs_flow *f = bs_flow_find_hashed(w->flows, kp, pm->hash);
+	if (f == NULL && !create)
+		return BS_SEG_PASS;
+	uint8_t sender = dir == BS_DIR_0TO1 ? 0 : 1;
+	if (f != NULL && f->server_inside != BS_SIDE_UNKNOWN &&
+			q->inside != BS_SIDE_UNKNOWN) {
+		/* The server's packets come in on its side's port, the
+		 * client's on the other: anything else is not their word. */
+		bool srv_in = f->server_inside == BS_SIDE_INSIDE;
+		bool from_in = sender == f->server_side ? srv_in : !srv_in;
+		if (from_in != (q->inside == BS_SIDE_INSIDE)) {
+			BS_CNT_INC(&w->cnt, seg_wrong_side);
+			return BS_SEG_PASS;
+		}
 	}
-	if (f == NULL) {
-		if (create)
-			BS_CNT_INC(&w->cnt, flow_table_full);
+	/* Only segments that could change what is followed pay for a
+	 * software checksum. */
+	if (w->cfg->smtp_inspect && (f == NULL || !(f->hs & BS_HS_DONE) ||
+			followed(f)) && !cksum_ok(m, p)) {
+		BS_CNT_INC(&w->cnt, seg_cksum_bad);
 		return BS_SEG_PASS;
 	}
-	if (created) {
-		BS_CNT_INC(&w->cnt, flow_created);
-		f->server_side = server_side(w->cfg, kp, p, dir);
-		struct bs_smtp_endpoints ep = { .l3 = kp->l3 };
-		uint8_t cs = (uint8_t)(1 - f->server_side);
-		memcpy(ep.client, kp->addr[cs], sizeof(ep.client));
-		memcpy(ep.server, kp->addr[f->server_side], sizeof(ep.server));
-		ep.cport = kp->port[cs];
-		ep.sport = kp->port[f->server_side];
-		if (w->cfg->smtp_inspect) {
-			f->app = bs_txn_flow_new(&w->txn, &ep);
-			if (f->app == NULL)
-				BS_CNT_INC(&w->cnt, flow_engine_nomem);
+	if (f != NULL) {
+		bs_flow_touch(w->flows, f, now_ms);
+		/* A bare SYN on a flow that has ended is a new connection
+		 * reusing the ports: start afresh (the old one's records end
+		 * now). */
+		if ((fl & (BS_TCP_SYN | BS_TCP_ACK)) == BS_TCP_SYN &&
+				(f->hs & BS_HS_DONE) && flow_over(f)) {
+			bs_flow_remove(w->flows, f);
+			BS_CNT_INC(&w->cnt, flow_reused);
+			f = NULL;
 		}
 	}
-	if (fl & BS_TCP_RST) {
-		if (f->tmo != BS_FLOW_TMO_SHORT || f->fin_seen != 3) {
-			f->fin_seen = 3;
-			BS_CNT_INC(&w->cnt, flow_closed);
+	if (f == NULL) {
+		bool created;
+		f = bs_flow_lookup_hashed(w->flows, kp, pm->hash, now_ms, true,
+			&created);
+		if (f == NULL) {
+			BS_CNT_INC(&w->cnt, flow_table_full);
+			return BS_SEG_PASS;
 		}
-		bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_SHORT);
-	} else if (fl & BS_TCP_FIN) {
+		flow_init(w, f, p, dir, q);
+	}
+	bool to_server = sender != f->server_side;
+	if (!(f->hs & BS_HS_DONE)) {
+		int h = handshake(w, f, p, to_server);
+		if (h <= 0)
+			return BS_SEG_PASS;
+		establish(w, f, p, to_server, now_ms);
+	}
+	if (!followed(f)) {
+		/* Nobody judges this flow's RST and FIN: take them as sent
+		 * (it is passed uninspected either way). */
+		if (fl & BS_TCP_RST) {
+			if (f->fin_seen != 3)
+				BS_CNT_INC(&w->cnt, flow_closed);
+			f->fin_seen = 3;
+			bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_SHORT);
+		} else if (fl & BS_TCP_FIN) {
+			uint8_t before = f->fin_seen;
+			f->fin_seen |= (uint8_t)(1u << dir);
+			if (f->fin_seen == 3 && before != 3)
+				BS_CNT_INC(&w->cnt, flow_closed);
+			bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_SHORT);
+		}
+		return BS_SEG_PASS;
+	}
+	uint8_t judged = 0;
+	enum bs_seg_verdict v = feed_engine(w, f, p, m, to_server, now_ms,
+		&judged);
+	if (unlikely(judged & (BS_SEGO_RST | BS_SEGO_FIN))) {
 		uint8_t before = f->fin_seen;
-		f->fin_seen |= (uint8_t)(1u << dir);
+		if (judged & BS_SEGO_RST)
+			f->fin_seen = 3;
+		if (judged & BS_SEGO_FIN)
+			f->fin_seen |= (uint8_t)(1u << dir);
 		if (f->fin_seen == 3 && before != 3)
 			BS_CNT_INC(&w->cnt, flow_closed);
 		bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_SHORT);
-	} else if (p->payload_len > 0 && f->fin_seen == 0) {
-		bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_LONG);
 	}
-	if (f->app == NULL || !bs_smtp_flow_inspected(f->app))
-		return BS_SEG_PASS;
-	/* Direction sent by the server side is "to client". */
-	bool to_server = (dir == BS_DIR_0TO1) == (f->server_side == 1);
-	return feed_engine(w, f, p, m, to_server, now_ms);
+	return v;
 }
 
 /* First pass: parse, count, and for SMTP segments hash the flow key and
  * prefetch its bucket. */
 static inline void
-classify_one(struct bs_worker *w, struct rte_mbuf *m, struct bs_pkt_meta *pm)
+classify_one(struct bs_worker *w, const struct bs_rxq *q, struct rte_mbuf *m,
+	struct bs_pkt_meta *pm)
 {
 	struct bs_pkt *p = &pm->p;
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
@@ -224,7 +501,8 @@ classify_one(struct bs_worker *w, struct rte_mbuf *m, struct bs_pkt_meta *pm)
 	case BS_PKT_TCP:
 		BS_CNT_INC(&w->cnt, pkt_tcp);
 		if (is_smtp(w->cfg, p)) {
-			pm->dir = (int8_t)bs_flow_key_from_pkt(p, &pm->k);
+			pm->dir = (int8_t)bs_flow_key_from_pkt(p, q->link,
+				&pm->k);
 			pm->hash = bs_flow_hash(w->flows, &pm->k);
 			bs_flow_prefetch(w->flows, pm->hash, 0);
 		}
@@ -274,7 +552,7 @@ burst_stage1(struct bs_worker *w, struct bs_burst *b)
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(b->pkts[i + 1], void *));
 		bytes += rte_pktmbuf_pkt_len(b->pkts[i]);
-		classify_one(w, b->pkts[i], &b->meta[i]);
+		classify_one(w, b->q, b->pkts[i], &b->meta[i]);
 		n_smtp += b->meta[i].dir >= 0;
 	}
 	b->n_smtp = n_smtp;
@@ -306,7 +584,7 @@ burst_finish(struct bs_worker *w, struct bs_burst *b, uint64_t now_ms)
 		for (uint16_t i = 0; i < n; i++) {
 			if (b->meta[i].dir < 0)
 				continue;
-			if (track_smtp(w, &b->meta[i], pkts[i], now_ms) ==
+			if (track_smtp(w, &b->meta[i], pkts[i], q, now_ms) ==
 					BS_SEG_DROP) {
 				/* Normalise: the conflicting copy never reaches
 				 * the server, so it sees what we saw. */
@@ -402,6 +680,10 @@ bs_worker_main(void *arg)
 		/* Table-owned figures, copied once per loop (owner only). */
 		w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);
 		w->cnt.v[BS_CNT_flow_expired] = bs_flow_expired(w->flows);
+		w->cnt.v[BS_CNT_flow_evicted_halfopen] =
+			bs_flow_evicted(w->flows, BS_FLOW_TMO_SYN);
+		w->cnt.v[BS_CNT_flow_evicted_closed] =
+			bs_flow_evicted(w->flows, BS_FLOW_TMO_SHORT);
 		rcu_quiescent_state();
 	}
 	flush_pending(w, w->txn.now_ms);

@@ -29,6 +29,8 @@ while [ $# -gt 0 ]; do
 done
 scripts/setup.sh
 scripts/build.sh
+command -v dpdk-testpmd >/dev/null ||
+	{ echo "bench.sh: dpdk-testpmd missing (Debian package dpdk-dev)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/backstop-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -37,15 +39,19 @@ trap 'rm -rf "$work"' EXIT
 nframes=$(/usr/bin/python3 -c "import json;print(json.load(open('$work/man.json'))['frames_total'])")
 mbufs=$(( (nframes + 8192) | 1023 ))
 # Pass-through: flows tracked, sessions not inspected (smtp.inspect off);
-# full: the default configuration, every SMTP session followed.
+# full: the default configuration, every SMTP session followed.  Both
+# directions of every session arrive on port 0, so the ports have no
+# inside and outside (inside_port: 2).
 cat > "$work/bench.yaml" <<EOC
 dataplane:
   mbuf_pool_size: $mbufs
+  inside_port: 2
 smtp.inspect: false
 EOC
 cat > "$work/full.yaml" <<EOC
 dataplane:
   mbuf_pool_size: $mbufs
+  inside_port: 2
 EOC
 vdevs=(--vdev "net_pcap0,rx_pcap=$work/in.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
 eal=(--no-huge --no-pci -m 1024 -l 0-1 --log-level lib.eal,warning)
@@ -97,8 +103,8 @@ if [ ${#smsgs[@]} -gt 0 ]; then
 	sframes=$(/usr/bin/python3 -c "import json;print(json.load(open('$work/sman.json'))['frames_total'])")
 	sbytes=$(stat -c %s "$work/smtp.pcap")
 	smbufs=$(( (sframes + 8192) | 1023 ))
-	printf 'dataplane:\n  mbuf_pool_size: %s\n' "$smbufs" > "$work/s_on.yaml"
-	printf 'dataplane:\n  mbuf_pool_size: %s\nsmtp.ports: [9]\n' "$smbufs" > "$work/s_off.yaml"
+	printf 'dataplane:\n  mbuf_pool_size: %s\n  inside_port: 2\n' "$smbufs" > "$work/s_on.yaml"
+	printf 'dataplane:\n  mbuf_pool_size: %s\n  inside_port: 2\nsmtp.ports: [9]\n' "$smbufs" > "$work/s_off.yaml"
 	svdevs=(--vdev "net_pcap0,rx_pcap=$work/smtp.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
 	for r in $(seq 1 "$runs"); do
 		build/backstop "${eal[@]}" --file-prefix bsbench "${svdevs[@]}" -- \

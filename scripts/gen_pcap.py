@@ -12,6 +12,8 @@ filter's counters with figures that do not come from the filter.
   gen_pcap.py smtp   OUT.pcap [--seed N] [--messages DIR...] [--max N]
                      [--with-mixed]
   gen_pcap.py abort  OUT.pcap [--seed N] [--count N] [--complete]
+  gen_pcap.py synflood OUT.pcap [--seed N] [--messages DIR...] [--max N]
+                     [--syns N] [--before F]
 
 mixed:  SMTP sessions (IPv4, IPv6, VLAN, QinQ, ports 25 and 587), other
         TCP, UDP, ICMP, ARP, IPv4 options, IPv6 extension headers,
@@ -25,6 +27,10 @@ abort:  SMTP sessions that end inside DATA (RST from either side, FIN,
         a cut in the header): bounces with Latin-1 and other legacy
         charset parts, plain mail with one, cut at varied points; with
         --complete the same sessions end their DATA properly instead.
+synflood: the smtp mode's sessions with --syns spoofed SYNs to port 25
+        woven in (random sources and ports, a fraction --before of them
+        before the first session starts); the server answers about half
+        of them with a SYN-ACK that nobody acknowledges.
 
 --split writes client-to-server frames to A and the rest to B, for the
 two-port inline test.  Uses Debian's python3-scapy.
@@ -553,6 +559,32 @@ def gen_abort(rnd, man, count, complete):
         man.add("smtp_packets", len(conv.pkts))
         convs.append(conv)
     return interleave(rnd, convs)
+def gen_synflood(rnd, man, paths, maxn, nsyn, before):
+    """Real sessions under a SYN flood (see the module docstring)."""
+    sessions = gen_smtp(rnd, man, paths, maxn)
+    flood = []
+    for i in range(nsyn):
+        src = "%d.%d.%d.%d" % (rnd.randrange(1, 224), rnd.randrange(256),
+                               rnd.randrange(256), rnd.randrange(1, 255))
+        sport = rnd.randrange(1024, 65536)
+        isn = rnd.randrange(1 << 32)
+        e = ether(0)
+        flood.append((e / IP(src=src, dst="198.51.100.25") /
+                      TCP(sport=sport, dport=25, flags="S", seq=isn,
+                          window=29200), True))
+        if rnd.random() < 0.5:
+            flood.append((e / IP(src="198.51.100.25", dst=src) /
+                          TCP(sport=25, dport=sport, flags="SA",
+                              seq=rnd.randrange(1 << 32),
+                              ack=(isn + 1) & 0xffffffff, window=65160),
+                          False))
+            man.add("flood_synacks")
+    man.add("flood_syns", nsyn)
+    # SYN-ACKs stay right behind their SYNs; split at a SYN.
+    cut = int(len(flood) * before)
+    while cut < len(flood) and "A" in str(flood[cut][0]["TCP"].flags):
+        cut += 1
+    return flood[:cut] + interleave_lists(rnd, [sessions, flood[cut:]])
 
 
 def write(path, frames):
@@ -565,7 +597,7 @@ def write(path, frames):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=("mixed", "random", "bench", "smtp",
-                                     "abort"))
+                                     "abort", "synflood"))
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--split", nargs=2, metavar=("A", "B"))
@@ -586,6 +618,10 @@ def main():
                     help="smtp: add the mixed capture's frames")
     ap.add_argument("--complete", action="store_true",
                     help="abort: end every DATA properly instead")
+    ap.add_argument("--syns", type=int, default=120000,
+                    help="synflood: spoofed SYNs")
+    ap.add_argument("--before", type=float, default=0.8,
+                    help="synflood: share of the SYNs before the sessions")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(
         1 << 31)
@@ -599,6 +635,8 @@ def main():
         frames = gen_bench(rnd, man, a.flows, a.packets)
     elif a.mode == "abort":
         frames = gen_abort(rnd, man, a.count, a.complete)
+    elif a.mode == "synflood":
+        frames = gen_synflood(rnd, man, a.messages, a.max, a.syns, a.before)
     else:
         frames = gen_smtp(rnd, man, a.messages, a.max, a.chaos,
                           a.same_port, a.mss)

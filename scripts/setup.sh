@@ -16,6 +16,7 @@ PKGS=(
 	# build
 	build-essential meson ninja-build pkg-config clang
 	libdpdk-dev dpdk libhyperscan-dev liburcu-dev libssl-dev libyaml-dev
+	libsodium-dev
 	# tests: unit, fuzz (clang's sanitizer and libFuzzer runtimes),
 	# captures (scapy), namespaces (iproute2, ethtool, sysctl from procps)
 	libcmocka-dev libclang-rt-14-dev python3-scapy tcpdump ethtool

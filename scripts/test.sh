@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Run every test: installs what is missing, builds (gcc, -Werror), runs the
 # unit, integration, corpus and end-to-end suites, then builds the fuzz
-# targets with clang (ASan/UBSan, libFuzzer) and runs each briefly.
+# targets with clang (ASan/UBSan, libFuzzer) and runs each briefly, and
+# runs the ledger suite again under ASan/UBSan and ThreadSanitizer.
 # Ends with one line "N passed, M failed".
 #
 #   scripts/test.sh            everything
@@ -40,21 +41,47 @@ if [ $fuzz_ok = 1 ]; then
 		"${fuzz_args[@]}" 2>&1 | grep -v "^No tests defined" || true
 fi
 
+# The concurrent modules (suite ledger: the outbound ledger, storm
+# detection) again under sanitizers: ASan/UBSan from the fuzz build, and
+# ThreadSanitizer from a build of just those tests.
+if [ $fuzz_ok = 1 ]; then
+	meson test -C build-fuzz --no-rebuild --print-errorlogs \
+		--num-processes 2 --suite ledger --logbase asan || true
+fi
+tsan_ok=1
+tsan_opts=(-Db_sanitize=thread -Db_lundef=false -Db_lto=false
+	-Dbuildtype=debugoptimized)
+if [ ! -f build-tsan/build.ninja ]; then
+	CC=clang meson setup build-tsan "${tsan_opts[@]}" >/dev/null || tsan_ok=0
+fi
+[ $tsan_ok = 1 ] && { ninja -C build-tsan tests/ledger/test_ledger \
+	tests/ledger/test_ledger_mt tests/ledger/test_storm >/dev/null ||
+	tsan_ok=0; }
+if [ $tsan_ok = 1 ]; then
+	TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild \
+		--print-errorlogs --num-processes 2 --suite ledger \
+		--logbase tsan || true
+fi
+
 # Sum both runs from meson's machine-readable logs.
-/usr/bin/python3 - "$top" "$fuzz_ok" <<'PY'
+/usr/bin/python3 - "$top" "$fuzz_ok" "$tsan_ok" <<'PY'
 import json, os, sys
-top, fuzz_ok = sys.argv[1], sys.argv[2] == "1"
+top, fuzz_ok, tsan_ok = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 passed = failed = skipped = 0
 logs = [os.path.join(top, "build/meson-logs/testlog.json")]
 if fuzz_ok:
     logs.append(os.path.join(top, "build-fuzz/meson-logs/testlog.json"))
+    logs.append(os.path.join(top, "build-fuzz/meson-logs/asan.json"))
+if tsan_ok:
+    logs.append(os.path.join(top, "build-tsan/meson-logs/tsan.json"))
 for log in logs:
     if not os.path.exists(log):
         continue
     with open(log) as f:
         for line in f:
             r = json.loads(line)
-            if "build-fuzz" in log and r.get("suite") and \
+            if log.endswith("build-fuzz/meson-logs/testlog.json") and \
+               r.get("suite") and \
                not any("fuzz" in s for s in r["suite"]):
                 continue
             res = r.get("result")
@@ -67,6 +94,9 @@ for log in logs:
 if not fuzz_ok:
     failed += 1
     print("fuzz build failed")
+if not tsan_ok:
+    failed += 1
+    print("ThreadSanitizer build failed")
 print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
 sys.exit(1 if failed else 0)
 PY

@@ -30,10 +30,11 @@
 #define BS_RD_CLOSED 3 /* FIN reached: the stream is complete */
 
 /* Direction flags. */
-#define BS_RDF_FIN 0x01 /* fin_seq valid */
+#define BS_RDF_FIN 0x01 /* fin_seq valid: the FIN was reached */
 #define BS_RDF_URG 0x02 /* urg_seq pending removal */
 #define BS_RDF_WND 0x04 /* wnd_edge valid */
 #define BS_RDF_MID 0x08 /* picked up mid-stream */
+#define BS_RDF_SACK 0x10 /* this side's SYN offered SACK (RFC 2018) */
 
 /* Largest window shift allowed by RFC 7323. */
 #define BS_WSCALE_MAX 14
@@ -42,6 +43,7 @@ struct bs_reasm_ooo {
 	struct bs_reasm_ooo *next;
 	uint32_t seq;
 	uint32_t len;
+	uint8_t fin; /* the segment carried FIN (after its len bytes) */
 	uint8_t data[];
 };
 
@@ -211,7 +213,7 @@ ooo_covered(const struct bs_reasm_dir *d, uint32_t seq, uint32_t len)
 /* Copy a future segment into the sorted list, within the budgets. */
 static int
 ooo_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
-	const uint8_t *p, uint32_t len)
+	const uint8_t *p, uint32_t len, int fin)
 {
 	struct bs_reasm_ooo *n, **pp;
 
@@ -231,7 +233,9 @@ ooo_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 	}
 	n->seq = seq;
 	n->len = len;
-	memcpy(n->data, p, len);
+	n->fin = (uint8_t)fin;
+	if (len > 0)
+		memcpy(n->data, p, len);
 	for (pp = &d->ooo; *pp != NULL && !seq_after((*pp)->seq, seq);
 		pp = &(*pp)->next)
 		;
@@ -274,14 +278,23 @@ deliver_range(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d,
 	}
 }
 
-/* Deliver held segments that became in order, then check for FIN. */
+/*
+ * Deliver held segments that became in order, then the FIN if the stream
+ * reached one (fin: the current segment's FIN is in order now).  As in
+ * Linux's tcp_ofo_queue(), a held segment's FIN counts only if the stream
+ * stands exactly at it when it comes up: one that data already passed
+ * (end_seq <= rcv_nxt) is dropped, and once a FIN counts, whatever is
+ * held beyond it is purged (tcp_fin()).
+ */
 static void
 drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
-	void *pkt, uint64_t now, bs_reasm_deliver_fn deliver, void *arg)
+	const struct bs_seg *seg, uint64_t now, bs_reasm_deliver_fn deliver,
+	void *arg, int fin)
 {
+	void *pkt = seg->pkt;
 	struct bs_reasm_ooo *n;
 
-	while ((n = d->ooo) != NULL && !seq_after(n->seq, d->nxt)) {
+	while (!fin && (n = d->ooo) != NULL && !seq_after(n->seq, d->nxt)) {
 		uint32_t nend = n->seq + n->len;
 
 		if (seq_after(nend, d->nxt)) {
@@ -291,6 +304,8 @@ drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 			deliver_range(ctx, d, dir, n->data + k, n->len - k,
 				pkt, deliver, arg);
 		}
+		if (n->fin && nend == d->nxt)
+			fin = 1;
 		d->ooo = n->next;
 		d->ooo_bytes -= n->len;
 		d->ooo_segs--;
@@ -301,10 +316,13 @@ drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 		/* A later hole starts now: time it from here. */
 		d->gap_since = now;
 	}
-	if ((d->flags & BS_RDF_FIN) && d->nxt == d->fin_seq &&
-		d->state != BS_RD_CLOSED) {
+	if (fin && d->state != BS_RD_CLOSED) {
+		d->fin_seq = d->nxt;
+		d->flags |= BS_RDF_FIN;
 		d->state = BS_RD_CLOSED;
 		ooo_free_all(ctx, d);
+		if (seg->out != NULL)
+			seg->out->flags |= BS_SEGO_FIN;
 		deliver(arg, dir, NULL, 0, pkt);
 	}
 }
@@ -332,6 +350,15 @@ ack_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r, unsigned int dn,
 	unsigned int shift;
 
 	if (o->state == BS_RD_NONE) {
+		/*
+		 * This side's SYN was seen but not the peer's: a handshake
+		 * in progress whose SYN-ACK is late (reordering on the wire
+		 * is ordinary).  The ack tells nothing usable yet; the
+		 * SYN-ACK will give the peer's ISN.
+		 */
+		if (r->dir[dn].state != BS_RD_NONE &&
+			!(r->dir[dn].flags & BS_RDF_MID))
+			return;
 		/* Mid-stream: the ack says where the peer's stream is. */
 		o->nxt = seg->ack;
 		o->state = BS_RD_OPEN;
@@ -360,16 +387,104 @@ ack_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r, unsigned int dn,
 	}
 }
 
-static int
-rst_acceptable(const struct bs_reasm_dir *d, uint32_t seq)
+/* Right edge of the held out-of-order data (the right-most SACK block). */
+static uint32_t
+ooo_right_edge(const struct bs_reasm_dir *d)
 {
-	if (d->state == BS_RD_NONE)
+	uint32_t edge = d->nxt;
+
+	for (const struct bs_reasm_ooo *n = d->ooo; n != NULL; n = n->next)
+		if (seq_after(n->seq + n->len, edge))
+			edge = n->seq + n->len;
+	return edge;
+}
+
+/*
+ * Would the receiver of a RST from side dn accept it?  As Linux's
+ * tcp_validate_incoming() (RFC 5961 3.2): only a RST at exactly rcv_nxt
+ * (rcv_nxt - 1 too once the sender's FIN was received: CLOSE_WAIT,
+ * LAST_ACK, CLOSING), or, with SACK, at the right edge of the right-most
+ * SACK block, resets.  One elsewhere in the window gets a challenge ACK
+ * and changes nothing; one outside it is dropped.  Returns 1 accepted,
+ * 0 challenged, -1 ignored.
+ *
+ * A sender we never saw (a RST refusing a SYN) is checked as a Linux
+ * client in SYN-SENT checks it: the RST must acknowledge the SYN.
+ */
+static int
+rst_check(const struct bs_reasm *r, unsigned int dn, const struct bs_seg *seg)
+{
+	const struct bs_reasm_dir *d = &r->dir[dn], *o = &r->dir[dn ^ 1];
+	uint32_t seq = seg->seq, rcv_nxt;
+
+	if (d->state == BS_RD_NONE) {
+		if (o->state == BS_RD_NONE)
+			return 1; /* nothing known to check against */
+		return (seg->flags & BS_TCP_ACK) && seg->ack == o->nxt ? 1
+								       : -1;
+	}
+	rcv_nxt = d->nxt + (d->state == BS_RD_CLOSED ? 1u : 0u);
+	if (seq == rcv_nxt)
 		return 1;
-	if (seq == d->nxt)
+	if (d->state == BS_RD_CLOSED && seq == rcv_nxt - 1)
 		return 1;
-	/* In window, as a Linux receiver checks it (RFC 5961 3.2). */
-	return (d->flags & BS_RDF_WND) && !seq_before(seq, d->nxt) &&
-		seq_before(seq, d->wnd_edge);
+	if ((d->flags & BS_RDF_SACK) && (o->flags & BS_RDF_SACK) &&
+		d->ooo != NULL && seq == ooo_right_edge(d))
+		return 1;
+	if ((d->flags & BS_RDF_WND) ? !seq_before(seq, rcv_nxt) &&
+			!seq_after(seq, d->wnd_edge)
+		: seq_diff(seq, rcv_nxt) >= 0 && seq_diff(seq, rcv_nxt) < 65536)
+		return 0;
+	return -1;
+}
+
+/*
+ * The retransmitted bytes of seg (payload [0, len), at sseq) conflict
+ * with what was delivered ([0, old)) or is held: copy the payload into
+ * the caller's fix buffer with the first bytes seen put back, and say
+ * which span changed.  Returns the corrected payload, or NULL when there
+ * is no room (the caller drops the segment instead).  Bytes older than
+ * the history ring are unknown and stay as they are.
+ */
+static const uint8_t *
+fix_conflict(const struct bs_reasm_ctx *ctx, const struct bs_reasm_dir *d,
+	const struct bs_seg *seg, uint32_t sseq, const uint8_t *p,
+	uint32_t len, uint32_t old)
+{
+	struct bs_seg_out *o = seg->out;
+	uint32_t lo, hi, end = sseq + len;
+	uint8_t *b;
+
+	if (o == NULL || o->fix == NULL || o->fix_cap < len)
+		return NULL;
+	b = o->fix;
+	memcpy(b, p, len);
+	if (old > 0 && d->hist != NULL && d->hist_len > 0) {
+		uint32_t start = d->nxt - d->hist_len, m = ctx->history - 1;
+		uint32_t i = seq_before(sseq, start) ? start - sseq : 0;
+
+		for (; i < old; i++)
+			b[i] = d->hist[(sseq + i) & m];
+	}
+	for (const struct bs_reasm_ooo *n = d->ooo; n != NULL; n = n->next) {
+		uint32_t nend = n->seq + n->len, s0, s1;
+
+		if (!seq_before(n->seq, end))
+			break;
+		if (!seq_after(nend, sseq + old))
+			continue;
+		s0 = seq_after(n->seq, sseq + old) ? n->seq : sseq + old;
+		s1 = seq_before(nend, end) ? nend : end;
+		memcpy(b + (s0 - sseq), n->data + (s0 - n->seq), s1 - s0);
+	}
+	for (lo = 0; lo < len && b[lo] == p[lo]; lo++)
+		;
+	for (hi = len; hi > lo && b[hi - 1] == p[hi - 1]; hi--)
+		;
+	o->fix_lo = lo;
+	o->fix_hi = hi;
+	o->flags |= BS_SEGO_REWRITE;
+	return b;
 }
 
 enum bs_seg_verdict
@@ -382,18 +497,25 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 	const uint8_t *p = seg->data;
 	uint32_t len = seg->data != NULL ? seg->len : 0;
 	uint32_t sseq, off = 0;
-	int fin = (seg->flags & BS_TCP_FIN) != 0;
+	int fin = (seg->flags & BS_TCP_FIN) != 0, conflict = 0;
+	enum bs_seg_verdict v = BS_SEG_PASS;
 
 	BS_CNT_INC(ctx->cnt, reasm_segments);
 	if (r->unreliable || r->reset)
 		return BS_SEG_PASS;
 
 	if (seg->flags & BS_TCP_RST) {
-		if (rst_acceptable(d, seg->seq)) {
+		int a = rst_check(r, dn, seg);
+
+		if (a > 0) {
 			r->reset = 1;
 			BS_CNT_INC(ctx->cnt, reasm_rst);
 			ooo_free_all(ctx, &r->dir[0]);
 			ooo_free_all(ctx, &r->dir[1]);
+			if (seg->out != NULL)
+				seg->out->flags |= BS_SEGO_RST;
+		} else if (a == 0) {
+			BS_CNT_INC(ctx->cnt, reasm_rst_challenged);
 		} else {
 			BS_CNT_INC(ctx->cnt, reasm_rst_ignored);
 		}
@@ -406,6 +528,8 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 			d->nxt = seg->seq + 1;
 			d->state = BS_RD_SYN;
 			d->wscale = seg->wscale;
+			d->flags = (uint8_t)((d->flags & ~BS_RDF_SACK) |
+				(seg->sack ? BS_RDF_SACK : 0));
 		} else if (seg->seq != d->isn || (d->flags & BS_RDF_MID)) {
 			BS_CNT_INC(ctx->cnt, reasm_syn_conflict);
 			return BS_SEG_PASS;
@@ -445,20 +569,11 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 	}
 	d->state = BS_RD_OPEN;
 
-	/* The receiver drops what starts at or past its window's edge. */
-	if (len > 0 && (d->flags & BS_RDF_WND) &&
-		!seq_before(sseq, d->wnd_edge)) {
+	/* The receiver drops what starts at or past its window's edge
+	 * (a bare FIN too: Linux's tcp_sequence()/tcp_data_queue()). */
+	if ((d->flags & BS_RDF_WND) && !seq_before(sseq, d->wnd_edge)) {
 		BS_CNT_INC(ctx->cnt, reasm_out_of_window);
 		return BS_SEG_PASS;
-	}
-	/* Bytes after a known FIN are not part of the stream. */
-	if ((d->flags & BS_RDF_FIN) && len > 0 &&
-		seq_after(sseq + len, d->fin_seq)) {
-		BS_CNT_INC(ctx->cnt, reasm_after_fin);
-		if (!seq_after(d->fin_seq, sseq))
-			return BS_SEG_PASS;
-		len = d->fin_seq - sseq;
-		fin = 0;
 	}
 
 	/* Old bytes: compare with what the consumer already got. */
@@ -476,32 +591,31 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		if (len == 1 && sseq + 1 == d->nxt && p[0] == 0)
 			return BS_SEG_PASS;
 		c = hist_check(ctx, d, sseq, p, old);
-		if (c > 0) {
-			BS_CNT_INC(ctx->cnt, reasm_overlap_conflict);
-			return BS_SEG_DROP;
-		}
-		if (c < 0 && old > 0)
+		if (c > 0)
+			conflict = 1;
+		else if (c < 0 && old > 0)
 			BS_CNT_INC(ctx->cnt, reasm_retrans_unverified);
 		else if (old == len && len > 0)
 			BS_CNT_INC(ctx->cnt, reasm_retrans);
 		off = old;
 	}
 	/* New bytes: compare with what is held; first bytes win. */
-	if (off < len && ooo_conflict(d, sseq + off, p + off, len - off)) {
+	if (off < len && ooo_conflict(d, sseq + off, p + off, len - off))
+		conflict = 1;
+	if (conflict) {
+		/*
+		 * Keep the first bytes and take the new ones (Suricata's
+		 * inline policy): the caller rewrites the conflicting span
+		 * to what the server already has, so both views stay one.
+		 */
 		BS_CNT_INC(ctx->cnt, reasm_overlap_conflict);
-		return BS_SEG_DROP;
+		p = fix_conflict(ctx, d, seg, sseq, p, len, off);
+		if (p == NULL)
+			return BS_SEG_DROP;
+		BS_CNT_INC(ctx->cnt, reasm_rewritten);
+		v = BS_SEG_REWRITE;
 	}
 
-	if (fin) {
-		uint32_t fseq = sseq + len;
-
-		if (!(d->flags & BS_RDF_FIN)) {
-			d->fin_seq = fseq;
-			d->flags |= BS_RDF_FIN;
-		} else if (fseq != d->fin_seq) {
-			BS_CNT_INC(ctx->cnt, reasm_after_fin);
-		}
-	}
 	/* Urgent pointer, as Linux's tcp_urg(): the last byte it covers. */
 	if ((seg->flags & BS_TCP_URG) && seg->urg != 0) {
 		uint32_t u = seg->seq + seg->urg - 1;
@@ -520,19 +634,27 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 			BS_CNT_ADD(ctx->cnt, reasm_bytes_inorder, len - off);
 			deliver_range(ctx, d, dn, p + off, len - off, seg->pkt,
 				deliver, arg);
-		} else if (ooo_covered(d, s, len - off)) {
+		} else if (!fin && ooo_covered(d, s, len - off)) {
 			BS_CNT_INC(ctx->cnt, reasm_retrans);
-			return BS_SEG_PASS;
+			return v;
 		} else {
 			if (d->ooo == NULL)
 				d->gap_since = now_ms;
-			if (ooo_store(ctx, d, s, p + off, len - off) < 0) {
+			if (ooo_store(ctx, d, s, p + off, len - off, fin) < 0)
 				mark_unreliable(ctx, r);
-				return BS_SEG_PASS;
-			}
-			return BS_SEG_PASS;
+			return v;
 		}
+	} else if (fin && seq_after(sseq + len, d->nxt)) {
+		/* A FIN ahead of a hole waits there, as in Linux's
+		 * out-of-order queue; data that passes it drops it. */
+		if (d->ooo == NULL)
+			d->gap_since = now_ms;
+		if (ooo_store(ctx, d, sseq + len, NULL, 0, 1) < 0)
+			mark_unreliable(ctx, r);
+		return v;
 	}
-	drain(ctx, d, dn, seg->pkt, now_ms, deliver, arg);
-	return BS_SEG_PASS;
+	/* In order now: a FIN right after this segment's bytes counts. */
+	drain(ctx, d, dn, seg, now_ms, deliver, arg,
+		fin && sseq + len == d->nxt);
+	return v;
 }

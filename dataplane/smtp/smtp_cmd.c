@@ -3,11 +3,24 @@
  * The client direction: command lines, DATA content with end-of-data
  * detection and dot-unstuffing, BDAT chunks, SASL lines after AUTH.
  *
+ * Commands change no state here: each is queued with what it asks for,
+ * and smtp_reply.c applies it on the server's reply, as the server does
+ * (Postfix's smtpd: a refused RSET, EHLO, MAIL or DATA changes nothing).
+ * Only what decides how the next client bytes read is settled here.
+ *
  * How the client's next bytes read depends on a reply for three commands:
  * DATA (354 or not), AUTH (334 or not) and STARTTLS (220 or not).  A
  * well-behaved client waits for that reply; bytes that come earlier are
  * copied into a small bounded hold and replayed once the reply says how
  * the server read them (the server reads them the same way, in order).
+ * A well-formed BDAT is followed by its chunk whatever the reply (RFC
+ * 3030: the server reads and discards a refused chunk), so its bytes are
+ * read as a chunk at once, even before any reply: Postfix reads the
+ * chunk after HELO too (CHUNKING is only not announced), and hangs up
+ * (521) when CHUNKING is disabled or the BDAT is malformed.  Only after
+ * an EHLO reply without CHUNKING, or a malformed BDAT, are the next
+ * bytes read as commands (what servers without CHUNKING do); the reply
+ * then says whether the server agreed.
  *
  * End of data: only CRLF "." CRLF ends DATA (RFC 5321 4.1.1.4).  A bare
  * LF never ends a line inside DATA; lookalikes such as LF "." LF are
@@ -32,13 +45,17 @@ has_prefix(const uint8_t *p, size_t n, const char *pre)
 	return n >= k && strncasecmp((const char *)p, pre, k) == 0;
 }
 
-/* Is the verb exactly word (followed by end or a space)? */
+/*
+ * Is the verb exactly word (followed by end or a blank)?  Postfix splits
+ * a command into words at spaces and tabs alike.
+ */
 static int
 verb_is(const uint8_t *p, size_t n, const char *word)
 {
 	size_t k = strlen(word);
 
-	return has_prefix(p, n, word) && (n == k || p[k] == ' ');
+	return has_prefix(p, n, word) &&
+		(n == k || p[k] == ' ' || p[k] == '\t');
 }
 
 static size_t
@@ -132,23 +149,30 @@ cmd_ehlo(struct bs_smtp_flow *f, const uint8_t *p, size_t n, int ehlo)
 	memcpy(f->helo_pending, p + i, k);
 	f->helo_pending[k] = '\0';
 	f->helo_pending_len = (uint16_t)k;
-	/* EHLO/HELO resets any transaction (RFC 5321 4.1.4). */
-	if (f->cur != NULL)
-		bs_smtp_txn_end(f, f->cur, 0);
+	/* Accepted, it resets the transaction (RFC 5321 4.1.4); refused
+	 * (no argument, a HELO restriction) it changes nothing. */
 	bs_smtp_pend_push(f, ehlo ? BS_SMTP_CMD_EHLO : BS_SMTP_CMD_HELO, 0,
-		UINT32_MAX, 0);
+		UINT32_MAX, BS_PF_RESET);
 }
 
+/*
+ * MAIL starts a transaction if the server accepts it.  If the server
+ * surely has one already (MAIL accepted, its message not sent, nothing
+ * pending that could end it) this MAIL is nested and will be refused
+ * (503): it gets no transaction.  Otherwise it gets one at once, since a
+ * pipelined BDAT chunk may follow before any reply; the reply to MAIL
+ * says whether it counted (smtp_reply.c).
+ */
 static void
 cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n, size_t arg)
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
-	struct bs_smtp_txn *t;
+	struct bs_smtp_txn *t, *a = f->active;
 	size_t i, e, k;
 
-	if (f->cur != NULL) {
-		/* Nested MAIL: the server says 503 and keeps the first. */
-		bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, 0, UINT32_MAX, 0);
+	if (a != NULL && !a->rec.complete && f->pend_resets == 0) {
+		bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, 0, UINT32_MAX,
+			BS_PF_NESTED);
 		return;
 	}
 	t = bs_smtp_txn_new(f);
@@ -171,42 +195,31 @@ cmd_mail(struct bs_smtp_flow *f, const uint8_t *p, size_t n, size_t arg)
 	bs_smtp_pend_push(f, BS_SMTP_CMD_MAIL, t->rec.seq, UINT32_MAX, 0);
 }
 
+/* The recipient goes where the client's commands put it; its reply
+ * decides (smtp_reply.c). */
 static void
 cmd_rcpt(struct bs_smtp_flow *f, const uint8_t *p, size_t n, size_t arg)
 {
-	struct bs_smtp_ctx *ctx = f->ctx;
 	struct bs_smtp_txn *t = f->cur;
 	uint32_t idx = UINT32_MAX;
 
-	if (t != NULL && t->rec.nrcpt >= ctx->p.smtp_rcpt_max) {
-		t->rec.rcpt_dropped++;
-		BS_CNT_INC(ctx->cnt, smtp_rcpt_over_cap);
-	} else if (t != NULL) {
-		struct bs_smtp_rcpt *r;
+	if (t != NULL) {
+		char addr[BS_SMTP_ADDR_MAX];
+		uint16_t len;
 
-		if (t->rec.nrcpt == t->rcpt_cap) {
-			uint32_t ncap = t->rcpt_cap ? t->rcpt_cap * 2 : 4;
-
-			if (ncap > ctx->p.smtp_rcpt_max)
-				ncap = ctx->p.smtp_rcpt_max;
-			r = realloc(t->rec.rcpt, ncap * sizeof(*r));
-			if (r == NULL) {
-				bs_smtp_uninspect(f, BS_WHY_NOMEM);
-				return;
-			}
-			t->rec.rcpt = r;
-			t->rcpt_cap = ncap;
-		}
-		idx = t->rec.nrcpt++;
-		r = &t->rec.rcpt[idx];
-		parse_path(p, n, arg, r->addr, &r->len, sizeof(r->addr));
-		r->reply = 0;
+		parse_path(p, n, arg, addr, &len, sizeof(addr));
+		if (bs_smtp_txn_rcpt_add(f, t, addr, len, &idx) < 0)
+			return; /* uninspected: t is gone */
 	}
 	bs_smtp_pend_push(f, BS_SMTP_CMD_RCPT, t != NULL ? t->rec.seq : 0, idx,
 		0);
 }
 
-/* BDAT size [LAST]; returns 0 if well-formed. */
+/*
+ * BDAT size [LAST]; returns 0 if well-formed, as Postfix checks it: a
+ * run of digits that fits a signed 64-bit size, then nothing or LAST
+ * (any case), blanks between.
+ */
 static int
 parse_bdat(const uint8_t *p, size_t n, uint64_t *size, int *last)
 {
@@ -215,14 +228,14 @@ parse_bdat(const uint8_t *p, size_t n, uint64_t *size, int *last)
 	size_t digits = 0;
 
 	while (i < n && p[i] >= '0' && p[i] <= '9') {
-		if (v > (UINT64_MAX - 9) / 10)
+		if (v > ((uint64_t)INT64_MAX - (uint64_t)(p[i] - '0')) / 10)
 			return -1;
 		v = v * 10 + (uint64_t)(p[i] - '0');
 		i++;
 		digits++;
 	}
-	if (digits == 0)
-		return -1;
+	if (digits == 0 || (i < n && p[i] != ' ' && p[i] != '\t'))
+		return -1; /* "BDAT 5LAST" is one word, not a number */
 	i = skip_sp(p, n, i);
 	*last = 0;
 	if (i < n) {
@@ -245,21 +258,30 @@ cmd_bdat(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
 	uint64_t size;
 	int last;
 
-	/*
-	 * Without CHUNKING offered, or malformed, the server answers 5xx
-	 * and reads what follows as commands: so do we.
-	 */
-	if (!(f->ext & BS_SMTP_EXT_CHUNKING) || parse_bdat(p, n, &size, &last)) {
-		BS_CNT_INC(f->ctx->cnt, smtp_unknown_commands);
-		bs_smtp_pend_push(f, BS_SMTP_CMD_OTHER, 0, UINT32_MAX, 0);
+	if (parse_bdat(p, n, &size, &last) ||
+		(f->hello == BS_HELLO_EHLO && !(f->ext & BS_SMTP_EXT_CHUNKING))) {
+		/*
+		 * Malformed, or after an EHLO reply without CHUNKING: a
+		 * server reads what follows as commands (Exim, and any
+		 * server without CHUNKING) or hangs up (Postfix: 521).  So
+		 * do we; a reply that says it read a chunk is a desync.
+		 */
+		BS_CNT_INC(f->ctx->cnt, smtp_bdat_unannounced);
+		bs_smtp_pend_push(f, BS_SMTP_CMD_BDAT, 0, UINT32_MAX, 0);
 		return;
 	}
 	BS_CNT_INC(f->ctx->cnt, smtp_bdat);
+	/* A refused chunk ends the transaction: a reset. */
 	if (bs_smtp_pend_push(f, BS_SMTP_CMD_BDAT, t ? t->rec.seq : 0,
-		    UINT32_MAX, (uint8_t)last))
+		    UINT32_MAX, (uint8_t)(BS_PF_CHUNK | BS_PF_RESET |
+			    (last ? BS_PF_LAST : 0))))
 		return;
-	if (t != NULL)
+	if (t != NULL) {
 		t->rec.bdat = 1;
+		/* The message starts with this chunk's first byte, whatever
+		 * the replies to MAIL and RCPT will say. */
+		bs_smtp_txn_message_begin(f, t);
+	}
 	f->data_txn = t;
 	f->bdat_left = size;
 	f->bdat_last = (uint8_t)last;
@@ -282,6 +304,11 @@ bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 		return;
 	}
 	BS_CNT_INC(cnt, smtp_commands);
+	/* Postfix skips blanks around the words of a command. */
+	while (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
+		p++;
+		n--;
+	}
 	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 		n--;
 	if (verb_is(p, n, "EHLO")) {
@@ -312,9 +339,11 @@ bs_smtp_cmd_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 		return;
 	}
 	if (verb_is(p, n, "RSET")) {
-		if (f->cur != NULL)
-			bs_smtp_txn_end(f, f->cur, 0);
-		cmd = BS_SMTP_CMD_RSET;
+		/* "RSET x" is refused (501) and resets nothing: its 250
+		 * decides (smtp_reply.c). */
+		bs_smtp_pend_push(f, BS_SMTP_CMD_RSET, 0, UINT32_MAX,
+			BS_PF_RESET);
+		return;
 	} else if (verb_is(p, n, "NOOP")) {
 		cmd = BS_SMTP_CMD_NOOP;
 	} else if (verb_is(p, n, "QUIT")) {
@@ -348,7 +377,7 @@ bdat_chunk_done(struct bs_smtp_flow *f, void *pkt)
 	f->cmode = BS_CM_CMD;
 	if (f->bdat_last)
 		bs_smtp_txn_end_message(f, pkt);
-	f->data_txn = f->bdat_last ? NULL : f->data_txn;
+	f->data_txn = NULL;
 }
 
 /* Raw BDAT bytes; returns bytes consumed. */
@@ -514,8 +543,11 @@ hold_append(struct bs_smtp_flow *f, const uint8_t *p, size_t n)
 		bs_smtp_uninspect(f, BS_WHY_WAIT);
 		return;
 	}
+	if (bs_smtp_mem_charge(f, n) < 0)
+		return;
 	nb = realloc(f->hold, f->hold_len + n);
 	if (nb == NULL) {
+		bs_smtp_mem_uncharge(f, n);
 		bs_smtp_uninspect(f, BS_WHY_NOMEM);
 		return;
 	}
@@ -568,4 +600,5 @@ bs_smtp_replay_hold(struct bs_smtp_flow *f)
 	/* Those bytes' packets were forwarded already: no handle. */
 	bs_smtp_client_input(f, buf, n, NULL);
 	free(buf);
+	bs_smtp_mem_uncharge(f, n);
 }

@@ -19,7 +19,15 @@ struct bs_smtp_ctx {
 	struct bs_smtp_events ev;
 	void *arg;
 	struct bs_counters *cnt;
+	uint64_t sess_bytes; /* charged to smtp.session_budget_bytes now */
 };
+
+/*
+ * What an OpenSSL SHA-256 context costs (EVP_MD_CTX and the digest's
+ * state; OpenSSL does not say, 3.0 allocates about 250 bytes): charged
+ * to the session budget as a fixed amount.
+ */
+#define BS_SMTP_MD_COST 512
 
 /*
  * A line that spans segments is copied here (lazily allocated, cap
@@ -31,20 +39,39 @@ struct bs_smtp_line {
 	uint32_t total; /* bytes seen in this line, kept or not */
 };
 
-/* A command waiting for its reply (replies come in command order). */
+/* bs_smtp_pend.flags */
+#define BS_PF_LAST 0x01   /* BDAT ... LAST */
+#define BS_PF_CHUNK 0x02  /* BDAT whose chunk we read as a chunk */
+#define BS_PF_NESTED 0x04 /* MAIL inside an accepted transaction */
+#define BS_PF_RESET 0x08  /* its reply may end the active transaction */
+
+/*
+ * A command waiting for its reply (replies come in command order).  txn
+ * is where the command was put when it was seen; what it did is decided
+ * on its reply, against the transaction the server then has.
+ */
 struct bs_smtp_pend {
-	uint8_t cmd;  /* enum bs_smtp_cmd */
-	uint8_t last; /* BDAT ... LAST */
+	uint8_t cmd;   /* enum bs_smtp_cmd */
+	uint8_t flags; /* BS_PF_* */
 	uint16_t pad;
 	uint32_t txn;  /* transaction seq it belongs to, 0 = none */
 	uint32_t rcpt; /* RCPT index in the record, UINT32_MAX = not kept */
+};
+
+/* Transaction states (bs_smtp_txn.state). */
+enum bs_smtp_tstate {
+	BS_TS_MAIL = 0, /* MAIL seen, its reply not yet: may be refused */
+	BS_TS_ACTIVE,   /* the server accepted the MAIL */
 };
 
 struct bs_smtp_txn {
 	struct bs_smtp_record rec;
 	EVP_MD_CTX *md;     /* SHA-256 of the content, if digests are on */
 	uint32_t rcpt_cap;  /* entries allocated in rec.rcpt */
-	uint8_t envelope_sent;
+	uint32_t rcpt_ok;   /* RCPTs the server accepted, kept or not */
+	uint32_t mem;       /* bytes charged to the session budget */
+	uint8_t state;      /* enum bs_smtp_tstate */
+	uint8_t msg_begun;  /* on_message_begin given */
 };
 
 /* Client direction modes. */
@@ -54,7 +81,14 @@ enum bs_smtp_cmode {
 	BS_CM_SASL,    /* next line is a SASL response: skip it */
 	BS_CM_DATA,    /* DATA content until CRLF.CRLF */
 	BS_CM_BDAT,    /* bdat_left raw bytes */
-	BS_CM_IGNORE,  /* after QUIT */
+	BS_CM_IGNORE,  /* after QUIT, or the server hung up (521) */
+};
+
+/* The last greeting command the server accepted. */
+enum bs_smtp_hello {
+	BS_HELLO_NONE = 0,
+	BS_HELLO_HELO, /* HELO: no extensions known */
+	BS_HELLO_EHLO, /* EHLO: ext says what the server offers */
 };
 
 /* DATA content states (what the last bytes were). */
@@ -80,17 +114,29 @@ struct bs_smtp_flow {
 	uint8_t bdat_last;
 	uint8_t data_bare_lf; /* last DATA byte was a bare LF */
 	uint8_t reply_over;   /* this reply passed reply_lines_max */
+	uint8_t hello;        /* enum bs_smtp_hello */
+	uint8_t hist_charged; /* bit per direction: history ring charged */
+	uint8_t pad[2];
 	uint32_t ext;         /* BS_SMTP_EXT_* of the last EHLO reply */
 	uint32_t ext_pending; /* collected from the current reply */
 	uint32_t reply_lines; /* lines of the current reply so far */
 	uint32_t data_linelen;
 	uint64_t bdat_left;
 	uint32_t txn_seq;
-	struct bs_smtp_txn *cur;      /* MAIL seen, message not ended */
+	/*
+	 * cur: where the client's next RCPT/DATA/BDAT goes, as far as the
+	 * commands seen tell (the last MAIL, its message not sent).
+	 * active: the transaction the server has, as its replies tell (its
+	 * MAIL accepted, not ended).  They differ while replies are due.
+	 */
+	struct bs_smtp_txn *cur;
+	struct bs_smtp_txn *active;
 	struct bs_smtp_txn *data_txn; /* receives content, may be NULL */
 	struct bs_smtp_txn *open[BS_SMTP_TXN_OPEN_MAX];
 	struct bs_smtp_pend *pend; /* ring */
 	uint32_t pend_head, pend_n, pend_cap;
+	uint32_t pend_resets; /* pending commands with BS_PF_RESET */
+	uint64_t mem;         /* bytes charged to the session budget */
 	uint8_t *hold; /* client bytes received in BS_CM_WAIT */
 	uint32_t hold_len;
 	struct bs_smtp_line line[2]; /* per direction */
@@ -109,20 +155,34 @@ enum bs_smtp_why {
 	BS_WHY_WAIT,
 	BS_WHY_NOMEM,
 	BS_WHY_TXN_OPEN,
+	BS_WHY_REPLY,  /* a reply that cannot answer its command */
+	BS_WHY_BUDGET, /* smtp.session_budget_bytes reached */
 };
 
 /* smtp_session.c */
 void bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why);
+/*
+ * Session budget: charge n bytes to the worker's smtp.session_budget_bytes
+ * before allocating them.  Returns 0, or -ENOBUFS when the budget is
+ * reached (the flow is then uninspected: the caller allocates nothing).
+ */
+int bs_smtp_mem_charge(struct bs_smtp_flow *f, uint64_t n);
+void bs_smtp_mem_uncharge(struct bs_smtp_flow *f, uint64_t n);
 struct bs_smtp_txn *bs_smtp_txn_new(struct bs_smtp_flow *f);
 struct bs_smtp_txn *bs_smtp_txn_find(struct bs_smtp_flow *f, uint32_t seq);
+int bs_smtp_txn_rcpt_add(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
+	const char *addr, uint16_t len, uint32_t *idx);
+void bs_smtp_txn_merge(struct bs_smtp_flow *f, struct bs_smtp_txn *from,
+	struct bs_smtp_txn *into);
+void bs_smtp_txn_message_begin(struct bs_smtp_flow *f,
+	struct bs_smtp_txn *t);
 void bs_smtp_txn_content(struct bs_smtp_flow *f, const uint8_t *p,
 	uint32_t n);
 void bs_smtp_txn_end_message(struct bs_smtp_flow *f, void *pkt);
 void bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 	uint16_t reply);
-void bs_smtp_txn_envelope(struct bs_smtp_flow *f, struct bs_smtp_txn *t);
 int bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
-	uint32_t rcpt, uint8_t last);
+	uint32_t rcpt, uint8_t flags);
 size_t bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir,
 	const uint8_t *p, size_t n, void *pkt);
 

@@ -11,9 +11,15 @@
  *
  * Transactions live from MAIL FROM until their final reply; up to
  * BS_SMTP_TXN_OPEN_MAX overlap, because with pipelining a client may
- * start the next MAIL before the reply to the previous message arrives.
+ * start the next MAIL before the reply to the previous message arrives,
+ * or before the reply that says whether its previous MAIL counted.
  * Pending commands name their transaction by number, so replies to an
  * aborted transaction (RSET) are ignored without dangling pointers.
+ *
+ * Memory: everything a session allocates is charged first to the
+ * worker's session budget (smtp.session_budget_bytes); a flow that would
+ * pass it is uninspected, so a flood of sessions holding memory cannot
+ * grow the process.  Out-of-order data has reassembly's own budget.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -96,6 +102,81 @@ bs_smtp_ctx_held(const struct bs_smtp_ctx *ctx)
 	return ctx->reasm.ooo_held;
 }
 
+uint64_t
+bs_smtp_ctx_session_bytes(const struct bs_smtp_ctx *ctx)
+{
+	return ctx->sess_bytes;
+}
+
+/* --- session budget ----------------------------------------------- */
+
+static int
+ctx_charge(struct bs_smtp_ctx *ctx, uint64_t n)
+{
+	if (n > ctx->p.smtp_session_budget_bytes ||
+		ctx->sess_bytes > ctx->p.smtp_session_budget_bytes - n)
+		return -ENOBUFS;
+	ctx->sess_bytes += n;
+	BS_CNT_ADD(ctx->cnt, smtp_session_bytes, n);
+	return 0;
+}
+
+static void
+ctx_uncharge(struct bs_smtp_ctx *ctx, uint64_t n)
+{
+	ctx->sess_bytes -= n;
+	BS_CNT_ADD(ctx->cnt, smtp_session_bytes, (uint64_t)0 - n);
+}
+
+int
+bs_smtp_mem_charge(struct bs_smtp_flow *f, uint64_t n)
+{
+	if (!f->inspected)
+		return -EPIPE; /* its buffers are about to be released */
+	if (ctx_charge(f->ctx, n) < 0) {
+		bs_smtp_uninspect(f, BS_WHY_BUDGET);
+		return -ENOBUFS;
+	}
+	f->mem += n;
+	return 0;
+}
+
+void
+bs_smtp_mem_uncharge(struct bs_smtp_flow *f, uint64_t n)
+{
+	f->mem -= n;
+	ctx_uncharge(f->ctx, n);
+}
+
+/*
+ * Reassembly allocates a direction's history ring on first delivery
+ * (reasm.c); charge it once it exists, uncharge it when released.
+ */
+static void
+hist_charge(struct bs_smtp_flow *f)
+{
+	uint32_t h = f->ctx->reasm.history;
+
+	for (unsigned int d = 0; d < 2 && f->inspected; d++) {
+		if (f->r.dir[d].hist == NULL ||
+			(f->hist_charged & (1u << d)))
+			continue;
+		if (bs_smtp_mem_charge(f, h) < 0)
+			return;
+		f->hist_charged |= (uint8_t)(1u << d);
+	}
+}
+
+static void
+reasm_release(struct bs_smtp_flow *f)
+{
+	bs_reasm_release(&f->ctx->reasm, &f->r);
+	for (unsigned int d = 0; d < 2; d++)
+		if (f->hist_charged & (1u << d))
+			bs_smtp_mem_uncharge(f, f->ctx->reasm.history);
+	f->hist_charged = 0;
+}
+
 size_t
 bs_smtp_flow_size(void)
 {
@@ -105,12 +186,19 @@ bs_smtp_flow_size(void)
 struct bs_smtp_flow *
 bs_smtp_flow_new(struct bs_smtp_ctx *ctx, const struct bs_smtp_endpoints *ep)
 {
-	struct bs_smtp_flow *f = calloc(1, sizeof(*f));
+	struct bs_smtp_flow *f;
 
+	if (ctx_charge(ctx, sizeof(*f)) < 0) {
+		BS_CNT_INC(ctx->cnt, smtp_session_budget);
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
 	if (f == NULL) {
+		ctx_uncharge(ctx, sizeof(*f));
 		BS_CNT_INC(ctx->cnt, smtp_nomem);
 		return NULL;
 	}
+	f->mem = sizeof(*f);
 	bs_reasm_init(&f->r);
 	f->ctx = ctx;
 	if (ep != NULL)
@@ -159,17 +247,28 @@ txn_end_all(struct bs_smtp_flow *f)
 			bs_smtp_txn_end(f, f->open[i], 0);
 }
 
-/* Free what the session holds besides reassembly. */
+/* Free what the session holds besides reassembly and transactions. */
 static void
 session_release(struct bs_smtp_flow *f)
 {
+	struct bs_smtp_ctx *ctx = f->ctx;
+
+	if (f->pend != NULL)
+		bs_smtp_mem_uncharge(f, (uint64_t)f->pend_cap *
+			sizeof(*f->pend));
 	free(f->pend);
 	f->pend = NULL;
-	f->pend_n = f->pend_cap = f->pend_head = 0;
+	f->pend_n = f->pend_cap = f->pend_head = f->pend_resets = 0;
+	if (f->hold != NULL)
+		bs_smtp_mem_uncharge(f, f->hold_len);
 	free(f->hold);
 	f->hold = NULL;
 	f->hold_len = 0;
 	for (unsigned int i = 0; i < 2; i++) {
+		if (f->line[i].buf != NULL)
+			bs_smtp_mem_uncharge(f, i == 0 ?
+				ctx->p.smtp_cmd_line_max :
+				ctx->p.smtp_reply_line_max);
 		free(f->line[i].buf);
 		f->line[i].buf = NULL;
 		f->line[i].len = f->line[i].total = 0;
@@ -206,6 +305,13 @@ bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why)
 		break;
 	case BS_WHY_TXN_OPEN:
 		BS_CNT_INC(cnt, smtp_txn_open_over);
+		break;
+	case BS_WHY_REPLY:
+		BS_CNT_INC(cnt, smtp_desync);
+		BS_CNT_INC(cnt, smtp_desync_reply);
+		break;
+	case BS_WHY_BUDGET:
+		BS_CNT_INC(cnt, smtp_session_budget);
 		break;
 	case BS_WHY_REASM:
 		break; /* reasm_* counters say why */
@@ -257,9 +363,11 @@ bs_smtp_flow_input(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
 		bs_smtp_uninspect(f, BS_WHY_REASM);
 	if (f->inspected && f->r.midstream)
 		bs_smtp_uninspect(f, BS_WHY_MIDSTREAM);
+	if (f->inspected)
+		hist_charge(f);
 	if (!f->inspected) {
 		/* Safe point: reassembly is not walking its lists now. */
-		bs_reasm_release(&ctx->reasm, &f->r);
+		reasm_release(f);
 		session_release(f);
 	} else if (f->r.reset) {
 		txn_end_all(f);
@@ -275,8 +383,10 @@ bs_smtp_flow_free(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
 		return;
 	f->now = now_ms;
 	txn_end_all(f);
-	bs_reasm_release(&ctx->reasm, &f->r);
+	reasm_release(f);
 	session_release(f);
+	/* What is left is the flow itself. */
+	ctx_uncharge(ctx, f->mem);
 	free(f);
 }
 
@@ -288,6 +398,8 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 	struct bs_smtp_ctx *ctx = f->ctx;
 	struct bs_smtp_txn *t;
 	unsigned int slot;
+	uint32_t cost = sizeof(*t) +
+		(ctx->p.smtp_event_digest ? BS_SMTP_MD_COST : 0);
 
 	for (slot = 0; slot < BS_SMTP_TXN_OPEN_MAX; slot++)
 		if (f->open[slot] == NULL)
@@ -296,17 +408,22 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 		bs_smtp_uninspect(f, BS_WHY_TXN_OPEN);
 		return NULL;
 	}
+	if (bs_smtp_mem_charge(f, cost) < 0)
+		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL) {
+		bs_smtp_mem_uncharge(f, cost);
 		bs_smtp_uninspect(f, BS_WHY_NOMEM);
 		return NULL;
 	}
+	t->mem = cost;
 	if (ctx->p.smtp_event_digest) {
 		t->md = EVP_MD_CTX_new();
 		if (t->md == NULL ||
 			EVP_DigestInit_ex(t->md, EVP_sha256(), NULL) != 1) {
 			EVP_MD_CTX_free(t->md);
 			free(t);
+			bs_smtp_mem_uncharge(f, cost);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
 			return NULL;
 		}
@@ -317,6 +434,7 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 	t->rec.helo[f->helo_len] = '\0';
 	t->rec.helo_len = f->helo_len;
 	t->rec.ext = f->ext;
+	t->state = BS_TS_MAIL;
 	f->open[slot] = t;
 	BS_CNT_INC(ctx->cnt, smtp_txn_begin);
 	return t;
@@ -333,6 +451,112 @@ bs_smtp_txn_find(struct bs_smtp_flow *f, uint32_t seq)
 	return NULL;
 }
 
+/*
+ * Append a recipient to t (reply 0: pending).  *idx gets its index, or
+ * UINT32_MAX when past smtp.rcpt_max (counted, not kept).  Returns 0, or
+ * < 0 when memory or the budget ran out (the flow is uninspected).
+ */
+int
+bs_smtp_txn_rcpt_add(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
+	const char *addr, uint16_t len, uint32_t *idx)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+	struct bs_smtp_rcpt *r;
+
+	*idx = UINT32_MAX;
+	if (t->rec.nrcpt >= ctx->p.smtp_rcpt_max) {
+		t->rec.rcpt_dropped++;
+		BS_CNT_INC(ctx->cnt, smtp_rcpt_over_cap);
+		return 0;
+	}
+	if (t->rec.nrcpt == t->rcpt_cap) {
+		uint32_t ncap = t->rcpt_cap ? t->rcpt_cap * 2 : 4;
+		uint64_t more;
+
+		if (ncap > ctx->p.smtp_rcpt_max)
+			ncap = ctx->p.smtp_rcpt_max;
+		more = (uint64_t)(ncap - t->rcpt_cap) * sizeof(*r);
+		if (bs_smtp_mem_charge(f, more) < 0)
+			return -ENOBUFS;
+		r = realloc(t->rec.rcpt, ncap * sizeof(*r));
+		if (r == NULL) {
+			bs_smtp_mem_uncharge(f, more);
+			bs_smtp_uninspect(f, BS_WHY_NOMEM);
+			return -ENOMEM;
+		}
+		t->mem += (uint32_t)more;
+		t->rec.rcpt = r;
+		t->rcpt_cap = ncap;
+	}
+	*idx = t->rec.nrcpt++;
+	r = &t->rec.rcpt[*idx];
+	memcpy(r->addr, addr, len);
+	r->addr[len] = '\0';
+	r->len = len;
+	r->reply = 0;
+	return 0;
+}
+
+/*
+ * A MAIL the server refused as nested: the commands seen after it were
+ * put in its transaction, but the server gives them to the one it has.
+ * Move from's recipients (all still awaiting their replies) into into,
+ * and point the pending commands at into.  from keeps nothing.
+ */
+void
+bs_smtp_txn_merge(struct bs_smtp_flow *f, struct bs_smtp_txn *from,
+	struct bs_smtp_txn *into)
+{
+	uint32_t n = from->rec.nrcpt;
+	uint32_t *map = NULL;
+
+	if (n > 0) {
+		map = malloc(n * sizeof(*map));
+		if (map == NULL) {
+			bs_smtp_uninspect(f, BS_WHY_NOMEM);
+			return;
+		}
+	}
+	for (uint32_t i = 0; i < n && f->inspected; i++) {
+		const struct bs_smtp_rcpt *r = &from->rec.rcpt[i];
+
+		bs_smtp_txn_rcpt_add(f, into, r->addr, r->len, &map[i]);
+	}
+	if (!f->inspected) {
+		/* Out of memory or budget: both transactions are gone. */
+		free(map);
+		return;
+	}
+	into->rec.rcpt_dropped += from->rec.rcpt_dropped;
+	from->rec.nrcpt = 0;
+	from->rec.rcpt_dropped = 0;
+	for (uint32_t k = 0; k < f->pend_n && f->inspected; k++) {
+		struct bs_smtp_pend *e = &f->pend[(f->pend_head + k) %
+			f->pend_cap];
+
+		if (e->txn != from->rec.seq)
+			continue;
+		e->txn = into->rec.seq;
+		if (e->cmd == BS_SMTP_CMD_RCPT && e->rcpt != UINT32_MAX)
+			e->rcpt = e->rcpt < n ? map[e->rcpt] : UINT32_MAX;
+	}
+	free(map);
+	if (f->cur == from)
+		f->cur = into;
+}
+
+void
+bs_smtp_txn_message_begin(struct bs_smtp_flow *f, struct bs_smtp_txn *t)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+
+	if (t == NULL || t->msg_begun)
+		return;
+	t->msg_begun = 1;
+	if (ctx->ev.on_message_begin != NULL)
+		ctx->ev.on_message_begin(ctx->arg, f, &t->rec);
+}
+
 void
 bs_smtp_txn_content(struct bs_smtp_flow *f, const uint8_t *p, uint32_t n)
 {
@@ -347,18 +571,6 @@ bs_smtp_txn_content(struct bs_smtp_flow *f, const uint8_t *p, uint32_t n)
 		EVP_DigestUpdate(t->md, p, n);
 	if (ctx->ev.on_data != NULL)
 		ctx->ev.on_data(ctx->arg, f, &t->rec, p, n);
-}
-
-void
-bs_smtp_txn_envelope(struct bs_smtp_flow *f, struct bs_smtp_txn *t)
-{
-	struct bs_smtp_ctx *ctx = f->ctx;
-
-	if (t == NULL || t->envelope_sent)
-		return;
-	t->envelope_sent = 1;
-	if (ctx->ev.on_envelope != NULL)
-		ctx->ev.on_envelope(ctx->arg, f, &t->rec);
 }
 
 void
@@ -397,6 +609,8 @@ bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 			f->open[i] = NULL;
 	if (f->cur == t)
 		f->cur = NULL;
+	if (f->active == t)
+		f->active = NULL;
 	if (f->data_txn == t)
 		f->data_txn = NULL;
 	t->rec.reply = reply;
@@ -409,6 +623,7 @@ bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 		ctx->ev.on_txn_end(ctx->arg, f, &t->rec);
 	EVP_MD_CTX_free(t->md);
 	free(t->rec.rcpt);
+	bs_smtp_mem_uncharge(f, t->mem);
 	free(t);
 }
 
@@ -416,13 +631,16 @@ bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 
 int
 bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
-	uint32_t rcpt, uint8_t last)
+	uint32_t rcpt, uint8_t flags)
 {
 	struct bs_smtp_pend *e;
 
+	if (!f->inspected)
+		return -EPIPE;
 	if (f->pend_n == f->pend_cap) {
 		uint32_t ncap = f->pend_cap ? f->pend_cap * 2 : 8;
 		struct bs_smtp_pend *np;
+		uint64_t more;
 
 		if (f->pend_n >= f->ctx->p.smtp_pipeline_max) {
 			bs_smtp_uninspect(f, BS_WHY_PIPELINE);
@@ -430,8 +648,12 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 		}
 		if (ncap > f->ctx->p.smtp_pipeline_max)
 			ncap = f->ctx->p.smtp_pipeline_max;
+		more = (uint64_t)(ncap - f->pend_cap) * sizeof(*np);
+		if (bs_smtp_mem_charge(f, more) < 0)
+			return -ENOBUFS;
 		np = malloc(ncap * sizeof(*np));
 		if (np == NULL) {
+			bs_smtp_mem_uncharge(f, more);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
 			return -ENOMEM;
 		}
@@ -445,11 +667,13 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 	}
 	e = &f->pend[(f->pend_head + f->pend_n) % f->pend_cap];
 	e->cmd = cmd;
-	e->last = last;
+	e->flags = flags;
 	e->pad = 0;
 	e->txn = txn;
 	e->rcpt = rcpt;
 	f->pend_n++;
+	if (flags & BS_PF_RESET)
+		f->pend_resets++;
 	return 0;
 }
 
@@ -488,8 +712,11 @@ bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir, const uint8_t *p,
 
 		if (cp > 0) {
 			if (l->buf == NULL) {
+				if (bs_smtp_mem_charge(f, cap) < 0)
+					return n;
 				l->buf = malloc(cap);
 				if (l->buf == NULL) {
+					bs_smtp_mem_uncharge(f, cap);
 					bs_smtp_uninspect(f, BS_WHY_NOMEM);
 					return n;
 				}

@@ -54,7 +54,12 @@ struct bs_cfg_ports {
 	X(flow_closed_timeout_ms, "flow.closed_timeout_ms", U32, "10000",    \
 		100, 600000,                                                 \
 		"Idle time after which a flow that saw FIN, RST or only a "  \
-		"handshake is forgotten")                                    \
+		"handshake (half-open) is forgotten")                        \
+	X(inside_port, "dataplane.inside_port", U32, "1", 0, 2,             \
+		"Which port of each inline pair (0<->1, 2<->3, ...) faces "  \
+		"the protected mail servers: 1 the odd one, 0 the even "     \
+		"one, 2 not known (direction by addresses only). A lone "    \
+		"last port reflects and has no side")                        \
 	X(burst_size, "dataplane.burst_size", U32, "32", 1, 512,             \
 		"Packets per rte_eth_rx_burst call")                         \
 	X(rx_ring_size, "dataplane.rx_ring_size", U32, "1024", 64, 32768,   \
@@ -63,6 +68,10 @@ struct bs_cfg_ports {
 		"TX descriptors per queue")                                  \
 	X(mbuf_pool_size, "dataplane.mbuf_pool_size", U32, "16383", 1023,    \
 		4194303, "mbufs in the pool shared by all ports")            \
+	X(mtu, "dataplane.mtu", U32, "1500", 68, 16000,                      \
+		"IP MTU set on every port (jumbo frames: e.g. 9000). Frames "\
+		"longer than an mbuf arrive as chains (RX scatter) where the "\
+		"PMD offers it; otherwise mbufs are made large enough")      \
 	X(detect_inflight_max, "detect.inflight_max", U32, "4096", 1,        \
 		1048576,                                                     \
 		"Messages one worker scans at once; more pass unscanned "    \

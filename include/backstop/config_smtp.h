@@ -7,6 +7,14 @@
  * to them), line lengths from RFC 5321 4.5.3.1 (512 octets for a command
  * or reply line, 1000 for a text line, both including CRLF), and the
  * RFC 5321 4.5.3.1.8 minimum of 100 recipients a server must accept.
+ *
+ * smtp.session_budget_bytes bounds everything else a worker's sessions
+ * hold (engine state, recipients, pending commands, the wait hold, line
+ * buffers, history rings).  An ordinary session holds 1.5 to 4 KB, so
+ * the default fits a full default flow table (65536) of busy sessions
+ * at 4 KB each; a hostile session can hold 100 KB and more (recipients,
+ * long pipelines), so a flood of those reaches the budget first and is
+ * passed uninspected instead of growing the process.
  * bs_smtp_params_from_config() (smtp.h) copies them into the engine.
  */
 #ifndef BACKSTOP_CONFIG_SMTP_H
@@ -49,6 +57,11 @@
 		1048576,                                                     \
 		"Client bytes copied while a DATA/AUTH/STARTTLS reply is "   \
 		"pending (sent too early); more makes the flow uninspected") \
+	X(smtp_session_budget_bytes, "smtp.session_budget_bytes", U64,       \
+		"268435456", 65536, 68719476736ULL,                          \
+		"Session memory per worker over all flows (engine state, "   \
+		"recipients, pending commands, held bytes, line buffers, "   \
+		"history); a flow that would pass it is uninspected")        \
 	X(smtp_event_digest, "smtp.event_digest", BOOL, "false", 0, 1,       \
 		"Compute the SHA-256 of each message for the event log")
 

@@ -21,6 +21,7 @@
 
 #include "backstop/counters_smtp.h"
 #include "backstop/counters_detect.h"
+#include "backstop/counters_ledger.h"
 
 /* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers). */
 #define BS_CNT_KIND_COUNTER 0
@@ -57,13 +58,37 @@
 		COUNTER)                                                     \
 	X(flow_table_full, "SMTP segments passed untracked: table full",     \
 		COUNTER)                                                     \
+	X(flow_established, "SMTP flows whose handshake completed (or "      \
+		"picked up mid-stream): only these get engine state",        \
+		COUNTER)                                                     \
+	X(flow_server_inside, "Established SMTP flows whose server is on "   \
+		"the protected side (inbound mail)", COUNTER)                \
+	X(flow_server_outside, "Established SMTP flows whose server is "     \
+		"outside (outbound mail from the protected side)", COUNTER)  \
+	X(flow_evicted_halfopen, "Half-open SMTP flows evicted to make "     \
+		"room for a new one (SYN flood)", COUNTER)                   \
+	X(flow_evicted_closed, "Closed SMTP flows evicted to make room for " \
+		"a new one", COUNTER)                                        \
+	X(seg_cksum_bad, "SMTP segments with a bad IP or TCP checksum (NIC " \
+		"flag or software check): forwarded, not believed", COUNTER) \
+	X(seg_wrong_side, "SMTP segments whose sender is on the other side " \
+		"of the inline pair than their ingress port: forwarded, "    \
+		"not believed", COUNTER)                                     \
+	X(seg_rewritten, "Segments whose conflicting bytes were rewritten "  \
+		"inline to the bytes first seen (TCP checksum updated)",     \
+		COUNTER)                                                     \
 	X(flow_active, "SMTP flows in the table", GAUGE)                     \
 	X(flow_engine_nomem, "SMTP flows passed uninspected: no memory "      \
 		"for engine state", COUNTER)                                 \
 	X(seg_dropped_conflict, "Segments dropped inline: retransmission "    \
-		"with different bytes (normalised)", COUNTER)                \
+		"with different bytes that could not be rewritten", COUNTER) \
 	X(pkt_multiseg, "Chained mbufs on SMTP flows (fed segment by "        \
 		"segment)", COUNTER)                                         \
+	X(reasm_rst_challenged, "RST in the window but not at rcv_nxt "      \
+		"(the server sends a challenge ACK: ignored, RFC 5961)",     \
+		COUNTER)                                                     \
+	X(reasm_rewritten, "Conflicting retransmissions whose overlap is "   \
+		"to be rewritten to the bytes first seen", COUNTER)          \
 	X(event_log_records, "Transaction records written to the event log", \
 		COUNTER)                                                     \
 	X(event_log_dropped, "Transaction records lost: event ring full",    \
@@ -79,7 +104,9 @@
 	BS_CNT_PKT(X)                                                        \
 	BS_CNT_FLOW(X)                                                       \
 	BS_CNT_SMTP(X)                                                       \
-	BS_CNT_DETECT(X)
+	BS_CNT_DETECT(X)                                                     \
+	BS_CNT_LEDGER(X)                                                     \
+	BS_CNT_STORM(X)
 
 enum bs_counter {
 #define BS_CNT_ENUM_(name, help, kind) BS_CNT_##name,

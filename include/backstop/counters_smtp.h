@@ -64,8 +64,12 @@
 		"(not taken as the end)", COUNTER)                           \
 	X(smtp_data_line_long, "Message lines past smtp.text_line_max",      \
 		COUNTER)                                                     \
-	X(smtp_desync, "Server replied during DATA content (flow "           \
-		"uninspected)", COUNTER)                                     \
+	X(smtp_desync, "Server and engine disagree on the session: a reply " \
+		"during DATA content or one that cannot answer its command " \
+		"(flow uninspected)", COUNTER)                               \
+	X(smtp_desync_reply, "Replies that cannot answer their command "     \
+		"(2xx to DATA, 354 to RCPT, ...; also in smtp_desync)",      \
+		COUNTER)                                                     \
 	X(smtp_pipeline_overflow, "Commands past smtp.pipeline_max (flow "   \
 		"uninspected)", COUNTER)                                     \
 	X(smtp_wait_overflow, "Early client bytes past smtp.wait_hold_bytes"\
@@ -73,6 +77,10 @@
 	X(smtp_wait_held, "Client bytes sent before the reply they must "    \
 		"wait for (held and replayed)", COUNTER)                     \
 	X(smtp_nomem, "Allocation failures (flow uninspected)", COUNTER)     \
+	X(smtp_session_budget, "Flows uninspected or not followed: "         \
+		"smtp.session_budget_bytes reached", COUNTER)                \
+	X(smtp_session_bytes, "Session memory charged to "                   \
+		"smtp.session_budget_bytes now", GAUGE)                      \
 	X(smtp_auth, "AUTH exchanges (SASL lines skipped)", COUNTER)         \
 	X(smtp_txn_begin, "Transactions begun (MAIL FROM)", COUNTER)         \
 	X(smtp_txn_aborted, "Transactions ended without a message", COUNTER) \
@@ -81,6 +89,8 @@
 		"(flow uninspected)", COUNTER)                               \
 	X(smtp_rcpt_over_cap, "Recipients past smtp.rcpt_max", COUNTER)      \
 	X(smtp_bdat, "BDAT chunks", COUNTER)                                 \
+	X(smtp_bdat_unannounced, "BDAT read as a command: malformed, or "    \
+		"CHUNKING not in the EHLO reply", COUNTER)                   \
 	X(smtp_message_bytes, "Message bytes after dot-unstuffing", COUNTER)
 
 #endif

@@ -64,6 +64,7 @@ struct bs_pkt {
 	/* SYN only: window scale option; 0 = not a SYN, 1 = SYN without the
 	 * option, 2 + n = shift count n (the encoding of reasm.h). */
 	uint8_t wscale;
+	uint8_t sack_ok;       /* SYN only: SACK-permitted option present */
 	uint16_t payload_off;  /* offset of the TCP payload */
 	uint32_t payload_len;  /* bytes of TCP payload per the IP length */
 };
@@ -89,5 +90,15 @@ int bs_pkt_parse_seg(const uint8_t *buf, size_t hl, size_t len,
 
 /* Short name of a result, for logs and tests. */
 const char *bs_pkt_result_name(int r);
+
+/*
+ * Internet checksum (RFC 1071) field value ck (as read, big-endian) after
+ * n bytes of the summed data, starting at byte offset off of it, change
+ * from old[] to new_[] (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')).  The
+ * offset's parity says which half of a 16-bit word each byte is.  Any
+ * thread; pure.
+ */
+uint16_t bs_cksum_adjust(uint16_t ck, const uint8_t *old,
+	const uint8_t *new_, size_t n, size_t off);
 
 #endif /* BACKSTOP_PKT_H */

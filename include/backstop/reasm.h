@@ -41,14 +41,35 @@ struct bs_seg {
 	uint8_t flags;       /* BS_TCP_* (pkt.h) */
 	uint8_t to_server;   /* 1: client to server, 0: server to client */
 	uint8_t wscale;      /* SYN only: BS_WSCALE_* */
-	uint8_t pad;
+	uint8_t sack;        /* SYN only: SACK-permitted option present */
 	void *pkt;           /* caller's handle on the packet (an mbuf) */
+	struct bs_seg_out *out; /* optional: what reassembly judged */
 };
+
+/*
+ * What reassembly tells the caller about one segment, beyond the verdict
+ * (seg.out; may be NULL).  Reassembly only sets bits in flags: the caller
+ * clears them before the call.  fix/fix_cap are the caller's: a buffer
+ * for the bytes of a segment whose overlap must be rewritten.
+ */
+struct bs_seg_out {
+	uint8_t flags;       /* BS_SEGO_* */
+	uint32_t fix_lo, fix_hi; /* BS_SEG_REWRITE: payload bytes to replace */
+	uint8_t *fix;        /* fix[fix_lo..fix_hi) are the bytes they become */
+	uint32_t fix_cap;    /* bytes at fix; a longer segment is dropped */
+};
+
+#define BS_SEGO_RST 0x01     /* RST accepted: the connection is over */
+#define BS_SEGO_FIN 0x02     /* this direction reached its FIN */
+#define BS_SEGO_REWRITE 0x04 /* fix_lo/fix_hi are valid */
 
 /* What the caller does with the segment. */
 enum bs_seg_verdict {
-	BS_SEG_PASS = 0, /* forward */
-	BS_SEG_DROP = 1, /* normalise: drop (conflicting retransmission) */
+	BS_SEG_PASS = 0,    /* forward */
+	BS_SEG_DROP = 1,    /* normalise: drop (conflict, no room to fix) */
+	BS_SEG_REWRITE = 2, /* normalise: payload[fix_lo..fix_hi) becomes
+			     * out->fix[fix_lo..fix_hi) (the bytes first seen;
+			     * the TCP checksum must follow), then forward */
 };
 
 /*
@@ -58,6 +79,9 @@ enum bs_seg_verdict {
  * segment per 64 bytes of budget leaves room for any real reordering.
  */
 #define BS_REASM_OOO_SEGS(flow_bytes) ((flow_bytes) / 64 + 64)
+
+/* Largest segment payload a rewrite buffer must hold: one mbuf's data. */
+#define BS_SEG_FIX_MAX 65535
 
 /* Direction index: 0 client to server, 1 server to client. */
 #define BS_REASM_C2S 0
@@ -117,7 +141,9 @@ void bs_reasm_init(struct bs_reasm *r);
 /*
  * Process one segment of the flow.  Delivers any bytes that became in
  * order through deliver(arg, ...), possibly several times.  Returns the
- * verdict for the segment.  Never fails: a condition it cannot follow
+ * verdict for the segment: BS_SEG_REWRITE only when seg->out gives a
+ * fix buffer of at least seg->len bytes (else a conflict is BS_SEG_DROP
+ * and changes no state).  Never fails: a condition it cannot follow
  * sets r->unreliable (and frees held data); later segments are ignored
  * and passed.  now_ms is the caller's clock.  Owner worker only.
  */

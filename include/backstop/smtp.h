@@ -9,15 +9,24 @@
  * commands and the server's replies in order (PIPELINING included) and
  * calls the event table for each mail transaction:
  *
- *   on_txn_begin      MAIL FROM seen (helo, mail_from set)
- *   on_envelope       the reply to DATA (354) or to the first BDAT
- *                     arrived: every RCPT has its reply by then
+ *   on_txn_begin      MAIL FROM seen (helo, mail_from set); its reply
+ *                     may still refuse it (then on_txn_end follows)
+ *   on_message_begin  the message's first byte is next, exactly once
+ *                     per message: DATA on the 354, BDAT when the first
+ *                     chunk starts (possibly before any reply to MAIL,
+ *                     RCPT or BDAT: recipients may have reply 0)
  *   on_data           message bytes after dot-unstuffing, in order
  *   on_end_of_message the message is complete; pkt is the segment that
  *                     carries its last byte (NULL if it left already)
  *   on_txn_end        always paired with on_txn_begin: the final reply
- *                     arrived, the transaction was aborted, or the flow
- *                     ended; rec->complete says if a message was sent
+ *                     arrived, the transaction was refused or aborted,
+ *                     or the flow ended; rec->complete says if a
+ *                     message was sent.  A message begun and not
+ *                     complete is aborted here.
+ *
+ * State changes where the server makes them: on its reply (RSET,
+ * EHLO/HELO, MAIL, RCPT, DATA), as Postfix's smtpd does.  A reply that
+ * cannot answer its command is a desynchronisation.
  *
  * A flow the engine cannot follow (STARTTLS, mid-stream pickup, holes,
  * caps, desynchronisation) becomes uninspected: open transactions end,
@@ -63,12 +72,27 @@
 #define BS_SMTP_EXT_AUTH 0x40
 #define BS_SMTP_EXT_DSN 0x80
 
+/*
+ * bs_smtp_endpoints.server_inside: where the server is.  Zero is
+ * "unknown" so that endpoints nobody filled in (tests, the offline
+ * classifier) never pass for outbound mail, which the ledger learns from.
+ */
+#define BS_SIDE_UNKNOWN 0 /* no side known (a lone reflecting port) */
+#define BS_SIDE_INSIDE 1  /* on the protected side: inbound mail to its MX */
+#define BS_SIDE_OUTSIDE 2 /* outside: outbound mail from the protected side */
+
 /* Both ends of a flow, client first.  IPv4 in the first 4 bytes. */
 struct bs_smtp_endpoints {
 	uint8_t l3; /* BS_L3_IPV4 or BS_L3_IPV6 (pkt.h) */
 	uint8_t client[16];
 	uint8_t server[16];
 	uint16_t cport, sport;
+	/*
+	 * BS_SIDE_*: set by the worker from the ingress port of the flow's
+	 * packets (the port of its inline pair that faces the protected
+	 * mail servers, dataplane.inside_port).
+	 */
+	uint8_t server_inside;
 };
 
 struct bs_smtp_rcpt {
@@ -113,7 +137,7 @@ struct bs_smtp_flow;
 struct bs_smtp_events {
 	void (*on_txn_begin)(void *arg, struct bs_smtp_flow *f,
 		const struct bs_smtp_record *rec);
-	void (*on_envelope)(void *arg, struct bs_smtp_flow *f,
+	void (*on_message_begin)(void *arg, struct bs_smtp_flow *f,
 		const struct bs_smtp_record *rec);
 	void (*on_data)(void *arg, struct bs_smtp_flow *f,
 		const struct bs_smtp_record *rec, const uint8_t *data,
@@ -186,9 +210,20 @@ void bs_smtp_ctx_free(struct bs_smtp_ctx *ctx);
 uint64_t bs_smtp_ctx_held(const struct bs_smtp_ctx *ctx);
 
 /*
+ * Bytes of session memory charged to smtp.session_budget_bytes by all
+ * flows of ctx now: engine state, transactions and their recipients,
+ * pending-command rings, the wait hold, line buffers and history rings
+ * (out-of-order data has its own budget, bs_smtp_ctx_held()).  0 once
+ * every flow is freed.
+ */
+uint64_t bs_smtp_ctx_session_bytes(const struct bs_smtp_ctx *ctx);
+
+/*
  * Start following a flow.  ep gives the client and server endpoints (the
  * record reports them).  Returns the per-flow state to store in
- * bs_flow.app, or NULL when memory is short (pass the flow untracked).
+ * bs_flow.app, or NULL when memory is short or the worker's session
+ * budget is spent (pass the flow untracked; smtp_nomem or
+ * smtp_session_budget says which).
  * Owner worker only; free with bs_smtp_flow_free().
  */
 struct bs_smtp_flow *bs_smtp_flow_new(struct bs_smtp_ctx *ctx,

@@ -2,7 +2,8 @@
 /*
  * The transaction stage: what happens to an SMTP transaction once the
  * engine (smtp.h) reports it.  The message streams into NDR detection
- * (detect.h) as the engine unstuffs it; when the transaction ends, its
+ * (detect.h) from its first byte (on_message_begin: DATA's 354 or the
+ * first BDAT chunk) as the engine unstuffs it; when the transaction ends, its
  * record and what detection found become one JSON line in an event ring
  * (evring.h).  The verdict stage will hang off the end of the message.
  *
@@ -27,6 +28,8 @@
  * drains (the backstop program drains every 10 ms). */
 #define BS_TXN_EVRING_SIZE (4u << 20)
 
+struct bs_txn_det; /* a message's detection state (txn.c) */
+
 struct bs_txn_stage {
 	const struct bs_config *cfg;
 	struct bs_counters *cnt;
@@ -37,8 +40,11 @@ struct bs_txn_stage {
 	char *json;                   /* formatting buffer for records */
 	size_t json_len;
 	uint64_t now_ms;              /* the owner's clock, set per loop */
-	void *closing;                /* detection state of the flow being
+	uint32_t det_live;            /* detection entries allocated (0
+	                               * once every flow is freed) */
+	struct bs_txn_det *closing;   /* detection state of the flow being
 	                               * freed (its records end inside) */
+	struct bs_smtp_flow *closing_flow;
 };
 
 /*

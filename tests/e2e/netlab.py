@@ -11,6 +11,7 @@ swaks runs in the client namespace.  Addresses are documentation ranges
 that exist only inside the namespaces this lab creates.  Root only.
 """
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 CLI4, SRV4 = "198.51.100.1", "198.51.100.2"
 CLI6, SRV6 = "2001:db8:25::1", "2001:db8:25::2"
 
@@ -145,7 +147,8 @@ class Lab:
             return ""
 
     # -- postfix ----------------------------------------------------------
-    def start_postfix(self, domain="example.net", tls=False):
+    def start_postfix(self, domain="example.net", tls=False, extra=None):
+        """Start Postfix; extra: more main.cf settings (name: value)."""
         d = os.path.join(self.dir, "postfix")
         self.postfix_dir = d
         etc = os.path.join(d, "etc")
@@ -196,6 +199,7 @@ class Lab:
             main.update({"smtpd_tls_security_level": "may",
                          "smtpd_tls_cert_file": crt,
                          "smtpd_tls_key_file": key})
+        main.update(extra or {})
         with open(os.path.join(etc, "main.cf"), "w") as f:
             for k, v in main.items():
                 f.write("%s = %s\n" % (k, v))
@@ -220,6 +224,14 @@ class Lab:
                 return
             time.sleep(0.3)
         raise RuntimeError("postfix not listening")
+
+    def postconf(self, **settings):
+        """Change main.cf settings of the running Postfix and reload it
+        (new sessions get them)."""
+        for k, v in settings.items():
+            sh("postconf", "-c", self.postfix_etc, "-e", "%s=%s" % (k, v))
+        sh("postfix", "-c", self.postfix_etc, "reload", ns=self.sns)
+        time.sleep(1.5)  # master restarts its services
 
     def stop_postfix(self):
         if self.postfix_etc:
@@ -252,6 +264,21 @@ class Lab:
         return sh("swaks", "--server", server, "--timeout", "20",
                   "--hide-all", *args, ns=self.cns, check=False,
                   timeout=timeout)
+
+    def raw_smtp(self, steps, server=SRV4, timeout=60):
+        """Run one SMTP session from the client namespace with the raw
+        client (smtp_raw.py: exactly these bytes, replies read as
+        told).  Returns its result: {"replies": [[code, line], ...],
+        "eof": bool, "error": str (if any)}."""
+        path = os.path.join(self.dir, "raw%d.json" % time.monotonic_ns())
+        with open(path, "w") as f:
+            json.dump(steps, f)
+        r = sh("/usr/bin/python3", os.path.join(HERE, "smtp_raw.py"),
+               server, "25", path, ns=self.cns, check=False,
+               timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError("smtp_raw failed: %s" % r.stderr[-500:])
+        return json.loads(r.stdout)
 
     def close(self):
         try:

@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct bs_flow_table *t;
 	static uint64_t now;
 	if (t == NULL) {
-		const uint64_t tmo[BS_FLOW_TMO__MAX] = { 50, 10 };
+		const uint64_t tmo[BS_FLOW_TMO__MAX] = { 50, 10, 10 };
 		t = bs_flow_table_create(64, tmo, NULL, NULL, 1);
 		if (t == NULL)
 			abort();
@@ -52,7 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort(); /* payload must lie in the frame */
 			struct bs_flow_key k;
 			bool created;
-			bs_flow_key_from_pkt(&p, &k);
+			bs_flow_key_from_pkt(&p, 0, &k);
 			struct bs_flow *fl = bs_flow_lookup(t, &k, now,
 				p.tcp_flags & 1, &created);
 			if (fl != NULL && (p.tcp_flags & BS_TCP_RST))

@@ -11,6 +11,12 @@
  * numbers in step, so the fuzzer's bytes reach the SMTP parser and the
  * MIME parser rather than dying in TCP checks.  A fixed prologue of
  * server greeting and MAIL/RCPT/DATA replies makes DATA reachable.
+ * Inputs of odd length run on a second stage whose session budget is
+ * the smallest allowed, so that the budget's fail-open path is fuzzed.
+ *
+ * Oracle besides ASan/UBSan: once the flow is freed, every message begun
+ * was ended or aborted (no detection in flight, no detection entry
+ * left), and every out-of-order and every session byte was returned.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,11 +31,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct bs_config cfg;
+static struct bs_config cfg, cfg_tight;
 static struct bs_ruleset *rules;
 static struct bs_counters cnt;
 static FILE *devnull;
-static struct bs_txn_stage t; /* one stage for all inputs, as on a worker */
+/* One stage for all inputs, as on a worker; stage[1] has a tight budget. */
+static struct bs_txn_stage stage[2];
 
 static void
 init(void)
@@ -45,8 +52,11 @@ init(void)
 		abort();
 	}
 	cfg.smtp_event_digest = true;
+	cfg_tight = cfg;
+	cfg_tight.smtp_session_budget_bytes = 65536;
 	devnull = fopen("/dev/null", "w");
-	if (bs_txn_init(&t, &cfg, rules, &cnt, true, 0) < 0)
+	if (bs_txn_init(&stage[0], &cfg, rules, &cnt, true, 0) < 0 ||
+		bs_txn_init(&stage[1], &cfg_tight, rules, &cnt, true, 0) < 0)
 		abort();
 }
 
@@ -74,22 +84,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	struct bs_smtp_endpoints ep = { .l3 = BS_L3_IPV4, .cport = 40000,
 		.sport = 25 };
-	struct bs_smtp_flow *f = bs_txn_flow_new(&t, &ep);
+	struct bs_txn_stage *tp = &stage[size & 1];
+	struct bs_smtp_flow *f = bs_txn_flow_new(tp, &ep);
 	if (f == NULL)
 		abort();
 	uint32_t cs = 1000, ss = 0xfffff000u; /* server side wraps */
 	uint64_t now = 1;
-	seg(&t, f, &cs, 0, true, BS_TCP_SYN, NULL, 0, now);
-	seg(&t, f, &ss, cs, false, BS_TCP_SYN | BS_TCP_ACK, NULL, 0, now);
+	seg(tp, f, &cs, 0, true, BS_TCP_SYN, NULL, 0, now);
+	seg(tp, f, &ss, cs, false, BS_TCP_SYN | BS_TCP_ACK, NULL, 0, now);
 	static const char *const pro_s[] = {
 		"220 mx ESMTP\r\n", "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n",
 	};
 	static const char *const pro_c[] = { "EHLO x\r\n" };
-	seg(&t, f, &ss, cs, false, BS_TCP_ACK, (const uint8_t *)pro_s[0],
+	seg(tp, f, &ss, cs, false, BS_TCP_ACK, (const uint8_t *)pro_s[0],
 		(uint32_t)strlen(pro_s[0]), now);
-	seg(&t, f, &cs, ss, true, BS_TCP_ACK, (const uint8_t *)pro_c[0],
+	seg(tp, f, &cs, ss, true, BS_TCP_ACK, (const uint8_t *)pro_c[0],
 		(uint32_t)strlen(pro_c[0]), now);
-	seg(&t, f, &ss, cs, false, BS_TCP_ACK, (const uint8_t *)pro_s[1],
+	seg(tp, f, &ss, cs, false, BS_TCP_ACK, (const uint8_t *)pro_s[1],
 		(uint32_t)strlen(pro_s[1]), now);
 
 	size_t i = 0;
@@ -106,17 +117,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* Rewind: a retransmission or overlap of recent bytes. */
 			uint32_t back = (uint32_t)(ctl >> 3);
 			uint32_t s2 = *sq - back;
-			seg(&t, f, &s2, ack, to_server, flags, data + i, n, now);
+			seg(tp, f, &s2, ack, to_server, flags, data + i, n, now);
 		} else {
-			seg(&t, f, sq, ack, to_server, flags, data + i, n, now);
+			seg(tp, f, sq, ack, to_server, flags, data + i, n, now);
 		}
 		i += n;
 		now += ctl & 7;
-		bs_evring_drain(t.events, devnull);
+		bs_evring_drain(tp->events, devnull);
 	}
-	bs_txn_flow_free(&t, f);
-	bs_evring_drain(t.events, devnull);
-	if (t.detect_inflight != 0 || bs_smtp_ctx_held(t.smtp) != 0)
-		abort(); /* every message ended, every held byte returned */
+	bs_txn_flow_free(tp, f);
+	bs_evring_drain(tp->events, devnull);
+	/* Every message begun was ended or aborted, every held byte and
+	 * every session byte returned. */
+	if (tp->detect_inflight != 0 || tp->det_live != 0 ||
+		bs_smtp_ctx_held(tp->smtp) != 0 ||
+		bs_smtp_ctx_session_bytes(tp->smtp) != 0)
+		abort();
 	return 0;
 }

@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Hostile SMTP through the whole packet path.  Each case is a capture of
 one attack beside one ordinary session; backstop must forward every frame
-unchanged (but the one conflicting retransmission it normalises away),
+unchanged (but the one conflicting retransmission it normalises),
 count what it saw, and still log the ordinary session's message.
 
 - an overlong command line (100 KB without CRLF);
 - an out-of-order flood: segments far ahead of a hole, past the
   per-flow cap;
-- a retransmission with different bytes (evasion): dropped inline;
+- a retransmission with different bytes (evasion): rewritten inline to
+  the bytes first seen, with a valid checksum;
 - STARTTLS, then bytes that look like SMTP but are encrypted traffic;
 - tiny 1-byte segments for a whole session (must still be followed)."""
 import importlib.util
@@ -43,7 +44,7 @@ def opening(conv):
     conv.send(False, b"250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
 
 
-def run_case(name, attack, expect, drop_index=None):
+def run_case(name, attack, expect, rewrite=None):
     normal = ordinary(len(name))
     frames = gen.interleave(rnd, [attack, normal])
     pc, out = os.path.join(d, name + ".pcap"), os.path.join(d, name + ".o")
@@ -54,13 +55,15 @@ def run_case(name, attack, expect, drop_index=None):
         ["--idle-exit", "300", "--event-log", ev])
     want = bstest.read_pcap(pc)
     got = bstest.read_pcap(out)
-    if drop_index is None:
+    if rewrite is None:
         c.eq(name + ": every frame forwarded byte-exact",
              bstest.frames_diff(got, want), None)
     else:
-        bad = bytes(drop_index)
-        c.eq(name + ": every frame but the conflicting one forwarded",
-             bstest.frames_diff(got, [f for f in want if f != bad]), None)
+        bad, good = bytes(rewrite[0]), bytes(rewrite[1])
+        c.eq(name + ": the conflicting frame leaves as the first copy "
+             "(bytes and checksum), every other one unchanged",
+             bstest.frames_diff(got, [good if f == bad else f
+                                      for f in want]), None)
     for k, v in expect.items():
         if callable(v):
             c.true("%s: %s (%s)" % (name, k, rep.get(k)), v(rep.get(k, 0)))
@@ -101,23 +104,55 @@ run_case("ooo_flood", a, {"reasm_ooo_flow_cap": lambda v: v >= 1,
                           "tx_dropped": 0})
 
 # 3. Conflicting retransmission: the second copy carries other bytes.
+def reload(frame, payload):
+    f = frame.copy()
+    f["Raw"].load = payload
+    del f["IP"].len
+    del f["IP"].chksum
+    del f["TCP"].chksum
+    return gen.Ether(bytes(f))
+
+
+MAIL = b"MAIL FROM:<a@example.org>\r\n"
 a = gen.TcpConv(rnd, "203.0.113.68", "198.51.100.25", 40003, 25)
 opening(a)
-seq = a.cseq
-a.send(True, b"MAIL FROM:<a@example.org>\r\n")
-a.send(False, b"250 ok\r\n")
+a.send(True, MAIL)
 first = a.pkts[-2][0]
-evil = first.copy()
-evil["Raw"].load = b"MAIL FROM:<>\r\n" + b" " * (len(first["Raw"].load) - 14)
-del evil["IP"].chksum
-del evil["TCP"].chksum
-evil = gen.Ether(bytes(evil))
+a.send(False, b"250 ok\r\n")
+evil = reload(first, b"MAIL FROM:<>\r\n" + b" " * (len(MAIL) - 14))
 a.pkts.append((evil, True))
 a.send(True, b"QUIT\r\n")
 a.close()
-run_case("conflict", a, {"seg_dropped_conflict": 1,
+run_case("conflict", a, {"seg_dropped_conflict": 0, "seg_rewritten": 1,
                          "reasm_overlap_conflict": lambda v: v >= 1},
-         drop_index=evil)
+         rewrite=(evil, first))
+
+# 3b. The same, but the retransmission also carries new bytes after the
+# conflicting ones: a sender must not stall, so they are taken (by the
+# server and by us), the old ones go back to what was first seen.
+RCPT = b"RCPT TO:<u@example.net>\r\n"
+a = gen.TcpConv(rnd, "203.0.113.71", "198.51.100.25", 40006, 25)
+opening(a)
+a.send(True, MAIL)
+first = a.pkts[-2][0]
+a.send(False, b"250 ok\r\n")
+evil = reload(first, b"MAIL FROM:<>\r\n" + b" " * (len(MAIL) - 14) + RCPT)
+a.pkts.append((evil, True))
+a.cseq = (a.cseq + len(RCPT)) & 0xffffffff
+a.send(False, b"250 ok\r\n")
+a.send(True, b"DATA\r\n")
+a.send(False, b"354 go\r\n")
+a.send(True, b"Subject: x\r\n\r\nhello\r\n.\r\n")
+a.send(False, b"250 queued\r\n")
+a.send(True, b"QUIT\r\n")
+a.close()
+recs = run_case("partial_conflict", a, {"seg_dropped_conflict": 0,
+                                        "seg_rewritten": 1},
+                rewrite=(evil, reload(first, MAIL + RCPT)))
+c.eq("partial_conflict: the first sender and the new recipient are seen",
+     [(r["mail_from"], r["rcpt"], r["reply"]) for r in recs
+      if r["helo"] == "attacker"], [("a@example.org", ["u@example.net"],
+                                     250)])
 
 # 4. STARTTLS, then what looks like SMTP (it is encrypted traffic).
 a = gen.TcpConv(rnd, "203.0.113.69", "198.51.100.25", 40004, 25)

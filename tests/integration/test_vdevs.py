@@ -31,7 +31,7 @@ _, rep, ports, _, err = bstest.run(["net_null0", "net_null1"],
                                    eal=["--lcores", "0@0,1@1,2@1"])
 c.eq("two workers forward", rep.get("workers"), 2)
 c.true("queues per worker with symmetric RSS logged",
-       "2 queue(s), symmetric RSS" in err)
+       "2 queue(s), symmetric RSS (verified)" in err)
 c.eq("two workers: every packet forwarded or counted",
      rep.get("tx_packets", 0) + rep.get("tx_dropped", 0),
      rep.get("rx_packets"))

@@ -6,8 +6,10 @@
  * flags, sequence offset, ack offset, window, urgent pointer, length)
  * followed by its payload, with small caps so every limit is reached.
  * Checks, besides ASan/UBSan: the held-byte accounting matches the
- * per-flow counts, stays within the caps and returns to zero, and no
- * delivery happens after the flow is unreliable or reset.
+ * per-flow counts, stays within the caps and returns to zero, no
+ * delivery happens after the flow is unreliable or reset, and a rewrite
+ * span lies inside the segment (every other segment gets a fix buffer,
+ * some too short, so both the rewrite and the drop paths run).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.cnt = &cnt };
 	struct bs_reasm r;
 	struct fz z = { .r = &r };
+	static uint8_t fix[256];
 	uint32_t base[2] = { 0xffffff00u, 1000 };
 	uint64_t now = 0;
 	size_t i = 0;
@@ -84,7 +87,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.pkt = (void *)(uintptr_t)i;
 		now += h[8] >> 5;
 		i += len;
-		bs_reasm_input(&ctx, &r, &s, now, fz_deliver, &z);
+		struct bs_seg_out out = { .fix = fix,
+			.fix_cap = (h[0] & 0x80) ? sizeof(fix) : len / 2 };
+		if (h[7] & 1)
+			s.out = &out;
+		enum bs_seg_verdict v = bs_reasm_input(&ctx, &r, &s, now,
+			fz_deliver, &z);
+		if (v == BS_SEG_REWRITE && (s.out == NULL ||
+				!(out.flags & BS_SEGO_REWRITE) ||
+				out.fix_lo >= out.fix_hi || out.fix_hi > len ||
+				len > out.fix_cap)) {
+			fprintf(stderr, "bad rewrite span\n");
+			abort();
+		}
 		if (ctx.ooo_held != bs_reasm_held(&r) ||
 			r.dir[0].ooo_bytes > ctx.ooo_flow_max ||
 			r.dir[1].ooo_bytes > ctx.ooo_flow_max ||

@@ -8,7 +8,10 @@
  * order and once cut, reordered, duplicated and overlapped (seeded by
  * the option byte).  Besides memory errors (ASan/UBSan) the oracle is
  * the engine's contract: both runs must give the same records, the same
- * event order and the same inspected/uninspected outcome.
+ * event order (begin, message begin, data, end of message, end: every
+ * message begun is ended or aborted by its transaction's end, checked by
+ * the harness) and the same inspected/uninspected outcome, and after the
+ * flow is freed every out-of-order and every session byte is returned.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -153,7 +153,10 @@ trace(struct h_out *o, const char *s)
 	out_append(&o->trace, &o->tlen, &o->tcap, "\n", 1);
 }
 
-/* Per-transaction event order: begin [envelope] data* [eom] end. */
+/*
+ * Per-transaction event order: begin [msg_begin data* [eom]] end.
+ * h_state: 0 transaction begun, 1 message begun, 2 message ended.
+ */
 static const struct bs_smtp_record *h_open[8];
 static int h_state[8];
 
@@ -187,16 +190,18 @@ ev_begin(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 }
 
 static void
-ev_envelope(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
+ev_msg_begin(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 {
 	struct h_out *o = arg;
 	int s = slot_of(r, 0);
 
 	(void)f;
-	o->envelopes++;
-	if (s < 0)
+	o->msg_begins++;
+	if (s < 0 || h_state[s] != 0 || r->size != 0)
 		o->order_err = __LINE__;
-	trace(o, "envelope");
+	else
+		h_state[s] = 1;
+	trace(o, "msg_begin");
 }
 
 static void
@@ -208,7 +213,7 @@ ev_data(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r,
 
 	(void)f;
 	(void)p;
-	if (s < 0 || h_state[s] >= 2 || n == 0)
+	if (s < 0 || h_state[s] != 1 || n == 0)
 		o->order_err = __LINE__;
 	o->data_bytes += n;
 }
@@ -223,7 +228,7 @@ ev_eom(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r,
 	(void)f;
 	(void)pkt;
 	o->eoms++;
-	if (s < 0 || h_state[s] >= 2)
+	if (s < 0 || h_state[s] != 1)
 		o->order_err = __LINE__;
 	else
 		h_state[s] = 2;
@@ -242,10 +247,17 @@ ev_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 
 	(void)f;
 	o->ends++;
-	if (s < 0)
+	if (s < 0) {
 		o->order_err = __LINE__;
-	else
+	} else {
+		/* A complete message was begun and ended; an incomplete one
+		 * is aborted here (begun, never ended). */
+		if (r->complete != (h_state[s] == 2))
+			o->order_err = __LINE__;
+		if (h_state[s] == 1)
+			o->msg_aborts++;
 		h_open[s] = NULL;
+	}
 	if (!r->complete) {
 		trace(o, "end aborted");
 		return;
@@ -265,7 +277,7 @@ ev_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *r)
 
 static const struct bs_smtp_events h_events = {
 	.on_txn_begin = ev_begin,
-	.on_envelope = ev_envelope,
+	.on_message_begin = ev_msg_begin,
 	.on_data = ev_data,
 	.on_end_of_message = ev_eom,
 	.on_txn_end = ev_end,
@@ -283,40 +295,20 @@ feed(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f, struct h_out *out,
 		out->drops++;
 	if (bs_smtp_ctx_held(ctx) > out->held_max)
 		out->held_max = bs_smtp_ctx_held(ctx);
+	if (bs_smtp_ctx_session_bytes(ctx) > out->session_peak)
+		out->session_peak = bs_smtp_ctx_session_bytes(ctx);
 }
 
-int
-h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
-	struct h_out *out)
+/* Drive one flow through the script: handshake, turns, optional FIN. */
+static void
+h_segments(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
+	const struct h_script *s, const struct h_opts *o, uint64_t seed,
+	struct h_out *out, uint64_t *nowp)
 {
-	struct bs_smtp_params p;
-	struct bs_smtp_ctx *ctx;
-	struct bs_smtp_flow *f;
-	struct bs_smtp_endpoints ep = { .l3 = BS_L3_IPV4,
-		.client = { 192, 0, 2, 1 }, .server = { 198, 51, 100, 25 },
-		.cport = 40000, .sport = 25 };
 	uint32_t nxt[2] = { o->isn_c + 1, o->isn_s + 1 };
-	uint64_t now = 1700000000000ULL, rs = seed;
+	uint64_t now = *nowp, rs = seed;
 	struct bs_seg sg;
 
-	memset(out, 0, sizeof(*out));
-	memset(h_open, 0, sizeof(h_open));
-	if (o->params != NULL) {
-		p = *o->params;
-	} else {
-		bs_smtp_params_default(&p);
-		p.smtp_ooo_flow_bytes = 16 << 20;
-		p.smtp_ooo_global_bytes = 64 << 20;
-	}
-	p.smtp_event_digest = o->digest != 0;
-	ctx = bs_smtp_ctx_create(&p, &h_events, out, &out->cnt);
-	if (ctx == NULL)
-		return -1;
-	f = bs_smtp_flow_new(ctx, &ep);
-	if (f == NULL) {
-		bs_smtp_ctx_free(ctx);
-		return -1;
-	}
 	memset(&sg, 0, sizeof(sg));
 	sg.win = 65535;
 	if (!o->no_handshake) {
@@ -409,17 +401,91 @@ h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 			sg.to_server = d == 0;
 			feed(ctx, f, out, &sg, now);
 		}
-		nxt[0]++;
-		nxt[1]++;
 	}
+	*nowp = now;
+}
+
+static const struct bs_smtp_endpoints h_ep = { .l3 = BS_L3_IPV4,
+	.client = { 192, 0, 2, 1 }, .server = { 198, 51, 100, 25 },
+	.cport = 40000, .sport = 25 };
+
+int
+h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
+	struct h_out *out)
+{
+	struct bs_smtp_params p;
+	struct bs_smtp_ctx *ctx;
+	struct bs_smtp_flow *f;
+	uint64_t now = 1700000000000ULL;
+
+	memset(out, 0, sizeof(*out));
+	memset(h_open, 0, sizeof(h_open));
+	if (o->params != NULL) {
+		p = *o->params;
+	} else {
+		bs_smtp_params_default(&p);
+		p.smtp_ooo_flow_bytes = 16 << 20;
+		p.smtp_ooo_global_bytes = 64 << 20;
+	}
+	p.smtp_event_digest = o->digest != 0;
+	ctx = bs_smtp_ctx_create(&p, &h_events, out, &out->cnt);
+	if (ctx == NULL)
+		return -1;
+	f = bs_smtp_flow_new(ctx, &h_ep);
+	if (f == NULL) {
+		bs_smtp_ctx_free(ctx);
+		return -1;
+	}
+	h_segments(ctx, f, s, o, seed, out, &now);
 	out->inspected = bs_smtp_flow_inspected(f);
+	out->session_bytes = bs_smtp_ctx_session_bytes(ctx);
 	bs_smtp_flow_free(ctx, f, now);
-	if (bs_smtp_ctx_held(ctx) != 0)
+	/* Every held byte and every charged byte returned. */
+	if (bs_smtp_ctx_held(ctx) != 0 || bs_smtp_ctx_session_bytes(ctx) != 0 ||
+		out->cnt.v[BS_CNT_smtp_session_bytes] != 0)
 		out->order_err = __LINE__;
 	bs_smtp_ctx_free(ctx);
 	for (int i = 0; i < 8; i++)
 		if (h_open[i] != NULL)
 			out->order_err = __LINE__;
+	return 0;
+}
+
+int
+h_run_txn(struct bs_txn_stage *st, const struct h_script *s,
+	const struct h_opts *o, uint64_t seed, struct h_out *out)
+{
+	struct bs_smtp_flow *f;
+	uint64_t now = 1700000000000ULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mf;
+
+	memset(out, 0, sizeof(*out));
+	f = bs_txn_flow_new(st, &h_ep);
+	if (f == NULL)
+		return -1;
+	h_segments(st->smtp, f, s, o, seed, out, &now);
+	out->inspected = bs_smtp_flow_inspected(f);
+	st->now_ms = now;
+	out->session_bytes = bs_smtp_ctx_session_bytes(st->smtp);
+	bs_txn_flow_free(st, f);
+	if (st->detect_inflight != 0 || st->det_live != 0 ||
+		bs_smtp_ctx_held(st->smtp) != 0 ||
+		bs_smtp_ctx_session_bytes(st->smtp) != 0)
+		out->order_err = __LINE__;
+	mf = open_memstream(&buf, &len);
+	if (mf == NULL)
+		return -1;
+	if (st->events != NULL)
+		bs_evring_drain(st->events, mf);
+	fclose(mf);
+	if (len > 0) {
+		out->json = buf;
+		out->len = out->cap = len;
+	} else {
+		free(buf);
+	}
 	return 0;
 }
 

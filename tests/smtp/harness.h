@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backstop/smtp.h"
+#include "backstop/txn.h"
 
 struct h_turn {
 	int dir; /* 0 client, 1 server */
@@ -36,12 +37,14 @@ struct h_out {
 	size_t len, cap;
 	char *trace; /* one line per event, for order checks */
 	size_t tlen, tcap;
-	unsigned int begins, ends, envelopes, eoms, complete;
+	unsigned int begins, ends, msg_begins, eoms, msg_aborts, complete;
 	uint64_t data_bytes;
 	int order_err;    /* an event came out of order */
 	int inspected;    /* flow still inspected at the end */
 	unsigned int drops; /* BS_SEG_DROP verdicts */
 	uint64_t held_max;
+	uint64_t session_bytes; /* charged to the budget before the free */
+	uint64_t session_peak;  /* the most charged at once */
 	struct bs_counters cnt;
 };
 
@@ -57,6 +60,14 @@ struct h_opts {
 /* seed 0: in-order segments of maxseg bytes; else random segmentation. */
 int h_run(const struct h_script *s, const struct h_opts *o, uint64_t seed,
 	struct h_out *out);
+/*
+ * The same through a transaction stage (detection and event log): the
+ * flow is made and freed by the stage; out->json gets the event log's
+ * lines (records with class and detection), drained from the stage's
+ * ring.  Event counts stay 0 (the stage owns the events).
+ */
+int h_run_txn(struct bs_txn_stage *st, const struct h_script *s,
+	const struct h_opts *o, uint64_t seed, struct h_out *out);
 void h_out_free(struct h_out *out);
 
 /* Read a whole file; returns malloc'd buffer or NULL. */

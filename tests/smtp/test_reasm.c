@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Unit tests of TCP reassembly (dataplane/smtp/reasm.c): in-order and
- * out-of-order delivery, sequence wrap, mid-stream pickup, the overlap
- * policy (first bytes win, conflicts dropped and counted), urgent data,
+ * out-of-order delivery, sequence wrap, mid-stream pickup, the handshake
+ * seen out of order, the overlap policy (first bytes win: conflicts
+ * reported for rewriting, or dropped without room, and counted), RST
+ * acceptance as Linux does it (RFC 5961), urgent data,
  * window and FIN limits, the memory caps and the unreliable cases.
  */
 #include <setjmp.h>
@@ -381,6 +383,283 @@ test_syn_data_and_zero_len(void **state)
 	fx_free(x);
 }
 
+/*
+ * Reordering on the wire: the client's ACK of the handshake seen before
+ * the server's SYN-ACK is still a handshake in progress, not a pickup
+ * in the middle of a stream.
+ */
+static void
+test_handshake_ack_before_synack(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+
+	(void)state;
+	seg(x, 1, 100, 0, BS_TCP_SYN, NULL, 0);
+	seg(x, 1, 101, 501, BS_TCP_ACK, NULL, 0);
+	seg(x, 0, 500, 101, BS_TCP_SYN | BS_TCP_ACK, NULL, 0);
+	assert_int_equal(x->r.midstream, 0);
+	seg(x, 0, 501, 101, A, "220 mx\r\n", 0);
+	seg(x, 1, 101, 509, A, "EHLO x\r\n", 0);
+	assert_int_equal(x->r.midstream, 0);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_midstream], 0);
+	assert_int_equal(x->sink.len[1], 8);
+	assert_int_equal(x->sink.len[0], 8);
+	/* So does client data that overtakes the SYN-ACK. */
+	fx_free(x);
+	x = fx_new(4096, 256);
+	seg(x, 1, 100, 0, BS_TCP_SYN, NULL, 0);
+	seg(x, 1, 101, 501, A, "EHLO x\r\n", 0);
+	seg(x, 0, 500, 101, BS_TCP_SYN | BS_TCP_ACK, NULL, 0);
+	seg(x, 0, 501, 109, A, "250 ok\r\n", 0);
+	assert_int_equal(x->r.midstream, 0);
+	assert_int_equal(x->sink.len[0], 8);
+	assert_int_equal(x->sink.len[1], 8);
+	fx_free(x);
+}
+
+/* RST from dir with sequence number seq (and the given ack). */
+static void
+rst(struct fx *x, int to_server, uint32_t seq)
+{
+	seg(x, to_server, seq, 0, BS_TCP_RST, NULL, 0);
+}
+
+/*
+ * RST acceptance as Linux's tcp_validate_incoming() (RFC 5961 3.2): only
+ * a RST at exactly rcv_nxt resets; one elsewhere in the window gets a
+ * challenge ACK and changes nothing; one outside it is dropped.
+ */
+static void
+test_rst_exact_only(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+
+	(void)state;
+	hs(x, 100, 500);
+	seg(x, 1, 101, 501, A, "EHLO x\r\n", 0);
+	/* In the server's window, 1 byte past rcv_nxt: challenged. */
+	rst(x, 1, 110);
+	assert_int_equal(x->r.reset, 0);
+	rst(x, 1, 109 + 1000);
+	assert_int_equal(x->r.reset, 0);
+	/* Before rcv_nxt (an old RST): not accepted either. */
+	rst(x, 1, 105);
+	assert_int_equal(x->r.reset, 0);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_rst], 0);
+	/* The stream goes on. */
+	seg(x, 1, 109, 501, A, "MAIL", 0);
+	assert_int_equal(x->sink.len[0], 12);
+	/* Exactly rcv_nxt: reset. */
+	rst(x, 1, 113);
+	assert_int_equal(x->r.reset, 1);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_rst], 1);
+	fx_free(x);
+
+	/* After the sender's FIN was received, rcv_nxt counts the FIN:
+	 * both FIN + 1 and (CLOSE_WAIT) FIN itself are accepted. */
+	x = fx_new(4096, 256);
+	hs(x, 100, 500);
+	seg(x, 1, 101, 501, A | BS_TCP_FIN, "QUIT\r\n", 0);
+	rst(x, 1, 108);
+	assert_int_equal(x->r.reset, 1);
+	fx_free(x);
+	x = fx_new(4096, 256);
+	hs(x, 100, 500);
+	seg(x, 1, 101, 501, A | BS_TCP_FIN, "QUIT\r\n", 0);
+	rst(x, 1, 107);
+	assert_int_equal(x->r.reset, 1);
+	fx_free(x);
+}
+
+/* seg() with an out block (and a fix buffer) the caller inspects. */
+static enum bs_seg_verdict
+seg_out(struct fx *x, int to_server, uint32_t seq, uint32_t ack,
+	uint8_t flags, const char *data, struct bs_seg_out *o)
+{
+	struct bs_seg s = {
+		.data = (const uint8_t *)data,
+		.len = data ? (uint32_t)strlen(data) : 0,
+		.seq = seq, .ack = ack, .win = 65535, .flags = flags,
+		.to_server = (uint8_t)to_server, .out = o,
+	};
+
+	o->flags = 0;
+	return bs_reasm_input(&x->ctx, &x->r, &s, 0, sink_cb, &x->sink);
+}
+
+/*
+ * A retransmission that overlaps delivered bytes with other content and
+ * carries new bytes after them: the new bytes are taken (a legitimate
+ * sender must not stall), the overlap is reported for rewriting to the
+ * bytes first seen.
+ */
+static void
+test_partial_conflict_rewritten(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+	uint8_t fix[64];
+	struct bs_seg_out o = { .fix = fix, .fix_cap = sizeof(fix) };
+
+	(void)state;
+	hs(x, 1000, 2000);
+	seg(x, 1, 1001, 2001, A, "MAIL FROM:<a@b>\r\n", 0);
+	/* Old bytes differ ("<>" for "<a@b>"), then "RCPT" is new. */
+	assert_int_equal(seg_out(x, 1, 1001, 2001, A,
+				 "MAIL FROM:<>\r\n\r\n\rRCPT", &o),
+		BS_SEG_REWRITE);
+	assert_true(o.flags & BS_SEGO_REWRITE);
+	assert_int_equal(o.fix_lo, 11);
+	assert_int_equal(o.fix_hi, 17);
+	assert_memory_equal(fix, "MAIL FROM:<a@b>\r\nRCPT", 21);
+	assert_int_equal(x->sink.len[0], 21);
+	assert_memory_equal(x->sink.buf[0], "MAIL FROM:<a@b>\r\nRCPT", 21);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_overlap_conflict], 1);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_rewritten], 1);
+	/* Without a fix buffer: dropped as before, and nothing taken. */
+	assert_int_equal(seg(x, 1, 1001 + 17, 2001, A, "XXXX TO", 0),
+		BS_SEG_DROP);
+	assert_int_equal(x->sink.len[0], 21);
+	/* A fix buffer shorter than the segment: dropped too. */
+	o.fix_cap = 4;
+	assert_int_equal(seg_out(x, 1, 1001 + 17, 2001, A, "XXXX TO", &o),
+		BS_SEG_DROP);
+	assert_int_equal(o.flags, 0);
+	assert_int_equal(x->sink.len[0], 21);
+	fx_free(x);
+}
+
+/* The same against held (out-of-order) bytes: the held ones win, the
+ * bytes around them are taken. */
+static void
+test_held_conflict_rewritten(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+	uint8_t fix[64];
+	struct bs_seg_out o = { .fix = fix, .fix_cap = sizeof(fix) };
+
+	(void)state;
+	hs(x, 1000, 2000);
+	seg(x, 1, 1005, 2001, A, "BBBB", 0);
+	assert_int_equal(seg_out(x, 1, 1001, 2001, A, "AAAAxxCCDDDD", &o),
+		BS_SEG_REWRITE);
+	assert_int_equal(o.fix_lo, 4);
+	assert_int_equal(o.fix_hi, 8);
+	assert_memory_equal(fix, "AAAABBBBDDDD", 12);
+	assert_int_equal(x->sink.len[0], 12);
+	assert_memory_equal(x->sink.buf[0], "AAAABBBBDDDD", 12);
+	assert_int_equal(bs_reasm_held(&x->r), 0);
+	fx_free(x);
+}
+
+/* Bytes older than the history ring cannot be compared or rewritten:
+ * they pass as they are (counted unverified), new bytes are taken. */
+static void
+test_conflict_older_than_history(void **state)
+{
+	struct fx *x = fx_new(4096, 8);
+	uint8_t fix[64];
+	struct bs_seg_out o = { .fix = fix, .fix_cap = sizeof(fix) };
+
+	(void)state;
+	hs(x, 1000, 2000);
+	seg(x, 1, 1001, 2001, A, "0123456789abcdef", 0);
+	/* The ring holds the last 8 bytes: "89abcdef". */
+	assert_int_equal(seg_out(x, 1, 1001, 2001, A, "XXXX456789abcdefGH", &o),
+		BS_SEG_PASS);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_retrans_unverified], 1);
+	assert_int_equal(x->sink.len[0], 18);
+	/* Now "abcdefGH": in the ring rewritten, before it left alone. */
+	assert_int_equal(seg_out(x, 1, 1001 + 6, 2001, A, "XXXXXXXXXXxxIJ", &o),
+		BS_SEG_REWRITE);
+	assert_int_equal(o.fix_lo, 4);
+	assert_int_equal(o.fix_hi, 12);
+	assert_memory_equal(fix, "XXXXabcdefGHIJ", 14);
+	assert_int_equal(x->sink.len[0], 20);
+	assert_memory_equal(x->sink.buf[0] + 18, "IJ", 2);
+	fx_free(x);
+}
+
+/* The out block says what the table may believe: a RST accepted, a FIN
+ * reached; and a RST at the right edge of held data counts with SACK. */
+static void
+test_out_flags_and_sack(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+	struct bs_seg_out o = { 0 };
+
+	(void)state;
+	hs(x, 100, 500);
+	seg_out(x, 1, 101, 501, A | BS_TCP_FIN, "QUIT\r\n", &o);
+	assert_int_equal(o.flags, BS_SEGO_FIN);
+	seg_out(x, 1, 200, 501, BS_TCP_RST, NULL, &o);
+	assert_int_equal(o.flags, 0);
+	seg_out(x, 0, 501, 108, BS_TCP_RST, NULL, &o);
+	assert_int_equal(o.flags, BS_SEGO_RST);
+	fx_free(x);
+
+	/* SACK on both SYNs: a RST at the end of the held data resets. */
+	for (int sack = 0; sack < 2; sack++) {
+		struct bs_seg sy = { .seq = 100, .flags = BS_TCP_SYN,
+			.to_server = 1, .sack = (uint8_t)sack, .win = 65535 };
+		struct bs_seg sa = { .seq = 500, .ack = 101,
+			.flags = BS_TCP_SYN | BS_TCP_ACK, .to_server = 0,
+			.sack = 1, .win = 65535 };
+
+		x = fx_new(4096, 256);
+		bs_reasm_input(&x->ctx, &x->r, &sy, 0, sink_cb, &x->sink);
+		bs_reasm_input(&x->ctx, &x->r, &sa, 0, sink_cb, &x->sink);
+		seg(x, 1, 101, 501, BS_TCP_ACK, NULL, 0);
+		seg(x, 1, 105, 501, A, "late", 0);
+		rst(x, 1, 109);
+		assert_int_equal(x->r.reset, sack);
+		fx_free(x);
+	}
+}
+
+/*
+ * A FIN counts where Linux's receiver takes it: when the stream reaches
+ * it.  One ahead of a hole waits; data that passes it drops it (the real
+ * FIN later still counts); one beyond the window is discarded; a held
+ * segment's FIN that is reached purges what is held after it.
+ */
+static void
+test_fin_as_linux(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+
+	(void)state;
+	hs(x, 100, 500);
+	/* A bare FIN ahead of the stream, then data running past it. */
+	seg(x, 1, 111, 501, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_int_equal(x->sink.fin[0], 0);
+	seg(x, 1, 101, 501, A, "MAIL FROM:<> SIZE=1\r\n", 0);
+	assert_int_equal(x->sink.fin[0], 0);
+	assert_int_equal(x->sink.len[0], 21);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_after_fin], 0);
+	/* Beyond the window (65535 from the server's SYN-ACK): ignored. */
+	seg(x, 1, 122 + 70000, 501, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_out_of_window], 1);
+	seg(x, 1, 122, 501, A, "QUIT\r\n", 0);
+	assert_int_equal(x->sink.len[0], 27);
+	/* The real FIN, at the end of the stream. */
+	seg(x, 1, 128, 501, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_int_equal(x->sink.fin[0], 1);
+	fx_free(x);
+
+	/* Held data with FIN, reached: later bytes held beyond are not
+	 * part of the stream. */
+	x = fx_new(4096, 256);
+	hs(x, 100, 500);
+	seg(x, 1, 104, 501, A | BS_TCP_FIN, "def", 0);
+	seg(x, 1, 105, 501, A, "efXYZ", 0);
+	seg(x, 1, 101, 501, A, "abc", 0);
+	assert_int_equal(x->sink.fin[0], 1);
+	assert_int_equal(x->sink.len[0], 6);
+	assert_memory_equal(x->sink.buf[0], "abcdef", 6);
+	assert_int_equal(bs_reasm_held(&x->r), 0);
+	fx_free(x);
+}
+
 int
 main(void)
 {
@@ -397,6 +676,13 @@ main(void)
 		cmocka_unit_test(test_gap_timeout_and_acked),
 		cmocka_unit_test(test_rst),
 		cmocka_unit_test(test_syn_data_and_zero_len),
+		cmocka_unit_test(test_handshake_ack_before_synack),
+		cmocka_unit_test(test_rst_exact_only),
+		cmocka_unit_test(test_partial_conflict_rewritten),
+		cmocka_unit_test(test_held_conflict_rewritten),
+		cmocka_unit_test(test_conflict_older_than_history),
+		cmocka_unit_test(test_out_flags_and_sack),
+		cmocka_unit_test(test_fin_as_linux),
 	};
 
 	return cmocka_run_group_tests_name("reasm", tests, NULL, NULL);

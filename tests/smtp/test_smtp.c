@@ -114,6 +114,48 @@ test_golden_lenient(void **state)
 	check_golden("lenient");
 }
 
+static void
+test_golden_rset_arg(void **state)
+{
+	(void)state;
+	check_golden("rset_arg");
+}
+
+static void
+test_golden_ehlo_refused(void **state)
+{
+	(void)state;
+	check_golden("ehlo_refused");
+}
+
+static void
+test_golden_data_refused(void **state)
+{
+	(void)state;
+	check_golden("data_refused");
+}
+
+static void
+test_golden_mail_retry(void **state)
+{
+	(void)state;
+	check_golden("mail_retry");
+}
+
+static void
+test_golden_bdat_states(void **state)
+{
+	(void)state;
+	check_golden("bdat_states");
+}
+
+static void
+test_golden_blanks(void **state)
+{
+	(void)state;
+	check_golden("blanks");
+}
+
 /* Envelope and greeting around a body, DATA or BDAT. */
 static void
 session_for(struct h_script *s, const uint8_t *wire, size_t wlen,
@@ -211,7 +253,7 @@ test_property_corpus(void **state)
 	char *paths[4096];
 	size_t np = 0;
 	unsigned int runs = 0, msgs = 0;
-	uint64_t rs = 42;
+	uint64_t rs = 42, peak_ref = 0, peak_rand = 0;
 
 	(void)state;
 	for (size_t i = 0; i < 4; i++)
@@ -246,6 +288,8 @@ test_property_corpus(void **state)
 			}
 			assert_int_equal(ref.complete, 1);
 			assert_int_equal(ref.order_err, 0);
+			if (ref.session_peak > peak_ref)
+				peak_ref = ref.session_peak;
 			for (unsigned int k = 0; k < seeds; k++) {
 				o.isn_c = (uint32_t)h_rand(&rs);
 				o.isn_s = (uint32_t)(0xffffffffu -
@@ -263,6 +307,8 @@ test_property_corpus(void **state)
 				assert_int_equal(out.order_err, 0);
 				assert_int_equal(out.drops, 0);
 				assert_int_equal(out.data_bytes, clen);
+				if (out.session_peak > peak_rand)
+					peak_rand = out.session_peak;
 				h_out_free(&out);
 				runs++;
 			}
@@ -275,8 +321,10 @@ test_property_corpus(void **state)
 		free(crlf);
 		free(paths[i]);
 	}
-	print_message("property: %u messages, %u random segmentations\n",
-		msgs, runs);
+	print_message("property: %u messages, %u random segmentations; "
+		      "session memory %lu bytes at most in order, %lu "
+		      "randomly cut\n", msgs, runs, (unsigned long)peak_ref,
+		(unsigned long)peak_rand);
 	assert_true(runs >= 500);
 }
 
@@ -619,6 +667,262 @@ test_reply_lines_cap_and_unsolicited(void **state)
 	h_out_free(&out);
 }
 
+/*
+ * Replies that cannot answer their command: the engine's view and the
+ * server's differ, so the flow is passed uninspected and counted.
+ */
+static void
+test_reply_desync(void **state)
+{
+	static const char *const hello =
+		"S: 220 mx\nC: EHLO c\n"
+		"S: 250-mx\\r\\n250-PIPELINING\\r\\n250 CHUNKING\n";
+	static const char *const cases[] = {
+		/* 2xx to DATA */
+		"C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nDATA\n"
+		"S: 250 ok\\r\\n250 ok\\r\\n250 ok\n",
+		/* 354 to RCPT */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: RCPT TO:<c@d>\nS: 354 go\n",
+		/* 354 to NOOP */
+		"C: NOOP\nS: 354 go\n",
+		/* 334 to MAIL */
+		"C: MAIL FROM:<a@b>\nS: 334 VXNlcm5hbWU6\n",
+		/* 334 to RCPT */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: RCPT TO:<c@d>\n"
+		"S: 334 x\n",
+		/* 354 to HELO */
+		"C: HELO x\nS: 354 go\n",
+		/* 3xx to STARTTLS */
+		"C: STARTTLS\nS: 354 go\n",
+		/* a reply with no command waiting (not 421) */
+		"S: 250 ok\n",
+		/* a nested MAIL accepted */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: MAIL FROM:<e@f>\n"
+		"S: 250 ok\n",
+		/* RCPT accepted with no transaction */
+		"C: RCPT TO:<c@d>\nS: 250 ok\n",
+		/* 354 with no accepted recipient */
+		"C: MAIL FROM:<a@b>\nS: 250 ok\nC: RCPT TO:<c@d>\n"
+		"S: 550 no\nC: DATA\nS: 354 go\n",
+		/* the reply to a BDAT before its chunk is complete */
+		"C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nBDAT 10\\r\\n"
+		"abc\\!\nS: 250 ok\\r\\n250 ok\\r\\n250 ok\n",
+		/* BDAT taken as an unknown command: the chunk was commands */
+		"C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nBDAT 3 LAST"
+		"\\r\\nabc\\!\nS: 250 ok\\r\\n250 ok\\r\\n"
+		"500 5.5.2 Error: command not recognized\n",
+	};
+	struct h_opts o = { .isn_c = 1, .isn_s = 2 };
+	struct h_out out;
+	char text[2048];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", hello, cases[i]);
+		run_text(text, &o, &out);
+		if (out.inspected != 0 || out.cnt.v[BS_CNT_smtp_desync] != 1) {
+			print_error("case %zu: inspected %d desync %lu\n%s", i,
+				out.inspected,
+				(unsigned long)out.cnt.v[BS_CNT_smtp_desync],
+				cases[i]);
+			fail();
+		}
+		assert_int_equal(out.cnt.v[BS_CNT_smtp_desync_reply], 1);
+		assert_int_equal(out.begins, out.ends);
+		assert_int_equal(out.order_err, 0);
+		h_out_free(&out);
+	}
+
+	/* The server read a BDAT chunk after an EHLO without CHUNKING:
+	 * we read those bytes as commands, so its 250 is a desync. */
+	run_text("S: 220 mx\nC: EHLO c\nS: 250-mx\\r\\n250 PIPELINING\n"
+		 "C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nBDAT 6 LAST\\r\\n"
+		 "NOOP\\r\\n\\!\nS: 250 ok\\r\\n250 ok\\r\\n250 ok\n", &o,
+		&out);
+	assert_int_equal(out.inspected, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 1);
+	h_out_free(&out);
+
+	/* Not a desync: a 421 with no command waiting (the server is
+	 * going away), 4xx/5xx to anything. */
+	run_text("S: 220 mx\nC: EHLO c\nS: 250 mx\nC: MAIL FROM:<a@b>\n"
+		 "S: 451 try later\nC: RCPT TO:<c@d>\nS: 503 need MAIL\n"
+		 "C: DATA\nS: 503 need RCPT\nS: 421 bye\n", &o, &out);
+	assert_int_equal(out.inspected, 1);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
+	h_out_free(&out);
+}
+
+/*
+ * Postfix hangs up after "521" to BDAT (CHUNKING discarded, or a
+ * malformed BDAT): the bytes after it are never read by the server, so
+ * they start nothing here either.
+ */
+static void
+test_bdat_521_hangup(void **state)
+{
+	struct h_opts o = { .isn_c = 1, .isn_s = 2 };
+	struct h_out out;
+
+	(void)state;
+	run_text("S: 220 mx\nC: EHLO c\nS: 250-mx\\r\\n250 PIPELINING\n"
+		 "C: BDAT 6\nS: 521 5.5.1 Error: command not implemented\n"
+		 "C: MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\nDATA\n",
+		&o, &out);
+	assert_int_equal(out.inspected, 1);
+	assert_int_equal(out.begins, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
+	h_out_free(&out);
+
+	run_text("S: 220 mx\nC: EHLO c\n"
+		 "S: 250-mx\\r\\n250-PIPELINING\\r\\n250 CHUNKING\n"
+		 "C: BDAT x\nS: 521 5.5.4 Syntax: BDAT count [LAST]\n"
+		 "C: MAIL FROM:<a@b>\n", &o, &out);
+	assert_int_equal(out.inspected, 1);
+	assert_int_equal(out.begins, 0);
+	assert_int_equal(out.cnt.v[BS_CNT_smtp_desync], 0);
+	h_out_free(&out);
+
+	/* Malformed as Postfix sees it (one word "5LAST", a size past
+	 * 2^63, a word after LAST): no chunk is read, the next line is a
+	 * command. */
+	static const char *const bad[] = { "BDAT 5LAST",
+		"BDAT 9223372036854775808", "BDAT 5 LAST x", "BDAT 5 FOO",
+		"BDAT", "BDAT -1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512];
+
+		snprintf(text, sizeof(text), "S: 220 mx\nC: EHLO c\n"
+			 "S: 250-mx\\r\\n250 CHUNKING\n"
+			 "C: %s\\r\\nMAIL FROM:<a@b>\n", bad[i]);
+		run_text(text, &o, &out);
+		assert_int_equal(out.cnt.v[BS_CNT_smtp_bdat_unannounced], 1);
+		assert_int_equal(out.cnt.v[BS_CNT_smtp_bdat], 0);
+		assert_int_equal(out.begins, 1);
+		h_out_free(&out);
+	}
+}
+
+/* One flow of a flood: its own sequence numbers, fed by hand. */
+struct fl {
+	struct bs_smtp_flow *f;
+	uint32_t nxt[2];
+};
+
+static void
+fl_send(struct bs_smtp_ctx *ctx, struct fl *x, int dir, const char *data)
+{
+	struct bs_seg s = { .data = (const uint8_t *)data,
+		.len = (uint32_t)strlen(data), .seq = x->nxt[dir],
+		.ack = x->nxt[!dir], .win = 65535,
+		.flags = BS_TCP_ACK | BS_TCP_PSH, .to_server = dir == 0 };
+
+	bs_smtp_flow_input(ctx, x->f, &s, 1000);
+	x->nxt[dir] += s.len;
+}
+
+static void
+fl_open(struct bs_smtp_ctx *ctx, struct fl *x, uint16_t cport)
+{
+	struct bs_smtp_endpoints ep = { .l3 = BS_L3_IPV4, .cport = cport,
+		.sport = 25 };
+	struct bs_seg s = { .seq = 100, .flags = BS_TCP_SYN, .to_server = 1,
+		.win = 65535 };
+
+	x->nxt[0] = 101;
+	x->nxt[1] = 5001;
+	x->f = bs_smtp_flow_new(ctx, &ep);
+	if (x->f == NULL)
+		return;
+	bs_smtp_flow_input(ctx, x->f, &s, 0);
+	s.seq = 5000;
+	s.ack = 101;
+	s.flags = BS_TCP_SYN | BS_TCP_ACK;
+	s.to_server = 0;
+	bs_smtp_flow_input(ctx, x->f, &s, 0);
+	fl_send(ctx, x, 1, "220 mx\r\n");
+	fl_send(ctx, x, 0, "EHLO c\r\n");
+	fl_send(ctx, x, 1, "250-mx\r\n250 PIPELINING\r\n");
+}
+
+/*
+ * A flood of sessions that each hold memory (a transaction with many
+ * pipelined recipients, a command line cut across segments) reaches
+ * smtp.session_budget_bytes: the flows past it are uninspected or not
+ * followed at all, and counted; ordinary sessions before the flood were
+ * followed whole; when every flow ends the accounting is back to zero.
+ */
+static void
+test_session_budget(void **state)
+{
+	enum { NFLOWS = 400 };
+	static struct fl fl[NFLOWS];
+	struct bs_counters cnt;
+	struct bs_smtp_params p;
+	struct bs_smtp_ctx *ctx;
+	unsigned int followed = 0, refused = 0, uninspected = 0;
+	uint64_t peak = 0;
+	char line[128];
+
+	(void)state;
+	memset(&cnt, 0, sizeof(cnt));
+	bs_smtp_params_default(&p);
+	p.smtp_session_budget_bytes = 256 << 10;
+	ctx = bs_smtp_ctx_create(&p, NULL, NULL, &cnt);
+	assert_non_null(ctx);
+
+	/* An ordinary session fits and is followed to its end. */
+	fl_open(ctx, &fl[0], 1000);
+	assert_non_null(fl[0].f);
+	fl_send(ctx, &fl[0], 0, "MAIL FROM:<>\r\nRCPT TO:<u@x>\r\nDATA\r\n");
+	fl_send(ctx, &fl[0], 1, "250 ok\r\n250 ok\r\n354 go\r\n");
+	fl_send(ctx, &fl[0], 0, "hello\r\n.\r\n");
+	fl_send(ctx, &fl[0], 1, "250 queued\r\n");
+	assert_true(bs_smtp_flow_inspected(fl[0].f));
+	assert_int_equal(cnt.v[BS_CNT_smtp_txn_done], 1);
+	assert_true(bs_smtp_ctx_session_bytes(ctx) >= bs_smtp_flow_size());
+
+	for (unsigned int i = 1; i < NFLOWS; i++) {
+		fl_open(ctx, &fl[i], (uint16_t)(1000 + i));
+		if (fl[i].f == NULL) {
+			refused++;
+			continue;
+		}
+		fl_send(ctx, &fl[i], 0, "MAIL FROM:<a@b>\r\n");
+		for (int k = 0; k < 100; k++) {
+			snprintf(line, sizeof(line),
+				"RCPT TO:<recipient-%03d@flood.example>\r\n", k);
+			fl_send(ctx, &fl[i], 0, line);
+		}
+		fl_send(ctx, &fl[i], 0, "NOOP and a line cut in t");
+		if (bs_smtp_flow_inspected(fl[i].f))
+			followed++;
+		else
+			uninspected++;
+		if (bs_smtp_ctx_session_bytes(ctx) > peak)
+			peak = bs_smtp_ctx_session_bytes(ctx);
+		assert_true(bs_smtp_ctx_session_bytes(ctx) <=
+			p.smtp_session_budget_bytes);
+		assert_int_equal(cnt.v[BS_CNT_smtp_session_bytes],
+			bs_smtp_ctx_session_bytes(ctx));
+	}
+	print_message("budget: %u followed, %u uninspected, %u not "
+		      "followed, peak %lu bytes\n", followed, uninspected,
+		refused, (unsigned long)peak);
+	assert_true(followed > 0);
+	assert_true(uninspected > 0);
+	assert_int_equal(cnt.v[BS_CNT_smtp_session_budget],
+		uninspected + refused);
+	assert_true(peak > p.smtp_session_budget_bytes / 2);
+
+	for (unsigned int i = 0; i < NFLOWS; i++)
+		bs_smtp_flow_free(ctx, fl[i].f, 2000);
+	assert_int_equal(bs_smtp_ctx_session_bytes(ctx), 0);
+	assert_int_equal(cnt.v[BS_CNT_smtp_session_bytes], 0);
+	assert_int_equal(bs_smtp_ctx_held(ctx), 0);
+	bs_smtp_ctx_free(ctx);
+}
+
 static void
 test_json_escape(void **state)
 {
@@ -677,6 +981,12 @@ main(void)
 		cmocka_unit_test(test_golden_auth_starttls),
 		cmocka_unit_test(test_golden_early_data),
 		cmocka_unit_test(test_golden_lenient),
+		cmocka_unit_test(test_golden_rset_arg),
+		cmocka_unit_test(test_golden_ehlo_refused),
+		cmocka_unit_test(test_golden_data_refused),
+		cmocka_unit_test(test_golden_mail_retry),
+		cmocka_unit_test(test_golden_bdat_states),
+		cmocka_unit_test(test_golden_blanks),
 		cmocka_unit_test(test_property_corpus),
 		cmocka_unit_test(test_starttls_stops),
 		cmocka_unit_test(test_midstream_uninspected),
@@ -686,6 +996,9 @@ main(void)
 		cmocka_unit_test(test_tiny_segments_pipeline_overflow),
 		cmocka_unit_test(test_bdat_without_chunking_and_hold_cap),
 		cmocka_unit_test(test_reply_lines_cap_and_unsolicited),
+		cmocka_unit_test(test_reply_desync),
+		cmocka_unit_test(test_bdat_521_hangup),
+		cmocka_unit_test(test_session_budget),
 		cmocka_unit_test(test_json_escape),
 	};
 

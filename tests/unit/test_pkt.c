@@ -340,6 +340,75 @@ test_non_ip(void **state)
 	assert_string_equal(bs_pkt_result_name(99), "unknown");
 }
 
+/* SYN options: window scale and SACK-permitted, in any order. */
+static void
+test_syn_options(void **state)
+{
+	(void)state;
+	static const uint8_t opts[2][12] = {
+		{ 2, 4, 0x05, 0xb4, 4, 2, 1, 3, 3, 7, 0, 0 }, /* MSS SACK WS */
+		{ 1, 3, 3, 9, 2, 4, 0x05, 0xb4, 0, 0, 0, 0 }, /* WS MSS, EOL */
+	};
+	for (int i = 0; i < 2; i++) {
+		struct frame f;
+		struct bs_pkt p;
+		eth(&f, 0x0800);
+		ipv4(&f, 6, 0, 32, 0);
+		tcp(&f, 40000, 25, 7, BS_TCP_SYN, "");
+		f.b[f.len - 20 + 12] = 8 << 4; /* 32-byte header */
+		put(&f, opts[i], 12);
+		assert_int_equal(bs_pkt_parse(f.b, f.len, &p), BS_PKT_TCP);
+		assert_int_equal(p.wscale, i == 0 ? 2 + 7
+						  : 2 + 9);
+		assert_int_equal(p.sack_ok, i == 0);
+		assert_int_equal(p.payload_len, 0);
+	}
+}
+
+/* Full Internet checksum of n bytes (reference for the incremental one). */
+static uint16_t
+cksum_full(const uint8_t *b, size_t n)
+{
+	uint64_t s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (i & 1) ? b[i] : (uint32_t)b[i] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* RFC 1624 update of a rewritten span gives a checksum that verifies,
+ * for spans at even and odd offsets, of any length. */
+static void
+test_cksum_adjust(void **state)
+{
+	(void)state;
+	uint8_t b[301], old[301];
+	srand(7);
+	for (int round = 0; round < 2000; round++) {
+		size_t n = 2 + (size_t)rand() % 299;
+		for (size_t i = 0; i < n; i++)
+			b[i] = (uint8_t)rand();
+		/* Bytes 0..1 hold the checksum of the whole. */
+		b[0] = b[1] = 0;
+		uint16_t ck = cksum_full(b, n);
+		b[0] = (uint8_t)(ck >> 8);
+		b[1] = (uint8_t)ck;
+		assert_int_equal(cksum_full(b, n), 0);
+		size_t off = 2 + (size_t)rand() % (n - 1);
+		size_t len = off < n ? (size_t)rand() % (n - off + 1) : 0;
+		memcpy(old, b + off, len);
+		for (size_t i = 0; i < len; i++)
+			b[off + i] = (uint8_t)rand();
+		ck = bs_cksum_adjust(ck, old, b + off, len, off);
+		b[0] = (uint8_t)(ck >> 8);
+		b[1] = (uint8_t)ck;
+		/* 0 and 0xffff are both ones' complement zero. */
+		uint16_t v = cksum_full(b, n);
+		assert_true(v == 0 || v == 0xffff);
+	}
+}
+
 int
 main(void)
 {
@@ -354,6 +423,8 @@ main(void)
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_first_segment_only),
 		cmocka_unit_test(test_non_ip),
+		cmocka_unit_test(test_syn_options),
+		cmocka_unit_test(test_cksum_adjust),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
