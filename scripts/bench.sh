@@ -132,7 +132,7 @@ fi
 # to back on the control socket; side by side per run.  Each reply gives
 # the reload's latency: request to every worker on the new set (compile,
 # per-worker scratch, pointer swap, RCU grace period).
-reload_ratios=() reload_ms=() reload_counts=()
+reload_ratios=() reload_ms=() publish_ms=() reload_counts=()
 if [ ${#smtp_ratios[@]} -gt 0 ]; then
 	printf 'dataplane:\n  mbuf_pool_size: %s\n  inside_port: 2\ncontrol.socket: %s\n' \
 		"$smbufs" "$work/ctl.sock" > "$work/s_ctl.yaml"
@@ -167,6 +167,13 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     if r.get("ok"):
         print("%.1f" % r["result"]["total_ms"])' "$work/reloads.jsonl")
+		# The swap and grace period alone (the rest is the compile).
+		mapfile -t publish_ms < <(/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("ok"):
+        print("%.3f" % r["result"]["publish_ms"])' "$work/reloads.jsonl")
 	fi
 fi
 
@@ -191,5 +198,7 @@ if [ ${#reload_ratios[@]} -gt 0 ]; then
 	echo "reloads_per_run_median: $(med "${reload_counts[@]}")"
 	echo "reload_latency_ms_median: $(printf '%s\n' "${reload_ms[@]}" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}}')"
 	echo "reload_latency_ms_max: $(printf '%s\n' "${reload_ms[@]}" | sort -n | tail -1)"
+	echo "reload_publish_ms_median: $(printf '%s\n' "${publish_ms[@]}" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}')"
+	echo "reload_publish_ms_max: $(printf '%s\n' "${publish_ms[@]}" | sort -n | tail -1)"
 	echo "throughput_ratio_during_reloads: $(med "${reload_ratios[@]}")"
 fi
