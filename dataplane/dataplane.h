@@ -117,8 +117,10 @@ struct bs_app {
 	unsigned int n_workers;
 	struct bs_worker *worker[BS_MAX_WORKERS];
 	struct rte_mempool *pool;
-	/* The verdict policy, compiled at start (the workers will read it;
-	 * the control plane will publish new ones through RCU). */
+	/* The verdict policy compiled at start (its errors stop start-up).
+	 * What the workers are to read is the published configuration's
+	 * (bs_pub_current()->policy, pinned per message like the rules),
+	 * which every reload rebuilds. */
 	struct bs_verdict_policy *verdict;
 };
 
