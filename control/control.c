@@ -1202,7 +1202,7 @@ bs_control_start(struct bs_app *app, struct bs_pub *pub,
 	ctl->thread_up = true;
 	return ctl;
 fail:
-	bs_control_stop(ctl);
+	bs_control_stop(ctl, NULL);
 	return NULL;
 }
 
@@ -1230,7 +1230,7 @@ bs_control_events(struct bs_control *ctl)
 }
 
 void
-bs_control_stop(struct bs_control *ctl)
+bs_control_stop(struct bs_control *ctl, FILE *drain_to)
 {
 	if (ctl == NULL)
 		return;
@@ -1244,6 +1244,10 @@ bs_control_stop(struct bs_control *ctl)
 	if (ctl->mhd != NULL)
 		MHD_stop_daemon(ctl->mhd);
 	bs_ctl_server_free(ctl->srv);
+	/* A reload that ended while stopping has its line in the ring. */
+	if (drain_to != NULL && ctl->events != NULL &&
+			bs_evring_drain(ctl->events, drain_to) > 0)
+		fflush(drain_to);
 	bs_evring_free(ctl->events);
 	if (ctl->wake[0] >= 0) {
 		close(ctl->wake[0]);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "backstop/evring.h"
 #include "backstop/pubcfg.h"
@@ -58,8 +59,9 @@ void bs_control_sighup(struct bs_control *ctl);
  * the main lcore like the workers' rings. */
 struct bs_evring *bs_control_events(struct bs_control *ctl);
 
-/* Stop the thread and the endpoints, remove the socket.  NULL is fine.
- * Before the workers' state is freed. */
-void bs_control_stop(struct bs_control *ctl);
+/* Stop the thread and the endpoints, remove the socket, write the
+ * control events still queued to drain_to (NULL: drop them).  NULL ctl
+ * is fine.  Before the workers' state is freed. */
+void bs_control_stop(struct bs_control *ctl, FILE *drain_to);
 
 #endif /* BACKSTOP_CONTROL_H */

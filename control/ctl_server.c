@@ -219,6 +219,14 @@ refuse(int fd, const char *code, const char *msg)
 		(void)n;
 		free(line);
 	}
+	/* Read what the client already sent (a bounded amount): closing
+	 * with unread bytes can make the client's read fail before it gets
+	 * the reply. */
+	shutdown(fd, SHUT_WR);
+	char sink[4096];
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0;
+			i++)
+		;
 	close(fd);
 }
 

@@ -498,7 +498,7 @@ main(int argc, char **argv)
 		drain_events(&app, evlog);
 	struct bs_control *ctl = control;
 	control = NULL;
-	bs_control_stop(ctl);
+	bs_control_stop(ctl, evlog);
 	/* A worker's last settings pointer may name a set the control
 	 * thread has freed since: what follows uses the current one. */
 	for (unsigned int i = 0; i < app.n_workers; i++)

@@ -237,7 +237,7 @@ c.eq("running value kept", show["flow.table_size"], "65536")
 # SIGHUP reloads the configuration too.
 dm.p.send_signal(signal.SIGHUP)
 gen = 0
-for _ in range(100):
+for _ in range(300):
     time.sleep(0.1)
     gen = dm.request({"cmd": "status"})["result"]["generation"]
     if gen == 4:

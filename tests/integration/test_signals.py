@@ -41,7 +41,15 @@ while time.time() < deadline:
 # Rotate: move the file away, SIGHUP, then records go to a new file.
 os.rename(ev, ev + ".1")
 p.send_signal(signal.SIGHUP)
-time.sleep(0.5)
+# The reload (a rule compile) and the reopen are done once the reload
+# line is in the new file.
+deadline = time.time() + 30
+while time.time() < deadline:
+    time.sleep(0.2)
+    if os.path.exists(ev):
+        with open(ev) as f:
+            if '"event":"reload"' in f.read():
+                break
 p.send_signal(signal.SIGTERM)
 o, e = p.communicate(timeout=30)
 c.eq("exit 0 after SIGTERM", p.returncode, 0)
