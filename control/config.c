@@ -1383,3 +1383,166 @@ bs_config_reference(FILE *f)
 		fprintf(f, "| `%s` | %s |\n", bs_cfg_pd_desc[i].key,
 			bs_cfg_type_name(bs_cfg_pd_desc[i].type));
 }
+
+/*
+ * Give a field memcpy'd from another config its own copies of what it
+ * points to.  On -ENOMEM the field holds only what it owns (safe to
+ * free) and what it had shared is dropped.
+ */
+static int field_dup(enum bs_cfg_type t, void *field);
+static size_t field_ptr_size(enum bs_cfg_type t);
+
+static int
+list_dup(struct bs_cfg_list *l)
+{
+	struct bs_cfg_list n = { 0 };
+	if (l->n == 0) {
+		memset(l, 0, sizeof(*l));
+		return 0;
+	}
+	n.item = calloc(l->n, sizeof(*n.item));
+	n.line = l->line != NULL ? malloc(l->n * sizeof(*n.line)) : NULL;
+	if (n.item == NULL || (l->line != NULL && n.line == NULL))
+		goto fail;
+	if (l->line != NULL)
+		memcpy(n.line, l->line, l->n * sizeof(*n.line));
+	for (; n.n < l->n; n.n++)
+		if ((n.item[n.n] = strdup(l->item[n.n])) == NULL)
+			goto fail;
+	*l = n;
+	return 0;
+fail:
+	list_free(&n);
+	memset(l, 0, sizeof(*l));
+	return -ENOMEM;
+}
+
+static int
+dkim_keys_dup(struct bs_cfg_dkim_keys *k)
+{
+	struct bs_cfg_dkim_keys n = { 0 };
+	if (k->n == 0) {
+		memset(k, 0, sizeof(*k));
+		return 0;
+	}
+	n.key = calloc(k->n, sizeof(*n.key));
+	if (n.key == NULL)
+		goto fail;
+	for (; n.n < k->n; n.n++) {
+		const struct bs_cfg_dkim_key *o = &k->key[n.n];
+		struct bs_cfg_dkim_key *c = &n.key[n.n];
+		*c = *o;
+		c->domain = o->domain ? strdup(o->domain) : NULL;
+		c->selector = o->selector ? strdup(o->selector) : NULL;
+		c->der = o->der ? malloc(o->der_len ? o->der_len : 1) : NULL;
+		if ((o->domain && !c->domain) || (o->selector && !c->selector) ||
+				(o->der && !c->der)) {
+			n.n++;
+			goto fail;
+		}
+		if (o->der)
+			memcpy(c->der, o->der, o->der_len);
+	}
+	*k = n;
+	return 0;
+fail:
+	dkim_keys_free(&n);
+	memset(k, 0, sizeof(*k));
+	return -ENOMEM;
+}
+
+static int
+domains_dup(struct bs_cfg_domains *m)
+{
+	struct bs_cfg_domains n = { 0 };
+	if (m->n == 0) {
+		memset(m, 0, sizeof(*m));
+		return 0;
+	}
+	n.d = calloc(m->n, sizeof(*n.d));
+	if (n.d == NULL)
+		goto fail;
+	for (; n.n < m->n; n.n++) {
+		struct bs_cfg_domain *c = &n.d[n.n];
+		*c = m->d[n.n];
+		c->name = m->d[n.n].name ? strdup(m->d[n.n].name) : NULL;
+		int rc = m->d[n.n].name && !c->name ? -ENOMEM : 0;
+		for (unsigned int i = 0; i < BS_CFG_PD__MAX; i++) {
+			void *f = (char *)c + bs_cfg_pd_desc[i].offset;
+			if (rc == 0)
+				rc = field_dup(bs_cfg_pd_desc[i].type, f);
+			else /* still shared with the source: drop */
+				memset(f, 0, field_ptr_size(
+					bs_cfg_pd_desc[i].type));
+		}
+		if (rc < 0) {
+			n.n++;
+			goto fail;
+		}
+	}
+	*m = n;
+	return 0;
+fail:
+	domains_free(&n);
+	memset(m, 0, sizeof(*m));
+	return -ENOMEM;
+}
+
+static int
+field_dup(enum bs_cfg_type t, void *field)
+{
+	switch (t) {
+	case BS_CFG_STR: {
+		char **s = field;
+		if (*s != NULL && (*s = strdup(*s)) == NULL)
+			return -ENOMEM;
+		return 0;
+	}
+	case BS_CFG_DOMAINS:
+	case BS_CFG_RELAYS:
+		return list_dup(field);
+	case BS_CFG_DKIMKEYS:
+		return dkim_keys_dup(field);
+	case BS_CFG_DOMAINMAP:
+		return domains_dup(field);
+	default: /* held inline (BATV keys included) */
+		return 0;
+	}
+}
+
+/* Bytes of a field of type t that point elsewhere (0: held inline). */
+static size_t
+field_ptr_size(enum bs_cfg_type t)
+{
+	switch (t) {
+	case BS_CFG_STR:
+		return sizeof(char *);
+	case BS_CFG_DOMAINS:
+	case BS_CFG_RELAYS:
+		return sizeof(struct bs_cfg_list);
+	case BS_CFG_DKIMKEYS:
+		return sizeof(struct bs_cfg_dkim_keys);
+	case BS_CFG_DOMAINMAP:
+		return sizeof(struct bs_cfg_domains);
+	default:
+		return 0;
+	}
+}
+
+int
+bs_config_copy(struct bs_config *dst, const struct bs_config *src)
+{
+	memcpy(dst, src, sizeof(*dst));
+	for (unsigned int i = 0; i < bs_cfg_count; i++) {
+		if (field_dup(bs_cfg_desc[i].type,
+				(char *)dst + bs_cfg_desc[i].offset) == 0)
+			continue;
+		/* Fields not yet copied still point into src. */
+		for (unsigned int j = i + 1; j < bs_cfg_count; j++)
+			memset((char *)dst + bs_cfg_desc[j].offset, 0,
+				field_ptr_size(bs_cfg_desc[j].type));
+		bs_config_free(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}

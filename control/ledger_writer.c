@@ -970,6 +970,6 @@ bs_ledger_counters(const struct bs_ledger *l, uint64_t now,
 	BS_CNT_ADD(c, ledger_entries, st.entries);
 	BS_CNT_ADD(c, ledger_snapshot_saves, st.snapshot_saves);
 	BS_CNT_ADD(c, ledger_snapshot_failures, st.snapshot_failures);
-	BS_CNT_ADD(c, ledger_snapshot_age_s, st.snapshot_age_s);
+	BS_CNT_ADD(c, ledger_snapshot_age_seconds, st.snapshot_age_s);
 	BS_CNT_ADD(c, ledger_warming, st.warming ? 1 : 0);
 }

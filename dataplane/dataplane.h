@@ -19,6 +19,7 @@
 #include "backstop/counters.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
+#include "backstop/pubcfg.h"
 #include "backstop/smtp.h"
 #include "backstop/txn.h"
 #include "backstop/verdict.h"
@@ -89,13 +90,19 @@ struct bs_worker {
 	struct bs_rxq rxq[BS_MAX_PORTS];
 	struct bs_flow_table *flows;
 	struct bs_txn_stage txn;          /* SMTP, detection, event ring */
+	/* The published settings (pubcfg.h), re-read after every quiescent
+	 * state so reloaded settings apply from the next loop. */
 	const struct bs_config *cfg;
+	struct bs_pub *pub;
 	uint64_t tsc_per_ms;
 	/* Written by the worker, read by main (idle detection, stats). */
 	volatile uint64_t last_rx_tsc;
 	volatile bool running;
 	struct bs_port_cnt port_cnt[BS_MAX_PORTS];
 	struct bs_counters cnt;
+	/* A flows-top request of the control thread, worked through a
+	 * bounded slice per loop (flowsnap.c); NULL when none. */
+	struct bs_flow_snap *volatile snap;
 	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
@@ -110,8 +117,10 @@ struct bs_app {
 	unsigned int n_workers;
 	struct bs_worker *worker[BS_MAX_WORKERS];
 	struct rte_mempool *pool;
-	/* The verdict policy, compiled at start (the workers will read it;
-	 * the control plane will publish new ones through RCU). */
+	/* The verdict policy compiled at start (its errors stop start-up).
+	 * What the workers are to read is the published configuration's
+	 * (bs_pub_current()->policy, pinned per message like the rules),
+	 * which every reload rebuilds. */
 	struct bs_verdict_policy *verdict;
 };
 
@@ -178,6 +187,34 @@ void bs_ports_close(struct bs_app *app);
 
 /* Release hook for the flow table: ends the flow's engine state. */
 void bs_worker_flow_release(struct bs_flow *f, void *arg);
+
+/* Most flows one flows-top snapshot keeps per worker. */
+#define BS_SNAP_MAX 1000
+/* Table entries a worker looks at per loop for a snapshot: bounds the
+ * time a request can steal from packets. */
+#define BS_SNAP_BATCH 256
+
+struct bs_flow_snap_ent {
+	struct bs_flow_key key;
+	uint8_t server_side, fin_seen;
+	bool inspected, closed;
+	uint64_t bytes;
+	uint64_t idle_ms;
+};
+
+/* A snapshot of one worker's biggest flows (by bytes), asked for by the
+ * control thread (w->snap = s) and filled by the worker, which sets done
+ * (release) when it has walked its whole table and lets go of s. */
+struct bs_flow_snap {
+	uint32_t want;    /* N, at most BS_SNAP_MAX */
+	uint32_t cursor;  /* next table entry (worker) */
+	uint32_t n;       /* entries kept, largest first */
+	uint32_t done;
+	struct bs_flow_snap_ent ent[BS_SNAP_MAX];
+};
+
+/* One slice of the pending snapshot (worker, from its loop). */
+void bs_flow_snap_step(struct bs_worker *w, uint64_t now_ms);
 
 /* Worker lcore entry point; arg is its struct bs_worker. */
 int bs_worker_main(void *arg);

@@ -475,6 +475,12 @@ bs_flow_count(const struct bs_flow_table *t)
 	return t->count;
 }
 
+const struct bs_flow *
+bs_flow_at(const struct bs_flow_table *t, uint32_t i)
+{
+	return i < t->capacity && t->ent[i].in_use ? &t->ent[i] : NULL;
+}
+
 uint32_t
 bs_flow_capacity(const struct bs_flow_table *t)
 {

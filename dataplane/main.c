@@ -31,6 +31,7 @@
 #include <rte_random.h>
 
 #include "dataplane.h"
+#include "../control/control.h"
 
 #define RTE_LOGTYPE_BACKSTOP RTE_LOGTYPE_USER1
 
@@ -40,6 +41,8 @@
 volatile bool bs_running = true;
 /* Set by SIGHUP: reopen the event log (after logrotate moved it). */
 static volatile sig_atomic_t reopen_log;
+/* SIGHUP also reloads the configuration (on the control thread). */
+static struct bs_control *control;
 
 struct opts {
 	const char *config;
@@ -54,9 +57,10 @@ struct opts {
 static void
 on_signal(int sig)
 {
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
 		reopen_log = 1;
-	else
+		bs_control_sighup(control);
+	} else
 		bs_running = false;
 }
 
@@ -210,7 +214,7 @@ report(const struct bs_app *app, double secs)
 
 static struct bs_worker *
 worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
-	const struct bs_ruleset *rules, bool want_events,
+	struct bs_pub *pub, bool want_events,
 	int64_t clock_offset_ms)
 {
 	struct bs_worker *w = rte_zmalloc_socket("worker", sizeof(*w),
@@ -222,7 +226,7 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		[BS_FLOW_TMO_SHORT] = app->cfg.flow_closed_timeout_ms,
 		[BS_FLOW_TMO_SYN] = app->cfg.flow_closed_timeout_ms,
 	};
-	if (bs_txn_init(&w->txn, &app->cfg, rules, &w->cnt, want_events,
+	if (bs_txn_init(&w->txn, &app->cfg, pub, idx, &w->cnt, want_events,
 			clock_offset_ms) < 0) {
 		bs_txn_fini(&w->txn);
 		rte_free(w);
@@ -239,9 +243,12 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 		rte_free(w);
 		return NULL;
 	}
+	bs_pub_set_counters(pub, idx, &w->cnt);
 	w->lcore = lcore;
 	w->idx = idx;
-	w->cfg = &app->cfg;
+	w->pub = pub;
+	w->cfg = &bs_pub_current(pub)->cfg;
+	w->txn.cfg = w->cfg;
 	w->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	if (w->tsc_per_ms == 0)
 		w->tsc_per_ms = 1;
@@ -267,26 +274,16 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	return w;
 }
 
-/*
- * Where the rule file is: as configured, or, for a relative path that
- * does not exist from the working directory, under the directory the
- * build was configured with (BS_DATA_DIR: the source tree for developer
- * builds, the installed data directory otherwise).
- */
-static const char *
-rules_path(const char *cfg_path, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s", cfg_path);
-	if (cfg_path[0] != '/' && access(cfg_path, R_OK) != 0)
-		snprintf(buf, len, "%s/%s", BS_DATA_DIR, cfg_path);
-	return buf;
-}
-
-/* Move every worker's queued event lines to the log file. */
+/* Move every worker's (and the control plane's) queued event lines to
+ * the log file. */
 static void
 drain_events(const struct bs_app *app, FILE *f)
 {
 	long n = 0;
+	if (bs_control_events(control) != NULL) {
+		long r = bs_evring_drain(bs_control_events(control), f);
+		n += r > 0 ? r : 0;
+	}
 	for (unsigned int i = 0; i < app->n_workers; i++) {
 		long r = bs_evring_drain(app->worker[i]->txn.events, f);
 		if (r < 0) {
@@ -392,17 +389,11 @@ main(int argc, char **argv)
 	if (bs_ports_init(&app, (unsigned int)nq) < 0)
 		goto fail;
 
-	struct bs_ruleset *rules = NULL;
-	if (app.cfg.detect_enabled) {
-		char path[PATH_MAX];
-		rules = bs_ruleset_load(rules_path(app.cfg.detect_rules_file,
-			path, sizeof(path)), err, sizeof(err));
-		if (rules == NULL) {
-			fprintf(stderr, "backstop: rules: %s\n", err);
-			goto fail;
-		}
-		RTE_LOG(INFO, BACKSTOP, "rules: %s\n", path);
-	}
+	/* Generation 1: settings and rules, one scratch per worker. */
+	struct bs_pub *pub = bs_control_first_publish(&app.cfg,
+		(unsigned int)nq);
+	if (pub == NULL)
+		goto fail;
 	FILE *evlog = NULL;
 	if (o.event_log != NULL) {
 		evlog = fopen(o.event_log, "a");
@@ -423,7 +414,7 @@ main(int argc, char **argv)
 	RTE_LCORE_FOREACH_WORKER(lcore) {
 		if (idx == (unsigned int)nq)
 			break;
-		struct bs_worker *w = worker_create(&app, lcore, idx, rules,
+		struct bs_worker *w = worker_create(&app, lcore, idx, pub,
 			evlog != NULL, clock_offset_ms);
 		if (w == NULL) {
 			fprintf(stderr, "backstop: worker %u: out of memory "
@@ -437,6 +428,10 @@ main(int argc, char **argv)
 	if (app.n_workers < n_lcores)
 		RTE_LOG(NOTICE, BACKSTOP, "%u of %u worker lcores used\n",
 			app.n_workers, n_lcores);
+
+	control = bs_control_start(&app, pub, o.config, evlog != NULL);
+	if (control == NULL)
+		goto fail;
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -498,6 +493,17 @@ main(int argc, char **argv)
 		}
 	}
 	rte_eal_mp_wait_lcore();
+	/* The control thread reads the workers: it stops first. */
+	if (evlog != NULL)
+		drain_events(&app, evlog);
+	struct bs_control *ctl = control;
+	control = NULL;
+	bs_control_stop(ctl, evlog);
+	/* A worker's last settings pointer may name a set the control
+	 * thread has freed since: what follows uses the current one. */
+	for (unsigned int i = 0; i < app.n_workers; i++)
+		app.worker[i]->cfg = app.worker[i]->txn.cfg =
+			&bs_pub_current(pub)->cfg;
 	double secs = (double)(rte_rdtsc() - start) / (double)hz;
 
 	/* Ending the flows ends their open transactions (records).  The
@@ -519,7 +525,7 @@ main(int argc, char **argv)
 		rte_free(app.worker[i]->fix);
 		rte_free(app.worker[i]);
 	}
-	bs_ruleset_free(rules);
+	bs_pub_free(pub);
 	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_mempool_free(app.pool);

@@ -31,6 +31,8 @@
 struct bs_txn_det {
 	struct bs_txn_det *next;
 	struct bs_msg *msg;   /* message being scanned, or NULL */
+	struct bs_pubcfg *pc; /* the rule set msg pinned (while msg) */
+	uint64_t gen;         /* generation it was scanned on */
 	uint32_t seq;         /* its transaction */
 	bool done;            /* res holds the result */
 	struct bs_detect_result res;
@@ -91,6 +93,10 @@ det_end_msg(struct bs_txn_stage *w, struct bs_txn_det *d, bool abort_it)
 		d->done = true;
 	}
 	d->msg = NULL;
+	/* The message is done with its set: the control thread may free
+	 * an old one once no message pins it. */
+	bs_pubcfg_unpin(d->pc, w->worker);
+	d->pc = NULL;
 	w->detect_inflight--;
 }
 
@@ -102,11 +108,15 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 	struct bs_txn_stage *w = arg;
 	struct bs_txn_det *d;
 
-	if (w->detect == NULL)
+	if (w->pub == NULL)
 		return;
+	/* The set current now is the message's for its whole life. */
+	struct bs_pubcfg *pc = bs_pub_current(w->pub);
+	if (pc->detect[w->worker] == NULL)
+		return; /* detection off in this generation */
 	if (det_find(w, f, rec->seq, NULL) != NULL)
 		return; /* cannot happen: one begin per message */
-	if (w->detect_inflight >= w->cfg->detect_inflight_max) {
+	if (w->detect_inflight >= pc->cfg.detect_inflight_max) {
 		BS_CNT_INC(w->cnt, detect_inflight_cap);
 		return;
 	}
@@ -117,12 +127,15 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 	}
 	d->done = false;
 	d->seq = rec->seq;
-	d->msg = bs_msg_begin(w->detect, rec->mail_from, NULL, 0);
+	d->msg = bs_msg_begin(pc->detect[w->worker], rec->mail_from, NULL, 0);
 	if (d->msg == NULL) {
 		free(d);
 		BS_CNT_INC(w->cnt, detect_msg_nomem);
 		return;
 	}
+	bs_pubcfg_pin(pc, w->worker);
+	d->pc = pc;
+	d->gen = pc->gen;
 	w->detect_inflight++;
 	w->det_live++;
 	d->next = bs_smtp_flow_user(f);
@@ -160,14 +173,15 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
  * length, or n unchanged when it would not fit.
  */
 static size_t
-append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r)
+append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r,
+	uint64_t gen)
 {
 	if (n < 2 || w->json[n - 2] != '}')
 		return n;
 	size_t o = n - 2;
 	int k = snprintf(w->json + o, w->json_len - o,
-		",\"class\":\"%s\",\"detect\":",
-		bs_class_name((enum bs_class)r->cls));
+		",\"gen\":%llu,\"class\":\"%s\",\"detect\":",
+		(unsigned long long)gen, bs_class_name((enum bs_class)r->cls));
 	if (k < 0 || (size_t)k >= w->json_len - o)
 		return n;
 	o += (size_t)k;
@@ -190,14 +204,14 @@ append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r
 /* Write the record of a transaction that carried a message. */
 static void
 log_record(struct bs_txn_stage *w, const struct bs_smtp_record *rec,
-	const struct bs_detect_result *res)
+	const struct bs_detect_result *res, uint64_t gen)
 {
 	int n = bs_smtp_record_json(rec, w->json, w->json_len);
 	if (n < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
 		return;
 	}
-	size_t len = res != NULL ? append_detect(w, (size_t)n, res)
+	size_t len = res != NULL ? append_detect(w, (size_t)n, res, gen)
 				 : (size_t)n;
 	if (bs_evring_put(w->events, w->json, len) < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
@@ -218,7 +232,8 @@ on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 	/* The log records transactions that carried a message; MAIL/RCPT
 	 * exchanges that ended without one (RSET, rejections) do not. */
 	if (w->events != NULL && rec->complete)
-		log_record(w, rec, d != NULL && d->done ? &d->res : NULL);
+		log_record(w, rec, d != NULL && d->done ? &d->res : NULL,
+			d != NULL ? d->gen : 0);
 	/* The detection state lives only as long as its transaction, so a
 	 * connection kept open between messages holds none. */
 	if (d != NULL)
@@ -234,7 +249,7 @@ static const struct bs_smtp_events stage_events = {
 
 int
 bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
-	const struct bs_ruleset *rules, struct bs_counters *cnt,
+	struct bs_pub *pub, unsigned int worker, struct bs_counters *cnt,
 	bool want_events, int64_t clock_offset_ms)
 {
 	struct bs_smtp_params sp;
@@ -247,12 +262,8 @@ bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
 	w->smtp = bs_smtp_ctx_create(&sp, &stage_events, w, w->cnt);
 	if (w->smtp == NULL)
 		return -ENOMEM;
-	if (rules != NULL) {
-		w->detect = bs_detect_ctx_create(rules);
-		if (w->detect == NULL)
-			return -ENOMEM;
-		bs_detect_ctx_set_counters(w->detect, w->cnt);
-	}
+	w->pub = pub;
+	w->worker = worker;
 	if (want_events) {
 		w->json_len = BS_SMTP_JSON_MAX(cfg->smtp_rcpt_max) +
 			BS_DETECT_JSON_MAX;
@@ -269,8 +280,6 @@ bs_txn_fini(struct bs_txn_stage *w)
 {
 	bs_smtp_ctx_free(w->smtp);
 	w->smtp = NULL;
-	bs_detect_ctx_free(w->detect);
-	w->detect = NULL;
 	bs_evring_free(w->events);
 	w->events = NULL;
 	free(w->json);

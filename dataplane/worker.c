@@ -432,6 +432,7 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 		}
 		flow_init(w, f, p, dir, q);
 	}
+	f->bytes += rte_pktmbuf_pkt_len(m);
 	bool to_server = sender != f->server_side;
 	if (!(f->hs & BS_HS_DONE)) {
 		int h = handshake(w, f, p, to_server);
@@ -677,6 +678,8 @@ bs_worker_main(void *arg)
 			w->last_rx_tsc = tsc;
 		else
 			flush_pending(w, now_ms);
+		if (unlikely(w->snap != NULL))
+			bs_flow_snap_step(w, now_ms);
 		/* Table-owned figures, copied once per loop (owner only). */
 		w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);
 		w->cnt.v[BS_CNT_flow_expired] = bs_flow_expired(w->flows);
@@ -685,6 +688,9 @@ bs_worker_main(void *arg)
 		w->cnt.v[BS_CNT_flow_evicted_closed] =
 			bs_flow_evicted(w->flows, BS_FLOW_TMO_SHORT);
 		rcu_quiescent_state();
+		/* After the quiescent state: the settings published since. */
+		w->cfg = &bs_pub_current(w->pub)->cfg;
+		w->txn.cfg = w->cfg;
 	}
 	flush_pending(w, w->txn.now_ms);
 	w->cnt.v[BS_CNT_flow_active] = bs_flow_count(w->flows);

@@ -4,6 +4,9 @@
 # input, vdevs and core, in one run, several times; then the cost of
 # following SMTP sessions on SMTP-only traffic.
 #
+# Then the fast path's rate while rules are reloaded back to back, as a
+# ratio to the same run without reloads, and the reloads' latency.
+#
 # Input: a generated capture of many concurrent flows (SMTP and other
 # TCP, mixed sizes), replayed forever by net_pcap (infinite_rx=1) on port
 # 0; port 1 is net_null without RX, so both programs do the same work:
@@ -124,6 +127,56 @@ if [ ${#smsgs[@]} -gt 0 ]; then
 	done
 fi
 
+# Reloads: the full path on the SMTP capture, once undisturbed and once
+# while `rules reload` (the default pack, recompiled each time) runs back
+# to back on the control socket; side by side per run.  Each reply gives
+# the reload's latency: request to every worker on the new set (compile,
+# per-worker scratch, pointer swap, RCU grace period).
+reload_ratios=() reload_ms=() publish_ms=() reload_counts=()
+if [ ${#smtp_ratios[@]} -gt 0 ]; then
+	printf 'dataplane:\n  mbuf_pool_size: %s\n  inside_port: 2\ncontrol.socket: %s\n' \
+		"$smbufs" "$work/ctl.sock" > "$work/s_ctl.yaml"
+	for r in $(seq 1 "$runs"); do
+		build/backstop "${eal[@]}" --file-prefix bsbench "${svdevs[@]}" -- \
+			--config "$work/s_ctl.yaml" --duration "$secs" --stats-period 1 \
+			>"$work/quiet.log" 2>&1
+		quiet=$(awk '/^stats: rx_pps/ {print $3}' "$work/quiet.log" | median)
+		build/backstop "${eal[@]}" --file-prefix bsbench "${svdevs[@]}" -- \
+			--config "$work/s_ctl.yaml" --duration "$secs" --stats-period 1 \
+			>"$work/busy.log" 2>&1 &
+		bpid=$!
+		for _ in $(seq 1 50); do [ -S "$work/ctl.sock" ] && break; sleep 0.1; done
+		n=0
+		# The operator's tool runs where the control thread does (the
+		# main lcore's CPU, 0 with -l 0-1), not on the worker's core.
+		while kill -0 "$bpid" 2>/dev/null; do
+			taskset -c 0 build/backstopctl --socket "$work/ctl.sock" --json rules reload \
+				>>"$work/reloads.jsonl" 2>/dev/null && n=$((n + 1))
+		done
+		wait "$bpid" || true
+		busy=$(awk '/^stats: rx_pps/ {print $3}' "$work/busy.log" | median)
+		[ "$quiet" = 0 ] && continue
+		reload_counts+=("$n")
+		reload_ratios+=("$(awk -v a="$busy" -v b="$quiet" 'BEGIN{printf "%.3f", a/b}')")
+		echo "run $r: engine_pps $quiet during_reloads_pps $busy ratio ${reload_ratios[-1]} reloads $n" >&2
+	done
+	if [ -s "$work/reloads.jsonl" ]; then
+		mapfile -t reload_ms < <(/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("ok"):
+        print("%.1f" % r["result"]["total_ms"])' "$work/reloads.jsonl")
+		# The swap and grace period alone (the rest is the compile).
+		mapfile -t publish_ms < <(/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("ok"):
+        print("%.3f" % r["result"]["publish_ms"])' "$work/reloads.jsonl")
+	fi
+fi
+
 echo "capture_frames: $nframes"
 echo "capture_flows_concurrent: $flows"
 echo "runs: ${#ratios[@]}"
@@ -140,4 +193,12 @@ if [ ${#smtp_ratios[@]} -gt 0 ]; then
 	echo "smtp_engine_pps_median: $(med "${smtp_pps[@]}")"
 	echo "smtp_engine_bytes_per_s_median: $(med "${smtp_bps[@]}")"
 	echo "smtp_engine_ratio_vs_passthrough: $(med "${smtp_ratios[@]}")"
+fi
+if [ ${#reload_ratios[@]} -gt 0 ]; then
+	echo "reloads_per_run_median: $(med "${reload_counts[@]}")"
+	echo "reload_latency_ms_median: $(printf '%s\n' "${reload_ms[@]}" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}}')"
+	echo "reload_latency_ms_max: $(printf '%s\n' "${reload_ms[@]}" | sort -n | tail -1)"
+	echo "reload_publish_ms_median: $(printf '%s\n' "${publish_ms[@]}" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}')"
+	echo "reload_publish_ms_max: $(printf '%s\n' "${publish_ms[@]}" | sort -n | tail -1)"
+	echo "throughput_ratio_during_reloads: $(med "${reload_ratios[@]}")"
 fi

@@ -28,6 +28,9 @@ PKGS=(
 	libio-socket-inet6-perl
 	# benchmarks: dpdk-testpmd is in dpdk-dev, not dpdk
 	dpdk-dev
+	# control plane: JSON-lines protocol (jansson), /metrics
+	# (libmicrohttpd); a real Prometheus server and promtool in tests
+	libjansson-dev libmicrohttpd-dev prometheus
 	# verdict tests: BATV tags made by Exim (extracted below, beside
 	# Postfix) at faked dates; DKIM signatures by independent signers
 	# (Mail::DKIM for RSA, dkimpy with PyNaCl for Ed25519)

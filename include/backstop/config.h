@@ -24,6 +24,7 @@
 
 #include "backstop/config_smtp.h"
 #include "backstop/config_detect.h"
+#include "backstop/config_control.h"
 #include "backstop/config_verdict.h"
 
 /* Most SMTP ports one may list. */
@@ -144,7 +145,8 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 	BS_CFG_CORE(X)                                                       \
 	BS_CFG_SMTP(X)                                                       \
 	BS_CFG_DETECT(X)                                                     \
-	BS_CFG_VERDICT(X)
+	BS_CFG_VERDICT(X)                                                    \
+	BS_CFG_CONTROL(X)
 
 #define BS_CFG_CTYPE_U32 uint32_t
 #define BS_CFG_CTYPE_U64 uint64_t
@@ -256,6 +258,13 @@ int bs_config_set(struct bs_config *cfg, const char *key, const char *val,
 
 /* Write every setting as "key: value" YAML, in table order. */
 void bs_config_show(FILE *f, const struct bs_config *cfg);
+
+/*
+ * Deep copy of *src into *dst (strings duplicated; free dst with
+ * bs_config_free()).  Returns 0 or -ENOMEM (then dst holds nothing to
+ * free).  Any thread; src must not change meanwhile.
+ */
+int bs_config_copy(struct bs_config *dst, const struct bs_config *src);
 
 /* Release strings, lists and keys held by *cfg (secrets are wiped). */
 void bs_config_free(struct bs_config *cfg);

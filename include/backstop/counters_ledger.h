@@ -26,8 +26,8 @@
 	X(ledger_snapshot_saves, "Ledger snapshots written", COUNTER)        \
 	X(ledger_snapshot_failures, "Ledger snapshots that failed to be "    \
 		"written (the previous one is kept)", COUNTER)               \
-	X(ledger_snapshot_age_s, "Seconds since the ledger was last saved "  \
-		"or loaded", GAUGE)                                          \
+	X(ledger_snapshot_age_seconds, "Seconds since the ledger was last " \
+		"saved or loaded", GAUGE)                                    \
 	X(ledger_warming, "1 while the ledger is younger than its TTL "      \
 		"(a miss is no evidence)", GAUGE)
 

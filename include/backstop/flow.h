@@ -98,6 +98,9 @@ struct bs_flow {
 	uint8_t pad[2];
 	struct bs_flow_syn syn[2]; /* half-open: client's SYN, server's */
 	void *app;                /* owned by the app layer (reassembly/SMTP) */
+	uint64_t bytes;           /* frame bytes seen, both directions (the
+	                           * worker adds them; for flows top; on the
+	                           * line the worker reads per segment) */
 } __attribute__((aligned(64)));
 
 /* Called when an entry leaves the table (expiry or removal), to free app. */
@@ -180,6 +183,12 @@ uint32_t bs_flow_expire(struct bs_flow_table *t, uint64_t now, uint32_t max);
 
 /* Entries removed by aging so far (bs_flow_expire and recycling). */
 uint64_t bs_flow_expired(const struct bs_flow_table *t);
+
+/*
+ * Entry i (0 <= i < capacity) if it is in use, else NULL: a bounded walk
+ * for snapshots (flows top).  Owner worker only.
+ */
+const struct bs_flow *bs_flow_at(const struct bs_flow_table *t, uint32_t i);
 
 /* Live entries of class tmo (SYN or SHORT) evicted to make room. */
 uint64_t bs_flow_evicted(const struct bs_flow_table *t, enum bs_flow_tmo tmo);

@@ -22,6 +22,7 @@
 #include "backstop/counters.h"
 #include "backstop/detect.h"
 #include "backstop/evring.h"
+#include "backstop/pubcfg.h"
 #include "backstop/smtp.h"
 
 /* Event ring per worker: ~4 MiB holds thousands of records between two
@@ -34,7 +35,8 @@ struct bs_txn_stage {
 	const struct bs_config *cfg;
 	struct bs_counters *cnt;
 	struct bs_smtp_ctx *smtp;     /* reassembly + SMTP engine */
-	struct bs_detect_ctx *detect; /* NULL: detection off */
+	struct bs_pub *pub;           /* rule sets (NULL: detection off) */
+	unsigned int worker;          /* this stage's slot in each set */
 	uint32_t detect_inflight;     /* messages being scanned */
 	struct bs_evring *events;     /* NULL: no event log */
 	char *json;                   /* formatting buffer for records */
@@ -48,14 +50,17 @@ struct bs_txn_stage {
 };
 
 /*
- * Set up *t: an SMTP engine context from cfg, a detection context for
- * rules (NULL: no detection), an event ring when want_events.  cnt is the
- * owner's counter block.  clock_offset_ms turns the owner's clock into
- * wall-clock time in records.  Returns 0 or -ENOMEM (then call
- * bs_txn_fini()).  Start-up.
+ * Set up *t: an SMTP engine context from cfg, an event ring when
+ * want_events.  Detection uses the rule sets published by pub (NULL: no
+ * detection), with the per-worker context of slot worker: each message
+ * pins the set current at its envelope and finishes on it, so a reload
+ * never changes the rules under a message (pubcfg.h).  cnt is the owner's
+ * counter block.  clock_offset_ms turns the owner's clock into wall-clock
+ * time in records.  Returns 0 or -ENOMEM (then call bs_txn_fini()).
+ * Start-up.
  */
 int bs_txn_init(struct bs_txn_stage *t, const struct bs_config *cfg,
-	const struct bs_ruleset *rules, struct bs_counters *cnt,
+	struct bs_pub *pub, unsigned int worker, struct bs_counters *cnt,
 	bool want_events, int64_t clock_offset_ms);
 
 /* Release what bs_txn_init() made; every flow must be freed before. */

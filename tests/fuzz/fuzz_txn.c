@@ -32,7 +32,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct bs_config cfg, cfg_tight;
-static struct bs_ruleset *rules;
+static struct bs_pub *pub;
 static struct bs_counters cnt;
 static FILE *devnull;
 /* One stage for all inputs, as on a worker; stage[1] has a tight budget. */
@@ -46,17 +46,23 @@ init(void)
 	if (bs_config_defaults(&cfg) < 0)
 		abort();
 	snprintf(path, sizeof(path), "%s/rules/default.rules", BS_DATA_DIR);
-	rules = bs_ruleset_load(path, err, sizeof(err));
-	if (rules == NULL) {
-		fprintf(stderr, "%s\n", err);
-		abort();
-	}
 	cfg.smtp_event_digest = true;
 	cfg_tight = cfg;
 	cfg_tight.smtp_session_budget_bytes = 65536;
+	/* Detection through a published set, as on workers (slots 0, 1). */
+	pub = bs_pub_create(2);
+	struct bs_pubcfg *pc = pub ? bs_pubcfg_build(&cfg, path, 2, err,
+		sizeof(err)) : NULL;
+	if (pc == NULL) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	bs_pub_set_counters(pub, 0, &cnt);
+	bs_pub_set_counters(pub, 1, &cnt);
+	bs_pub_publish(pub, pc);
 	devnull = fopen("/dev/null", "w");
-	if (bs_txn_init(&stage[0], &cfg, rules, &cnt, true, 0) < 0 ||
-		bs_txn_init(&stage[1], &cfg_tight, rules, &cnt, true, 0) < 0)
+	if (bs_txn_init(&stage[0], &cfg, pub, 0, &cnt, true, 0) < 0 ||
+		bs_txn_init(&stage[1], &cfg_tight, pub, 1, &cnt, true, 0) < 0)
 		abort();
 }
 

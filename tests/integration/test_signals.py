@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Operations: SIGHUP reopens the event log (rotation loses no record),
+"""Operations: SIGHUP reopens the event log (rotation loses no record)
+and reloads the configuration (a reload line, generation 2),
 SIGTERM stops cleanly (report printed, net_pcap output complete)."""
 import json
 import os
@@ -40,7 +41,15 @@ while time.time() < deadline:
 # Rotate: move the file away, SIGHUP, then records go to a new file.
 os.rename(ev, ev + ".1")
 p.send_signal(signal.SIGHUP)
-time.sleep(0.5)
+# The reload (a rule compile) and the reopen are done once the reload
+# line is in the new file.
+deadline = time.time() + 30
+while time.time() < deadline:
+    time.sleep(0.2)
+    if os.path.exists(ev):
+        with open(ev) as f:
+            if '"event":"reload"' in f.read():
+                break
 p.send_signal(signal.SIGTERM)
 o, e = p.communicate(timeout=30)
 c.eq("exit 0 after SIGTERM", p.returncode, 0)
@@ -50,7 +59,13 @@ for fn in (ev + ".1", ev):
     if os.path.exists(fn):
         with open(fn) as f:
             recs += [json.loads(x) for x in f]
+# SIGHUP also reloads the configuration: one reload line, beside the
+# transaction records (docs/OPERATIONS.md).
+reloads = [r for r in recs if r.get("event") == "reload"]
+recs = [r for r in recs if "event" not in r]
 c.eq("no record lost across the rotation", len(recs), 10)
+c.eq("SIGHUP reloaded the configuration once", [
+    (r["kind"], r["generation"]) for r in reloads], [("config", 2)])
 c.true("reopen logged", "event log reopened" in e)
 c.eq("output capture complete", len(bstest.read_pcap(out)),
      len(bstest.read_pcap(pc)))

@@ -28,7 +28,7 @@
 static const char *corpus_dir = "../../../shared/corpus";
 
 static struct bs_config cfg;
-static struct bs_ruleset *rules;
+static struct bs_pub *pub;
 static struct bs_counters cnt;
 static struct bs_txn_stage st;
 
@@ -45,12 +45,17 @@ setup(void **state)
 	cfg.smtp_ooo_flow_bytes = 16u << 20;
 	cfg.smtp_ooo_global_bytes = 64u << 20;
 	snprintf(path, sizeof(path), "%s/rules/default.rules", BS_DATA_DIR);
-	rules = bs_ruleset_load(path, err, sizeof(err));
-	if (rules == NULL) {
+	/* Detection through a published set, as on a worker (slot 0). */
+	pub = bs_pub_create(1);
+	struct bs_pubcfg *pc = bs_pubcfg_build(&cfg, path, 1, err,
+		sizeof(err));
+	if (pub == NULL || pc == NULL) {
 		fprintf(stderr, "%s: %s\n", path, err);
 		return -1;
 	}
-	if (bs_txn_init(&st, &cfg, rules, &cnt, true, 0) < 0)
+	bs_pub_set_counters(pub, 0, &cnt);
+	bs_pub_publish(pub, pc);
+	if (bs_txn_init(&st, &cfg, pub, 0, &cnt, true, 0) < 0)
 		return -1;
 	return 0;
 }
@@ -60,7 +65,7 @@ teardown(void **state)
 {
 	(void)state;
 	bs_txn_fini(&st);
-	bs_ruleset_free(rules);
+	bs_pub_free(pub);
 	return 0;
 }
 

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The Prometheus text exposition (format 0.0.4) of everything backstop
+ * counts, written from the counter table (counters.h) with no per-counter
+ * code: each row becomes backstop_<name>_total (counters) or
+ * backstop_<name> (gauges), one sample per worker ({worker="N"}); per-port
+ * figures carry {port="N",name="..."}; control-plane figures (rule-set
+ * generation, reloads, compile time) follow.  Names use base units
+ * (bytes, seconds) as Prometheus' conventions ask; `promtool check
+ * metrics` passes (tests/integration/test_metrics.py).
+ *
+ * No EAL: the daemon fills a struct bs_metrics_src from its workers and
+ * ports; tests fill it by hand.
+ */
+#ifndef BACKSTOP_METRICS_H
+#define BACKSTOP_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backstop/counters.h"
+
+/* Per-port figures: the workers' view and the PMD's. */
+struct bs_metrics_port {
+	uint16_t id;
+	const char *name;
+	/* Per worker: packets received, sent, refused by TX (n_workers). */
+	const uint64_t *rx, *tx, *tx_dropped;
+	/* The PMD's (rte_eth_stats). */
+	uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors,
+		oerrors, rx_nombuf;
+};
+
+/* A histogram (cumulative buckets, Prometheus style), e.g. the verdict
+ * latency once verdicts exist: n upper bounds in seconds, counts[i]
+ * observations <= le[i], plus the total count and sum. */
+struct bs_metrics_hist {
+	const char *name;  /* without the backstop_ prefix */
+	const char *help;
+	unsigned int n;
+	const double *le;
+	const uint64_t *counts;
+	uint64_t count;
+	double sum;
+};
+
+struct bs_metrics_src {
+	const char *version;
+	unsigned int n_workers;
+	const struct bs_counters *const *workers; /* n_workers blocks */
+	const uint32_t *flow_capacity;            /* per worker, or NULL */
+	unsigned int n_ports;
+	const struct bs_metrics_port *ports;
+	double start_time;        /* Unix time of start */
+	uint64_t generation;      /* current rule set */
+	uint32_t rules;           /* rules in it */
+	double compile_seconds;   /* of the current set */
+	unsigned int retired;     /* old sets waiting for their messages */
+	uint64_t reloads_ok[2], reloads_failed[2]; /* [0] rules, [1] config */
+	uint64_t ctl_requests, ctl_denied;
+	/* Verdict latency (verdict stage); NULL until it exists. */
+	const struct bs_metrics_hist *verdict_latency;
+};
+
+/* Write the whole exposition to f.  Returns 0 or -EIO. */
+int bs_metrics_write(FILE *f, const struct bs_metrics_src *s);
+
+#endif /* BACKSTOP_METRICS_H */
