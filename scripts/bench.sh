@@ -66,27 +66,56 @@ frames_of() { /usr/bin/python3 -c "import json;print(json.load(open('$1'))['fram
 vdevs_of() { echo "--vdev net_pcap0,rx_pcap=$1,infinite_rx=1 --vdev net_null0,no-rx=1"; }
 pool_of() { echo $(( ($1 + 8192) | 1023 )); }
 
-# testpmd's io-forwarding rate on capture $1 (frames $2).
+# Run a program (the command after $1) for secs seconds of forwarding
+# (plus the time net_pcap takes to load the capture), then stop it with
+# SIGINT; log in $1.  Prints the CPU time (ns) its worker lcore's thread
+# ran, from the scheduler (/proc/PID/task/TID/schedstat): on a shared
+# machine a program that is preempted loses wall-clock rate but not
+# CPU time, so packets per CPU-second compare two programs fairly even
+# when other work shares the core.
+run_for() {
+	local log=$1 pid ns=0 t
+	shift
+	"$@" >"$log" 2>&1 &
+	pid=$!
+	sleep $((secs + 2))
+	for t in /proc/$pid/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = rte-worker-1 ] &&
+			ns=$(cut -d' ' -f1 "$t/schedstat")
+	done
+	kill -INT "$pid" 2>/dev/null || true
+	wait "$pid" || true
+	echo "$ns"
+}
+# Packets per CPU-second of the worker: total packets $1, CPU ns $2.
+per_cpu() { awk -v n="$1" -v ns="$2" 'BEGIN{printf "%d", (ns>0)?n*1e9/ns:0}'; }
+
+# testpmd's io-forwarding rate on capture $1 (frames $2): "wall cpu",
+# wall the median of its per-second RX rates, cpu per CPU-second.
 tp_rate() {
+	local ns wall n
 	# shellcheck disable=SC2046
-	timeout -s INT $((secs + 8)) dpdk-testpmd "${eal[@]}" --file-prefix bstp \
+	ns=$(run_for "$work/tp.log" dpdk-testpmd "${eal[@]}" --file-prefix bstp \
 		$(vdevs_of "$1") -- --forward-mode=io --stats-period 1 \
-		--total-num-mbufs="$(pool_of "$2")" --no-mlockall \
-		>"$work/tp.log" 2>&1 || true
+		--total-num-mbufs="$(pool_of "$2")" --no-mlockall)
 	# Port 0's "Rx-pps:" line in each periodic block; the first blocks
 	# come while the capture is still loading (0 pps): skip them.
-	awk '/Port statistics/ {p=""} /NIC statistics for port 0/ {p=1} p && /Rx-pps:/ {if ($2 > 0) print $2; p=""}' \
-		"$work/tp.log" | head -n "$secs" | median
+	wall=$(awk '/Port statistics/ {p=""} /NIC statistics for port 0/ {p=1} p && /Rx-pps:/ {if ($2 > 0) print $2; p=""}' \
+		"$work/tp.log" | median)
+	n=$(awk '/Accumulated forward statistics/ {a=1} a && /RX-packets:/ {print $2; exit}' "$work/tp.log")
+	echo "$wall $(per_cpu "${n:-0}" "$ns")"
 }
-# backstop's rate: binary $1, capture $2, config $3 (extra args after).
+# backstop's rate: binary $1, capture $2, config $3 (extra args after):
+# "wall cpu" as for testpmd.
 bs_rate() {
-	local bin=$1 cap=$2 cfg=$3
+	local bin=$1 cap=$2 cfg=$3 ns wall n
 	shift 3
 	# shellcheck disable=SC2046
-	"$bin" "${eal[@]}" --file-prefix bsbench $(vdevs_of "$cap") -- \
-		--config "$cfg" --duration "$secs" --stats-period 1 "$@" \
-		>"$work/bs.log" 2>&1 || true
-	awk '/^stats: rx_pps/ {print $3}' "$work/bs.log" | median
+	ns=$(run_for "$work/bs.log" "$bin" "${eal[@]}" --file-prefix bsbench \
+		$(vdevs_of "$cap") -- --config "$cfg" --stats-period 1 "$@")
+	wall=$(awk '/^stats: rx_pps/ {print $3}' "$work/bs.log" | median)
+	n=$(awk '$1 == "rx_packets" {print $2; exit}' "$work/bs.log")
+	echo "$wall $(per_cpu "${n:-0}" "$ns")"
 }
 cfg() { # name pool [extra yaml lines]
 	local f="$work/$1.yaml"
@@ -123,40 +152,45 @@ if want flood; then
 	fpool=$(pool_of "$fframes")
 	flood_cfg=$(cfg flood "$fpool")
 fi
+# Each rate is a pair "wall cpu"; NAME gets the per-CPU-second figure,
+# NAME_wall the wall-clock one.
+addp() { set -- "$1" $2; add "$1" "$3"; add "${1}_wall" "$2"; }
+ratiop() { set -- "$1" $2 $3; add "$1" "$(ratio "$3" "$5")"; add "${1}_wall" "$(ratio "$2" "$4")"; }
+cpu_of() { set -- $1; echo "$2"; }
 for r in $(seq 1 "$runs"); do
 	want link || break
 	tp=$(tp_rate "$work/link.pcap" "$nframes")
-	if [ "$tp" = 0 ]; then
+	if [ "$(cpu_of "$tp")" = 0 ]; then
 		echo "run $r: testpmd did not forward; log:" >&2
 		tail -5 "$work/tp.log" >&2
 		continue
 	fi
-	add testpmd_pps "$tp"
-	line="run $r: testpmd_pps $tp"
+	addp testpmd_pps "$tp"
+	line="run $r: testpmd_pps $(cpu_of "$tp")"
 	for b in "${bins[@]}"; do
 		p=$(prefix "$b")
 		pt=$(bs_rate "$b" "$work/link.pcap" "$pt_cfg")
 		full=$(bs_rate "$b" "$work/link.pcap" "$full_cfg")
-		add "${p}passthrough_pps" "$pt"
-		add "${p}full_pps" "$full"
-		add "${p}passthrough_ratio_vs_testpmd" "$(ratio "$pt" "$tp")"
-		add "${p}full_ratio_vs_testpmd" "$(ratio "$full" "$tp")"
-		line="$line ${p}passthrough $pt ($(ratio "$pt" "$tp")) ${p}full $full ($(ratio "$full" "$tp"))"
+		addp "${p}passthrough_pps" "$pt"
+		addp "${p}full_pps" "$full"
+		ratiop "${p}passthrough_ratio_vs_testpmd" "$pt" "$tp"
+		ratiop "${p}full_ratio_vs_testpmd" "$full" "$tp"
+		line="$line ${p}passthrough $(cpu_of "$pt") ($(ratio "$(cpu_of "$pt")" "$(cpu_of "$tp")")) ${p}full $(cpu_of "$full") ($(ratio "$(cpu_of "$full")" "$(cpu_of "$tp")"))"
 	done
 	echo "$line" >&2
 done
 for r in $(seq 1 "$runs"); do
 	want flood || break
 	tp=$(tp_rate "$work/flood.pcap" "$fframes")
-	[ "$tp" = 0 ] && continue
-	add flood_testpmd_pps "$tp"
-	line="run $r: flood testpmd_pps $tp"
+	[ "$(cpu_of "$tp")" = 0 ] && continue
+	addp flood_testpmd_pps "$tp"
+	line="run $r: flood testpmd_pps $(cpu_of "$tp")"
 	for b in "${bins[@]}"; do
 		p=$(prefix "$b")
 		fl=$(bs_rate "$b" "$work/flood.pcap" "$flood_cfg")
-		add "${p}flood_full_pps" "$fl"
-		add "${p}flood_full_ratio_vs_testpmd" "$(ratio "$fl" "$tp")"
-		line="$line ${p}flood_full $fl ($(ratio "$fl" "$tp"))"
+		addp "${p}flood_full_pps" "$fl"
+		ratiop "${p}flood_full_ratio_vs_testpmd" "$fl" "$tp"
+		line="$line ${p}flood_full $(cpu_of "$fl") ($(ratio "$(cpu_of "$fl")" "$(cpu_of "$tp")"))"
 	done
 	echo "$line" >&2
 done
@@ -183,12 +217,12 @@ for r in $(seq 1 "$runs"); do
 		p=$(prefix "$b")
 		off=$(bs_rate "$b" "$work/smtp.pcap" "$s_off")
 		on=$(bs_rate "$b" "$work/smtp.pcap" "$s_on")
-		[ "$off" = 0 ] && continue
-		add "${p}smtp_engine_pps" "$on"
-		add "${p}smtp_engine_ratio_vs_passthrough" "$(ratio "$on" "$off")"
+		[ "$(cpu_of "$off")" = 0 ] && continue
+		addp "${p}smtp_engine_pps" "$on"
+		ratiop "${p}smtp_engine_ratio_vs_passthrough" "$on" "$off"
 		# Bytes/s of frames (capture bytes per frame, less pcap headers).
-		add "${p}smtp_engine_bytes_per_s" "$(awk -v p="$on" -v b="$sbytes" -v n="$sframes" 'BEGIN{printf "%d", p*(b-24-16*n)/n}')"
-		line="$line ${p}passthrough_pps $off ${p}engine_pps $on ratio $(ratio "$on" "$off")"
+		add "${p}smtp_engine_bytes_per_s" "$(awk -v p="$(cpu_of "$on")" -v b="$sbytes" -v n="$sframes" 'BEGIN{printf "%d", p*(b-24-16*n)/n}')"
+		line="$line ${p}passthrough_pps $(cpu_of "$off") ${p}engine_pps $(cpu_of "$on") ratio $(ratio "$(cpu_of "$on")" "$(cpu_of "$off")")"
 	done
 	echo "$line" >&2
 done
@@ -218,6 +252,7 @@ for r in $(seq 1 "$runs"); do
 	want reload || break
 	s_ctl=$(cfg s_ctl "$spool" "control.socket: $work/ctl.sock")
 	quiet=$(bs_rate build/backstop "$work/smtp.pcap" "$s_ctl")
+	quiet=${quiet%% *} # wall: what the compile's CPU costs the worker
 	# shellcheck disable=SC2046
 	build/backstop "${eal[@]}" --file-prefix bsbench $(vdevs_of "$work/smtp.pcap") -- \
 		--config "$s_ctl" --duration "$secs" --stats-period 1 \
@@ -276,12 +311,16 @@ for k in testpmd_pps passthrough_pps full_pps passthrough_ratio_vs_testpmd \
 	flood_full_ratio_vs_testpmd smtp_engine_pps smtp_engine_bytes_per_s \
 	smtp_engine_ratio_vs_passthrough; do
 	for p in "" base_; do
-		[ -n "${R[$p$k]:-}" ] || continue
-		echo "$p${k/_pps/_pps_median}: $(figure "$p$k")"
-		case $k in *ratio*)
-			echo "$p${k}_min: $(printf '%s\n' ${R[$p$k]} | sort -n | head -1)"
-			echo "$p${k}_max: $(printf '%s\n' ${R[$p$k]} | sort -n | tail -1)" ;;
-		esac
+		for w in "" _wall; do
+			f=$p$k$w
+			[ -n "${R[$f]:-}" ] || continue
+			case $k in
+			*_pps|*_per_s) echo "$f${w:+}_median: $(figure "$f")" | sed 's/_wall_median/_median_wall/' ;;
+			*) echo "$f: $(figure "$f")"
+			   echo "${f}_min: $(printf '%s\n' ${R[$f]} | sort -n | head -1)"
+			   echo "${f}_max: $(printf '%s\n' ${R[$f]} | sort -n | tail -1)" ;;
+			esac
+		done
 	done
 done
 [ -n "${R[smtp_engine_pps]:-}" ] && echo "smtp_capture_frames: $sframes"
