@@ -283,6 +283,81 @@ bs_pkt_parse_seg(const uint8_t *buf, size_t hl, size_t len, struct bs_pkt *p)
 	}
 }
 
+/*
+ * The common frame in a few loads and compares.  Every check the full
+ * parser makes on such a frame is made here too, in the same order of
+ * bounds, so the two never disagree (tests/unit/test_pkt.c and
+ * tests/fuzz/fuzz_pkt.c compare them); anything unusual is left to it.
+ */
+int
+bs_pkt_peek(const uint8_t *buf, size_t hl, size_t len, uint8_t *l3,
+	uint16_t *sport, uint16_t *dport)
+{
+	size_t end, l4;
+	uint8_t proto;
+
+	if (hl > len)
+		hl = len;
+	if (hl < ETH_HLEN + 20)
+		return BS_PKT_PEEK_FULL;
+	const uint8_t *ip = buf + ETH_HLEN;
+	uint16_t et = rd16(buf + 12);
+	if (et == ETHERTYPE_IPV4) {
+		size_t tot = rd16(ip + 2);
+		/* Version 4, no options (IHL 5), the datagram captured, not
+		 * a fragment. */
+		if (ip[0] != 0x45 || tot < 20 || tot > len - ETH_HLEN ||
+				(rd16(ip + 6) & 0x3fff))
+			return BS_PKT_PEEK_FULL;
+		*l3 = BS_L3_IPV4;
+		proto = ip[9];
+		l4 = ETH_HLEN + 20;
+		end = ETH_HLEN + tot;
+	} else if (et == ETHERTYPE_IPV6) {
+		if (hl < ETH_HLEN + IPV6_HLEN || (ip[0] >> 4) != 6)
+			return BS_PKT_PEEK_FULL;
+		size_t plen = rd16(ip + 4);
+		end = ETH_HLEN + IPV6_HLEN + plen;
+		proto = ip[6];
+		if (plen == 0 || end > len)
+			return BS_PKT_PEEK_FULL;
+		switch (proto) {
+		case IPPROTO_HOPOPTS_:
+		case IPPROTO_ROUTING_:
+		case IPPROTO_FRAGMENT_:
+		case IPPROTO_AH_:
+		case IPPROTO_DSTOPTS_:
+		case IPPROTO_MH_:
+			return BS_PKT_PEEK_FULL; /* extension headers */
+		default:
+			break;
+		}
+		*l3 = BS_L3_IPV6;
+		l4 = ETH_HLEN + IPV6_HLEN;
+	} else {
+		return BS_PKT_PEEK_FULL;
+	}
+	size_t hend = end < hl ? end : hl;
+	if (proto == IPPROTO_TCP_) {
+		if (!need(l4, TCP_MIN_HLEN, hend))
+			return BS_PKT_PEEK_FULL;
+		size_t doff = (size_t)(buf[l4 + 12] >> 4) * 4;
+		if (doff < TCP_MIN_HLEN || !need(l4, doff, hend))
+			return BS_PKT_PEEK_FULL;
+		*sport = rd16(buf + l4);
+		*dport = rd16(buf + l4 + 2);
+		return BS_PKT_TCP;
+	}
+	if (proto == IPPROTO_UDP_) {
+		if (!need(l4, UDP_HLEN, hend))
+			return BS_PKT_PEEK_FULL;
+		*sport = rd16(buf + l4);
+		*dport = rd16(buf + l4 + 2);
+		return BS_PKT_UDP;
+	}
+	return BS_PKT_OTHER_L4;
+}
+
 const char *
 bs_pkt_result_name(int r)
 {

@@ -88,6 +88,23 @@ int bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p);
 int bs_pkt_parse_seg(const uint8_t *buf, size_t hl, size_t len,
 	struct bs_pkt *p);
 
+/*
+ * First look at a frame, for the fast path: what most frames of a link
+ * are (untagged IPv4 without options or IPv6 without extension headers,
+ * unfragmented, TCP/UDP/other transport, headers consistent) it
+ * classifies without filling a struct bs_pkt, and gives the ports.
+ * Returns what bs_pkt_parse_seg() would return for the frame (BS_PKT_TCP,
+ * BS_PKT_UDP or BS_PKT_OTHER_L4, with *l3 its BS_L3_* and, for TCP and
+ * UDP, the same ports; no VLAN tag, no IP options), or BS_PKT_PEEK_FULL
+ * when only the full parser can say (tags, options, fragments, short,
+ * truncated or malformed frames, non-IP).  Same bounds as
+ * bs_pkt_parse_seg() (headers within the first hl bytes).  Any thread;
+ * pure.
+ */
+#define BS_PKT_PEEK_FULL (-1)
+int bs_pkt_peek(const uint8_t *buf, size_t hl, size_t len, uint8_t *l3,
+	uint16_t *sport, uint16_t *dport);
+
 /* Short name of a result, for logs and tests. */
 const char *bs_pkt_result_name(int r);
 
