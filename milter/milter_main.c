@@ -420,9 +420,15 @@ main(int argc, char **argv)
 	if (cfg.ledger_learn_outbound) {
 		struct bs_ledger_params lp;
 		bs_verdict_ledger_params(&cfg, n_slots, &lp);
+		/* Side by side with the appliance, each program writes its
+		 * own snapshot and merges the other's (docs/MILTER.md). */
 		if (cfg.milter_ledger_snapshot != NULL &&
-				cfg.milter_ledger_snapshot[0] != '\0')
+				cfg.milter_ledger_snapshot[0] != '\0') {
+			lp.import_path = lp.snapshot_path;
 			lp.snapshot_path = cfg.milter_ledger_snapshot;
+		} else {
+			lp.import_path = NULL;
+		}
 		led = bs_ledger_create(&lp, now, err, sizeof(err));
 		if (led == NULL) {
 			fprintf(stderr, "backstop-milter: ledger: %s\n", err);
