@@ -23,9 +23,10 @@
 		"Bytes of one message the milter scans; a longer message is "\
 		"accepted unjudged (counted milter_scan_cap)")               \
 	X(milter_timeout_s, "milter.timeout_s", U32, "300", 1, 86400,        \
-		"Seconds libmilter waits for the MTA before it closes the "  \
-		"connection (smfi_settimeout); a message cut so is never "   \
-		"refused (counted milter_unfinished)")                       \
+		"libmilter's socket timeout (smfi_settimeout; Debian's "     \
+		"libmilter applies it to writes to the MTA). The MTA's own " \
+		"milter timeouts bound the rest: a message it gives up on "  \
+		"is never refused (counted milter_unfinished)")              \
 	X(milter_outbound_daemon_name, "milter.outbound_daemon_name", STR,   \
 		"ORIGINATING", 0, 0,                                         \
 		"With --role both: mail whose {daemon_name} macro is this "  \

@@ -75,11 +75,14 @@ def split_message(msg):
 
 
 def lua_message(conn, mail_from, rcpts, msg, name, macros=None,
-                chunk=60000, stop_after=None):
+                chunk=60000):
     """Lua for one transaction on connection variable conn.  macros:
     {"{daemon_name}": "ORIGINATING"} sent with MAIL.  stop_after: a step
     name after which the script disconnects abruptly instead."""
-    lines = []
+    # An answer of accept ends the message for the milter (an MTA then
+    # sends no more of it): the steps are a function that returns there.
+    fn = "tx_%s" % "".join(ch if ch.isalnum() else "_" for ch in name)
+    lines = ["local function %s()" % fn]
     if macros:
         args = ", ".join("%s, %s" % (lua_str(k.encode()), lua_str(v.encode()))
                          for k, v in macros.items())
@@ -93,11 +96,16 @@ def lua_message(conn, mail_from, rcpts, msg, name, macros=None,
     for n, v in fields:
         lines.append("check(mt.header(%s, %s, %s), 'header')" %
                      (conn, lua_str(n), lua_str(v)))
+    stop = "if mt.getreply(%s) == SMFIR_ACCEPT then return end" % conn
     lines.append("check(mt.eoh(%s), 'eoh')" % conn)
+    lines.append(stop)
     for i in range(0, len(body), chunk):
         lines.append("check(mt.bodystring(%s, %s), 'body')" %
                      (conn, lua_str(body[i:i + chunk])))
+        lines.append(stop)
     lines.append("check(mt.eom(%s), 'eom')" % conn)
+    lines.append("end")
+    lines.append("%s()" % fn)
     lines.append('print("REPLY %s " .. mt.getreply(%s))' % (name, conn))
     return "\n".join(lines) + "\n"
 
