@@ -17,6 +17,7 @@
 
 #include "backstop/config.h"
 #include "backstop/counters.h"
+#include "backstop/coverage.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
 #include "backstop/smtp.h"
@@ -96,6 +97,7 @@ struct bs_worker {
 	volatile bool running;
 	struct bs_port_cnt port_cnt[BS_MAX_PORTS];
 	struct bs_counters cnt;
+	struct bs_cov cov;                /* sessions per protected server */
 	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
