@@ -147,7 +147,7 @@ class Milter:
     """backstop-milter on a loopback port (or a UNIX socket)."""
 
     def __init__(self, binary, workdir, config, role="inbound", args=(),
-                 unix=False, name="milter"):
+                 unix=False, name="milter", prefix=(), port=None):
         self.dir = workdir
         self.cfg = os.path.join(workdir, name + ".yaml")
         with open(self.cfg, "w") as f:
@@ -155,13 +155,13 @@ class Milter:
         if unix:
             self.spec = "unix:" + os.path.join(workdir, name + ".sock")
         else:
-            self.spec = "inet:%d@127.0.0.1" % free_port()
+            self.spec = "inet:%d@127.0.0.1" % (port or free_port())
         self.events = os.path.join(workdir, name + ".events")
         self.out_path = os.path.join(workdir, name + ".out")
         self.err_path = os.path.join(workdir, name + ".err")
         self.out = open(self.out_path, "w")
         self.err = open(self.err_path, "w")
-        cmd = [binary, "--config", self.cfg, "--listen", self.spec,
+        cmd = list(prefix) + [binary, "--config", self.cfg, "--listen", self.spec,
                "--role", role, "--event-log", self.events] + list(args)
         self.p = subprocess.Popen(cmd, stdout=self.out, stderr=self.err)
         deadline = time.time() + 20
