@@ -28,7 +28,9 @@ ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 mkdir -p "$dir/etc" "$dir/spool" "$dir/data"
 cp /etc/postfix/master.cf /etc/postfix/dynamicmaps.cf "$dir/etc/" 2>/dev/null || true
-[ -d /etc/postfix/dynamicmaps.cf.d ] && cp -r /etc/postfix/dynamicmaps.cf.d "$dir/etc/"
+for x in dynamicmaps.cf.d postfix-files postfix-files.d; do
+	[ -e /etc/postfix/$x ] && cp -r /etc/postfix/$x "$dir/etc/" || true
+done
 chown postfix:postfix "$dir/data"
 cat > "$dir/etc/main.cf" <<EOC
 compatibility_level = 3.6
@@ -45,6 +47,7 @@ default_transport = discard
 relay_transport = discard
 smtp_dns_support_level = disabled
 maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
 smtpd_client_connection_rate_limit = 0
 default_process_limit = 100
 milter_default_action = accept
@@ -52,7 +55,8 @@ milter_protocol = 6
 smtpd_milters =
 EOC
 echo "postlog   unix-dgram n  -       n       -       1       postlogd" >> "$dir/etc/master.cf"
-ip netns exec "$ns" postfix -c "$dir/etc" start >/dev/null 2>&1
+ip netns exec "$ns" postfix -c "$dir/etc" start >"$dir/start.log" 2>&1 ||
+	{ cat "$dir/start.log" >&2; exit 1; }
 sleep 2
 cat > "$dir/milter.yaml" <<EOC
 protected_domains: [example.com]

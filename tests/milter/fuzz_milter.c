@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <urcu-qsbr.h>
-
 #include "backstop/milter.h"
 
 static struct bs_config cfg;
@@ -66,8 +64,9 @@ setup(void)
 		if (mf[r] == NULL)
 			abort();
 	}
-	rcu_register_thread();
-	rcu_thread_offline();
+	/* As a libmilter thread: registered once, offline but for the
+	 * verdict. */
+	bs_mf_thread_rcu();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
