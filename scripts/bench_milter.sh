@@ -5,10 +5,14 @@
 # instance in a network namespace of its own (its own loopback and port
 # 25, discard transport: the cost measured is smtpd + cleanup + the
 # milter), smtp-source (Postfix's load generator) sending M messages over
-# S parallel sessions, alternating runs without and with the milter,
-# medians of R rounds.  Messages: an ordinary one and a real bounce from
-# the corpus (null sender, judged: it is refused, 550 5.7.1).  Root.
+# S parallel sessions, alternating runs without and with the milter
+# (UNIX socket inside the chroot), medians of R rounds.  Messages: an
+# ordinary one and a real bounce from the corpus (null sender; judged
+# legit with RELAY=r.example.com, refused with 550 5.7.1 otherwise).
+# KINDS picks "ham ndr"; ERRSLEEP sets Postfix's smtpd_error_sleep_time
+# (its pause before each 5xx, 1s by default).  Root.
 #
+#   [RELAY=r.example.com] [KINDS="ham ndr"] [ERRSLEEP=1s] \
 #   scripts/bench_milter.sh [MESSAGES] [SESSIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +57,7 @@ default_process_limit = 100
 milter_default_action = accept
 milter_protocol = 6
 smtpd_milters =
+smtpd_error_sleep_time = ${ERRSLEEP:-1s}
 EOC
 echo "postlog   unix-dgram n  -       n       -       1       postlogd" >> "$dir/etc/master.cf"
 ip netns exec "$ns" postfix -c "$dir/etc" start >"$dir/start.log" 2>&1 ||
@@ -61,10 +66,10 @@ sleep 2
 cat > "$dir/milter.yaml" <<EOC
 protected_domains: [example.com]
 batv: {enforce: true, keys: [{id: 4, secret: bench}]}
-relays: [out.example.com]
+relays: [${RELAY:-out.example.com}]
 EOC
 ip netns exec "$ns" "$top/build/milter/backstop-milter" --config "$dir/milter.yaml" \
-	--listen inet:8899@127.0.0.1 >/dev/null 2>"$dir/milter.err" &
+	--listen unix:$dir/spool/milter.sock --socket-mode 0666 >/dev/null 2>"$dir/milter.err" &
 mpid=$!
 sleep 1
 ham=$(ls "$top"/../shared/corpus/not-ndr/mail-gem/*.eml | head -1)
@@ -74,19 +79,19 @@ cp "$ham" "$dir/ham.eml"
 
 run() { # milter(0/1) file from -> messages/s
 	local spec=""
-	[ "$1" = 1 ] && spec="inet:127.0.0.1:8899"
+	[ "$1" = 1 ] && spec="unix:/milter.sock"
 	postconf -c "$dir/etc" -e "smtpd_milters=$spec"
 	ip netns exec "$ns" postfix -c "$dir/etc" reload >/dev/null 2>&1
 	sleep 1.5
 	local t0 t1
 	t0=$(date +%s.%N)
 	ip netns exec "$ns" smtp-source -A -s "$S" -m "$M" -f "$3" \
-		-t shironeko@example.com -F "$2" 127.0.0.1:25
+		-t shironeko@example.com -F "$2" 127.0.0.1:25 2>/dev/null
 	t1=$(date +%s.%N)
 	/usr/bin/python3 -c "print($M / ($t1 - $t0))"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for kind in ham ndr; do
+for kind in ${KINDS:-ham ndr}; do
 	from=alice@example.org
 	[ $kind = ndr ] && from='<>'
 	off=() on=()
