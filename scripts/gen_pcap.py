@@ -11,6 +11,7 @@ filter's counters with figures that do not come from the filter.
   gen_pcap.py bench  OUT.pcap [--seed N] [--flows N] [--packets N]
   gen_pcap.py smtp   OUT.pcap [--seed N] [--messages DIR...] [--max N]
                      [--with-mixed]
+  gen_pcap.py abort  OUT.pcap [--seed N] [--count N] [--complete]
   gen_pcap.py synflood OUT.pcap [--seed N] [--messages DIR...] [--max N]
                      [--syns N] [--before F]
 
@@ -22,6 +23,10 @@ random: frames the tests never saw: random mutations of the above and
 bench:  many concurrent flows, mixed sizes, ~1/3 SMTP.
 smtp:   one SMTP session per message file (LF converted to CRLF,
         dot-stuffed), as a mail gateway sees them.
+abort:  SMTP sessions that end inside DATA (RST from either side, FIN,
+        a cut in the header): bounces with Latin-1 and other legacy
+        charset parts, plain mail with one, cut at varied points; with
+        --complete the same sessions end their DATA properly instead.
 synflood: the smtp mode's sessions with --syns spoofed SYNs to port 25
         woven in (random sources and ports, a fraction --before of them
         before the first session starts); the server answers about half
@@ -142,6 +147,10 @@ class TcpConv:
         self._pkt(True, "FA")
         self._pkt(False, "FA")
         self._pkt(True, "A")
+
+    def reset(self, from_cli):
+        """An RST at the sender's next sequence number (exact: accepted)."""
+        self._pkt(from_cli, "R")
 
 
 def dot_stuff(msg):
@@ -387,6 +396,169 @@ def gen_smtp(rnd, man, paths, maxn, chaos=0, same_port=False, mss=MSS):
     return interleave(rnd, convs)
 
 
+ABORT_TEXT = ("Votre message n'a pas pu \u00eatre d\u00e9livr\u00e9 \u00e0 "
+              "l'adresse \u00ab user@example.net \u00bb : bo\u00eete "
+              "pleine.\nDie Nachricht konnte nicht zugestellt werden: "
+              "Empf\u00e4nger unbekannt (Gr\u00fc\u00dfe).\n")
+
+
+def _part_body(text, charset, cte):
+    import base64
+    import quopri
+    raw = text.encode(charset, errors="replace")
+    if cte == "base64":
+        b = base64.encodebytes(raw)
+    elif cte == "quoted-printable":
+        b = quopri.encodestring(raw)
+    else:
+        b = raw
+    return b.replace(b"\r\n", b"\n")
+
+
+def abort_message(kind, rnd):
+    """One message of the abort mode, LF line ends; returns (bytes,
+    mail_from, offset of the cut: inside a legacy-charset text part, or
+    inside the top-level header for kind 'hdr')."""
+    text = ABORT_TEXT * rnd.randint(5, 30)
+    orig = (b"Received: from client.example.org (client.example.org "
+            b"[192.0.2.9])\n\tby mx.example.org with ESMTP; Mon, 1 Jan 2024 "
+            b"00:00:00 +0000\nMessage-ID: <o%d@example.org>\n"
+            b"From: alice@example.org\nTo: user@example.net\n"
+            b"Subject: hello\n\nbody\n" % rnd.randrange(1 << 30))
+    if kind in ("report", "hdr"):
+        cs, cte = rnd.choice((("iso-8859-1", "8bit"),
+                              ("ISO-8859-1", "quoted-printable"),
+                              ("windows-1252", "base64")))
+        head = (b"Return-Path: <>\nFrom: Mail Delivery System "
+                b"<MAILER-DAEMON@mx.example.net>\nTo: alice@example.org\n"
+                b"Subject: Undelivered Mail Returned to Sender\n"
+                b"Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+                b"Content-Type: multipart/report; report-type=delivery-"
+                b"status;\n boundary=\"b1\"\n\n")
+        part = (b"--b1\nContent-Type: text/plain; charset=%s\n"
+                b"Content-Transfer-Encoding: %s\n\n" % (cs.encode(),
+                                                        cte.encode()))
+        body = _part_body(text, cs, cte)
+        tail = (b"\n--b1\nContent-Type: message/delivery-status\n\n"
+                b"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: "
+                b"rfc822; user@example.net\nAction: failed\nStatus: 5.2.2\n"
+                b"\n--b1\nContent-Type: message/rfc822\n\n" + orig +
+                b"\n--b1--\n")
+        msg = head + part + body + tail
+        if kind == "hdr":
+            cut = rnd.randrange(20, len(head) - 2)
+        else:
+            cut = len(head) + len(part) + rnd.randrange(1, len(body))
+        return msg, b"", cut
+    if kind == "single":
+        cs = rnd.choice(("iso-8859-15", "iso-8859-2", "windows-1250"))
+        head = (b"From: MAILER-DAEMON@mx.example.net\nTo: alice@example.org"
+                b"\nSubject: failure notice\nMIME-Version: 1.0\n"
+                b"Content-Type: text/plain; charset=%s\n"
+                b"Content-Transfer-Encoding: quoted-printable\n\n" %
+                cs.encode())
+        body = _part_body(text, cs, "quoted-printable")
+        msg = head + body + b"\n--- Below this line is a copy of the " \
+            b"message.\n\n" + orig
+        return msg, b"", len(head) + rnd.randrange(1, len(body))
+    if kind == "charsets":
+        # Several legacy charsets in one message: fills the per-thread
+        # converter cache; the cut falls in one of the parts.
+        head = (b"Return-Path: <>\nFrom: postmaster@mx.example.net\n"
+                b"Subject: Delivery Status Notification (Failure)\n"
+                b"Content-Type: multipart/mixed; boundary=\"c\"\n\n")
+        parts = []
+        for cs, cte in (("koi8-r", "8bit"), ("iso-2022-jp", "7bit"),
+                        ("shift_jis", "base64"), ("iso-8859-9", "8bit"),
+                        ("gb2312", "base64"), ("iso-8859-7", "8bit"),
+                        ("windows-1251", "quoted-printable"),
+                        ("iso-8859-1", "8bit"), ("big5", "base64")):
+            t = text if cs.startswith(("iso-8859", "windows")) else \
+                "\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093 user\n" * 40
+            if cs in ("koi8-r", "windows-1251"):
+                t = "\u0421\u043e\u043e\u0431\u0449\u0435\u043d\u0438\u0435 "\
+                    "\u043d\u0435 \u0434\u043e\u0441\u0442\u0430\u0432\u043b"\
+                    "\u0435\u043d\u043e\n" * 40
+            if cs == "iso-8859-7":
+                t = "\u03a4\u03bf \u03bc\u03ae\u03bd\u03c5\u03bc\u03b1\n" * 40
+            if cs in ("gb2312", "big5"):
+                t = "\u6295\u9012\u5931\u8d25 user\n" * 40 if cs == "gb2312" \
+                    else "\u6295\u905e\u5931\u6557 user\n" * 40
+            parts.append(b"--c\nContent-Type: text/plain; charset=%s\n"
+                         b"Content-Transfer-Encoding: %s\n\n" %
+                         (cs.encode(), cte.encode()) +
+                         _part_body(t, cs, cte) + b"\n")
+        msg = head + b"".join(parts) + b"--c--\n"
+        k = rnd.randrange(len(parts))
+        cut = len(head) + sum(len(x) for x in parts[:k]) + \
+            rnd.randrange(len(parts[k]) // 2, len(parts[k]))
+        return msg, b"", cut
+    if kind == "plain":
+        # Ordinary mail (not a bounce candidate) with a Latin-1 part.
+        head = (b"From: Bob <bob@example.com>\nTo: user@example.net\n"
+                b"Subject: Re: r\xe9union\nMIME-Version: 1.0\n"
+                b"Content-Type: text/plain; charset=iso-8859-1\n"
+                b"Content-Transfer-Encoding: 8bit\n\n")
+        body = _part_body(text, "iso-8859-1", "8bit")
+        return head + body, b"bob@example.com", \
+            len(head) + rnd.randrange(1, len(body))
+    # "autohdr": a candidate by its header only (sender not null).
+    head = (b"From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>"
+            b"\nAuto-Submitted: auto-generated\nSubject: Delivery failure\n"
+            b"Content-Type: multipart/alternative; boundary=a\n\n"
+            b"--a\nContent-Type: text/plain; charset=latin1\n\n")
+    body = _part_body(text, "latin-1", "8bit")
+    return head + body + b"\n--a--\n", b"bounce+x@mx.example.net", \
+        len(head) + rnd.randrange(1, len(body))
+
+
+ABORT_KINDS = ("report", "single", "charsets", "plain", "autohdr", "hdr")
+ABORT_ENDS = ("client_rst", "server_rst", "client_fin")
+
+
+def gen_abort(rnd, man, count, complete):
+    """count sessions, each cut inside DATA and ended by an RST (either
+    side) or the client's FIN; complete: the same messages sent whole."""
+    convs = []
+    for i in range(count):
+        kind = ABORT_KINDS[i % len(ABORT_KINDS)]
+        end = ABORT_ENDS[(i // len(ABORT_KINDS)) % len(ABORT_ENDS)]
+        msg, mail_from, cut = abort_message(kind, rnd)
+        conv = TcpConv(rnd, "203.0.113.%d" % (1 + i % 250), "198.51.100.25",
+                       20000 + i, 25)
+        conv.handshake()
+        conv.send(False, b"220 mx.example.net ESMTP\r\n")
+        conv.send(True, b"EHLO client.example.org\r\n")
+        conv.send(False, b"250-mx.example.net\r\n250 8BITMIME\r\n")
+        conv.send(True, b"MAIL FROM:<" + mail_from + b">\r\n")
+        conv.send(False, b"250 2.1.0 Ok\r\n")
+        conv.send(True, b"RCPT TO:<user@example.net>\r\n")
+        conv.send(False, b"250 2.1.5 Ok\r\n")
+        conv.send(True, b"DATA\r\n")
+        conv.send(False, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        data = dot_stuff(msg)
+        if complete:
+            conv.send(True, data + b".\r\n")
+            conv.send(False, b"250 2.0.0 Ok: queued\r\n")
+            conv.send(True, b"QUIT\r\n")
+            conv.send(False, b"221 2.0.0 Bye\r\n")
+            conv.close()
+            man.add("sessions_complete")
+        else:
+            # The cut is an offset into the LF message; CRLF and dot
+            # stuffing move it, so take the same share of the wire bytes.
+            wcut = max(1, cut * len(data) // len(msg))
+            conv.send(True, data[:wcut])
+            if end == "client_fin":
+                conv.close()
+            else:
+                conv.reset(end == "client_rst")
+            man.add("sessions_" + end)
+        man.add("kind_" + kind)
+        man.add("smtp_sessions")
+        man.add("smtp_packets", len(conv.pkts))
+        convs.append(conv)
+    return interleave(rnd, convs)
 def gen_synflood(rnd, man, paths, maxn, nsyn, before):
     """Real sessions under a SYN flood (see the module docstring)."""
     sessions = gen_smtp(rnd, man, paths, maxn)
@@ -425,7 +597,7 @@ def write(path, frames):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=("mixed", "random", "bench", "smtp",
-                                     "synflood"))
+                                     "abort", "synflood"))
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--split", nargs=2, metavar=("A", "B"))
@@ -444,6 +616,8 @@ def main():
                     help="smtp: sessions one after another on one 4-tuple")
     ap.add_argument("--with-mixed", action="store_true",
                     help="smtp: add the mixed capture's frames")
+    ap.add_argument("--complete", action="store_true",
+                    help="abort: end every DATA properly instead")
     ap.add_argument("--syns", type=int, default=120000,
                     help="synflood: spoofed SYNs")
     ap.add_argument("--before", type=float, default=0.8,
@@ -459,6 +633,8 @@ def main():
         frames = gen_random(rnd, man, a.count)
     elif a.mode == "bench":
         frames = gen_bench(rnd, man, a.flows, a.packets)
+    elif a.mode == "abort":
+        frames = gen_abort(rnd, man, a.count, a.complete)
     elif a.mode == "synflood":
         frames = gen_synflood(rnd, man, a.messages, a.max, a.syns, a.before)
     else:

@@ -17,6 +17,7 @@
  * A match spanning two lines is kept (rules use \s+ between words so that
  * wrapped sentences still match); it is attributed to the line it ends in.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,14 @@
 
 #include "backstop/counters.h"
 #include "backstop/detect.h"
+#include "mime_priv.h"
 #include "rules_priv.h"
+
+/* The raw header block ends the result too (copies stop at its length). */
+static_assert(offsetof(struct bs_detect_result, mime) +
+                        sizeof(struct bs_mime_info) + 8 >
+                sizeof(struct bs_detect_result),
+        "mime must be the last member of struct bs_detect_result");
 
 struct bs_detect_ctx {
 	const struct bs_ruleset *rs;
@@ -38,6 +46,8 @@ struct bs_detect_ctx {
 	 */
 	struct bs_msg *spare;
 	hs_stream_t *spare_stream;
+	/* What this context holds (bs_detect_ctx_live()); leak checks. */
+	struct bs_detect_live live;
 };
 
 /*
@@ -56,18 +66,34 @@ struct bs_msg {
 	bool candidate;
 	bool scanning;    /* stream open and healthy */
 	bool skip;        /* not a candidate: ignore the rest */
+	bool daemon_sender; /* envelope MAIL FROM:<MAILER-DAEMON@...> */
+	uint8_t sig;      /* header signatures seen by the gate (SIG_*) */
+	uint8_t dsn_ev;   /* where dsn rules matched (DEV_*) */
 	uint32_t cur_tgt; /* target of the line being scanned */
 	uint32_t fail;
 	uint64_t bytes, scanned;
-	struct bs_mime mime;
-	struct bs_mime_info info;
 	uint32_t batch_tgt; /* target of the batched lines */
 	size_t batch_len;   /* lines of one target, scanned together */
+	size_t hold_len;    /* held header lines: [tgt][len16][bytes] */
+	/* From here on bs_msg_begin() clears nothing itself: the parser
+	 * sets up its state and info (all but the raw header block), the
+	 * buffers are guarded by the lengths above. */
+	struct bs_mime mime;
+	struct bs_mime_info info;
 	uint8_t batch[BS_DETECT_BATCH_MAX];
-	size_t hold_len; /* held header lines: [tgt][len16][bytes] */
 	uint8_t hold[BS_DETECT_HOLD_MAX];
 	uint64_t matched[]; /* one bit per rule */
 };
+
+/* Header signatures (dsn rules on the Subject or From line) the gate saw. */
+#define SIG_SUBJECT 1u
+#define SIG_FROM 2u
+
+/* Where dsn rules matched, for classify(). */
+#define DEV_STRONG_CONTENT 1u /* strong, outside Subject and From */
+#define DEV_STRONG_SUBJECT 2u /* strong, in the Subject */
+#define DEV_WEAK_TEXT 4u      /* weak, in the Subject, body or DSN text */
+#define DEV_FROM 8u           /* any, in the From line: a sender signature */
 
 /* Top-level facts that make a message a bounce candidate. */
 #define GATE_FLAGS                                                             \
@@ -81,6 +107,11 @@ struct bs_msg {
 		if ((m)->ctx->cnt)                                             \
 			BS_CNT_INC((m)->ctx->cnt, name);                       \
 	} while (0)
+#define CNT_ADD(m, name, n)                                                    \
+	do {                                                                   \
+		if ((m)->ctx->cnt)                                             \
+			BS_CNT_ADD((m)->ctx->cnt, name, (n));                  \
+	} while (0)
 
 struct bs_detect_ctx *
 bs_detect_ctx_create(const struct bs_ruleset *rs)
@@ -90,7 +121,12 @@ bs_detect_ctx_create(const struct bs_ruleset *rs)
 	if (!ctx)
 		return NULL;
 	ctx->rs = rs;
-	if (rs->db && hs_alloc_scratch(rs->db, &ctx->scratch) != HS_SUCCESS) {
+	/* One scratch serves both databases (Hyperscan grows it). */
+	if ((rs->db && hs_alloc_scratch(rs->db, &ctx->scratch) != HS_SUCCESS) ||
+	        (rs->gate_db &&
+	                hs_alloc_scratch(rs->gate_db, &ctx->scratch) !=
+	                        HS_SUCCESS)) {
+		hs_free_scratch(ctx->scratch);
 		free(ctx);
 		return NULL;
 	}
@@ -111,8 +147,16 @@ bs_detect_ctx_free(struct bs_detect_ctx *ctx)
 	if (ctx->spare_stream)
 		hs_close_stream(ctx->spare_stream, ctx->scratch, NULL, NULL);
 	free(ctx->spare);
+	/* Open messages would now point to freed memory: a caller bug. */
+	assert(ctx->live.msgs == 0);
 	hs_free_scratch(ctx->scratch);
 	free(ctx);
+}
+
+void
+bs_detect_ctx_live(const struct bs_detect_ctx *ctx, struct bs_detect_live *out)
+{
+	*out = ctx->live;
 }
 
 size_t
@@ -128,12 +172,173 @@ on_match(unsigned int id, unsigned long long from, unsigned long long to,
 	struct bs_msg *msg = arg;
 	const struct bs_rule *r = &msg->ctx->rs->rules[id];
 
+	uint32_t t = r->targets & msg->cur_tgt;
+
 	(void)from;
 	(void)to;
 	(void)flags;
-	if (r->targets & msg->cur_tgt)
-		msg->matched[id / 64] |= 1ull << (id % 64);
+	if (!t)
+		return 0;
+	msg->matched[id / 64] |= 1ull << (id % 64);
+	if (r->cls == BS_CLASS_DSN) {
+		if (t & BS_TGT_FROM)
+			msg->dsn_ev |= DEV_FROM;
+		if (!r->weak && (t & ~(BS_TGT_SUBJECT | BS_TGT_FROM)))
+			msg->dsn_ev |= DEV_STRONG_CONTENT;
+		else if (!r->weak && (t & BS_TGT_SUBJECT))
+			msg->dsn_ev |= DEV_STRONG_SUBJECT;
+		else if (r->weak &&
+		         (t & (BS_TGT_SUBJECT | BS_TGT_BODY | BS_TGT_DSN)))
+			msg->dsn_ev |= DEV_WEAK_TEXT;
+	}
 	return 0;
+}
+
+/*
+ * Reply and forward prefixes ("Re:", "Fwd:", "AW:", "WG:", "TR:", "RV:",
+ * "SV:", "Antw:", ... with an optional "[2]" count, and a list's "[tag]"
+ * after them): where a person's
+ * reply to a bounce, or forward of one, puts the bounce's own subject.
+ * Returns the offset in the "Subject: ..." line after the last prefix, or
+ * 0 if the subject has none.
+ */
+static size_t
+subject_prefix_end(const uint8_t *p, size_t n)
+{
+	static const char *const pfx[] = {"re", "fwd", "fw", "aw", "wg", "tr",
+	        "rv", "sv", "vs", "antw", "doorst", "wtrd", "rif", "enc", "res",
+	        "odp", "pd", "ynt", "ilt", "r", "i"};
+	size_t i = 9, end = 0; /* after "Subject: " */
+
+	for (;;) {
+		size_t j = i, k;
+		unsigned int w;
+
+		while (j < n && (p[j] == ' ' || p[j] == '\t'))
+			j++;
+		for (w = 0; w < sizeof(pfx) / sizeof(pfx[0]); w++) {
+			size_t l = strlen(pfx[w]);
+
+			if (n - j > l &&
+			        bs_mime_prefix_ci(p + j, n - j, pfx[w]) &&
+			        (p[j + l] == ':' || p[j + l] == '[' ||
+			                p[j + l] == ' '))
+				break;
+		}
+		if (w == sizeof(pfx) / sizeof(pfx[0]))
+			return end;
+		k = j + strlen(pfx[w]);
+		if (k < n && p[k] == '[') {
+			while (k < n && p[k] != ']' && k - j < 12)
+				k++;
+			k++;
+		}
+		while (k < n && p[k] == ' ')
+			k++;
+		if (k >= n || p[k] != ':')
+			return end;
+		k++;
+		while (k < n && (p[k] == ' ' || p[k] == '\t'))
+			k++;
+		/* A list's tag after the prefix ("Re: [users] ...") or a
+		 * count ("Fwd: [2] ...") belongs to it. */
+		if (k < n && p[k] == '[') {
+			const uint8_t *e = memchr(p + k, ']', n - k);
+
+			if (e && e - (p + k) <= 64) {
+				k = (size_t)(e - p) + 1;
+				while (k < n && (p[k] == ' ' || p[k] == '\t'))
+					k++;
+			}
+		}
+		i = end = k;
+	}
+}
+
+struct gate_scan {
+	struct bs_msg *msg;
+	uint32_t tgt;
+	size_t prefix_end;
+	bool hit;       /* a signature matched */
+	bool at_prefix; /* one starts right after a reply/forward prefix */
+};
+
+static int
+on_gate_match(unsigned int id, unsigned long long from, unsigned long long to,
+        unsigned int flags, void *arg)
+{
+	struct gate_scan *g = arg;
+	const struct bs_ruleset *rs = g->msg->ctx->rs;
+	const struct bs_rule *r = &rs->rules[id];
+
+	(void)to;
+	(void)flags;
+	if (!(r->targets & g->tgt & (BS_TGT_SUBJECT | BS_TGT_FROM)))
+		return 0;
+	g->hit = true;
+	/* Without start offsets every match is taken to start there. */
+	if (g->prefix_end > 0 && (!rs->gate_som || from <= g->prefix_end))
+		g->at_prefix = true;
+	/* One is enough, unless a prefix makes us look at them all. */
+	return g->prefix_end == 0 || g->at_prefix;
+}
+
+/*
+ * The gate's header signatures: scan the top-level Subject or From line
+ * (still held, the decision pending) with the block database of the dsn
+ * rules naming those targets.  Two short scans per ordinary message; what
+ * they cost is in docs/DETECTION.md.
+ */
+static void
+gate_scan(struct bs_msg *msg, uint32_t tgt, const uint8_t *p, size_t n)
+{
+	const struct bs_ruleset *rs = msg->ctx->rs;
+	struct gate_scan g = {msg, tgt, 0};
+
+	if (!rs->gate_db || n > UINT32_MAX)
+		return;
+	if (tgt & BS_TGT_SUBJECT)
+		g.prefix_end = subject_prefix_end(p, n);
+	/* An error only loses a signature: the gate stays as it was. */
+	(void)hs_scan(rs->gate_db, (const char *)p, (unsigned int)n, 0,
+	        msg->ctx->scratch, on_gate_match, &g);
+	/*
+	 * A subject that, after "Re:" or "Fwd:", begins with a signature is
+	 * a person's reply to (or forward of) a bounce; a bounce's own
+	 * subject may quote its original's ("Re: lunch : non remis"), and
+	 * then its signature comes later.
+	 */
+	if (g.hit && !g.at_prefix)
+		msg->sig |= (tgt & BS_TGT_SUBJECT) ? SIG_SUBJECT : SIG_FROM;
+}
+
+/* MAIL FROM:<MAILER-DAEMON@host> or <postmaster@host>, BATV tag or not:
+ * the null sender as some MTAs write it. */
+static bool
+is_daemon_sender(const char *a)
+{
+	static const char *const names[] = {"mailer-daemon", "mailer_daemon",
+	        "mailerdaemon", "postmaster"};
+	const char *at = strrchr(a, '@');
+	size_t n = at ? (size_t)(at - a) : strlen(a);
+
+	/* BATV (prvs=TAG=local, msprvs1=TAG=local): the tag goes. */
+	size_t tag = bs_mime_prefix_ci((const uint8_t *)a, n, "prvs=")      ? 5
+	             : bs_mime_prefix_ci((const uint8_t *)a, n, "msprvs1=") ? 8
+	                                                                    : 0;
+	if (tag > 0 && n > tag) {
+		const char *e = memchr(a + tag, '=', n - tag);
+
+		if (e && e + 1 < a + n) {
+			n -= (size_t)(e + 1 - a);
+			a = e + 1;
+		}
+	}
+	for (unsigned int k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		if (strlen(names[k]) == n &&
+		        bs_mime_prefix_ci((const uint8_t *)a, n, names[k]))
+			return true;
+	return false;
 }
 
 static void
@@ -197,10 +402,16 @@ decide(struct bs_msg *msg, bool candidate)
 		msg->ctx->spare_stream = NULL;
 		msg->scanning = true;
 	} else if (hs_open_stream(rs->db, 0, &msg->stream) != HS_SUCCESS) {
+		msg->stream = NULL;
 		msg->fail |= BS_DF_NOMEM;
 		CNT_INC(msg, detect_fail_nomem);
 	} else {
+		msg->ctx->live.streams_alloc++;
 		msg->scanning = true;
+	}
+	if (msg->stream) {
+		msg->ctx->live.streams++;
+		CNT_INC(msg, detect_streams_live);
 	}
 	for (size_t i = 0; i + 3 <= msg->hold_len;) {
 		uint32_t tgt = msg->hold[i];
@@ -218,7 +429,10 @@ on_text(void *arg, uint32_t tgt, const uint8_t *p, size_t n)
 	struct bs_msg *msg = arg;
 
 	if (!msg->decided) {
-		if ((msg->info.auto_flags & GATE_FLAGS) == 0) {
+		if ((tgt & (BS_TGT_SUBJECT | BS_TGT_FROM)) &&
+		        (msg->info.auto_flags & GATE_FLAGS) == 0)
+			gate_scan(msg, tgt, p, n);
+		if ((msg->info.auto_flags & GATE_FLAGS) == 0 && !msg->sig) {
 			/* Hold the line until the header is complete. */
 			if (n > 0xffff ||
 			        msg->hold_len + 3 + n > sizeof(msg->hold)) {
@@ -245,7 +459,7 @@ on_header_done(void *arg)
 	struct bs_msg *msg = arg;
 
 	if (!msg->decided)
-		decide(msg, msg->null_sender ||
+		decide(msg, msg->null_sender || msg->sig ||
 		                    (msg->info.auto_flags & GATE_FLAGS) != 0);
 }
 
@@ -256,23 +470,29 @@ bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
 	struct bs_msg *msg = ctx->spare;
 
 	ctx->spare = NULL;
-	if (!msg)
+	if (!msg) {
 		msg = malloc(bs_msg_size(ctx));
+		if (msg)
+			ctx->live.msgs_alloc++;
+	}
 	(void)rcpts;
 	(void)n_rcpts;
 	if (!msg)
 		return NULL;
-	/* The big buffers are left uninitialised: lengths guard them. */
-	memset(msg, 0, offsetof(struct bs_msg, batch));
-	msg->hold_len = 0;
+	ctx->live.msgs++;
+	/* Only the message's own fields are cleared here (a quarter of an
+	 * ordinary message's cost was clearing 30 KB twice). */
+	memset(msg, 0, offsetof(struct bs_msg, mime));
 	memset(msg->matched, 0, ((ctx->rs->n + 63) / 64) * 8);
 	msg->ctx = ctx;
 	msg->null_sender = mail_from && mail_from[0] == '\0';
+	msg->daemon_sender = mail_from && is_daemon_sender(mail_from);
 	bs_mime_init(&msg->mime, &msg->info, on_text, on_header_done, msg,
 	        ctx->rs->targets);
-	if (msg->null_sender)
-		decide(msg, true);
 	CNT_INC(msg, detect_msgs);
+	CNT_INC(msg, detect_msgs_live);
+	if (msg->null_sender || msg->daemon_sender)
+		decide(msg, true);
 	return msg;
 }
 
@@ -315,6 +535,16 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 		ev |= BS_EV_REPORT_MDN;
 	if (in->orig.present)
 		ev |= BS_EV_ORIGINAL;
+	if (msg->daemon_sender)
+		ev |= BS_EV_DAEMON_SENDER;
+	if (msg->dsn_ev & DEV_FROM)
+		ev |= BS_EV_FROM_SIGNATURE;
+	/* The gate opened on a Subject or From signature alone. */
+	bool sig_only = msg->candidate && !msg->null_sender &&
+	                !msg->daemon_sender && (af & GATE_FLAGS) == 0;
+
+	if (sig_only)
+		ev |= BS_EV_SIGNATURE_GATE;
 
 	for (unsigned int i = 0; i < rs->n; i++) {
 		const struct bs_rule *r = &rs->rules[i];
@@ -353,19 +583,43 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 	/* Structure first: a report part says what it is. */
 	if (ev & BS_EV_REPORT_ARF)
 		return BS_CLASS_FEEDBACK;
-	if (ev & (BS_EV_REPORT_DSN | BS_EV_RULE_DSN))
+	if (ev & BS_EV_REPORT_DSN)
 		return BS_CLASS_DSN;
 	/*
-	 * A generic wording counts only beside a bounce's other marks, and
-	 * not when the message calls itself an automatic reply (RFC 3834
-	 * "auto-replied") and nothing stronger says bounce: a mailbox-full
-	 * notice from a delivery agent's vacation-like responder is not an
-	 * MTA's non-delivery report, and when in doubt we must not call a
-	 * message a bounce (the verdict may reject it).
+	 * One mail system's wording says bounce, except that a message the
+	 * gate let in on its Subject or From alone (ordinary sender, no
+	 * automatic header) needs it outside that line: a person may write a
+	 * bounce's subject, not its body.
 	 */
-	if ((ev & BS_EV_RULE_DSN_WEAK) && !(af & BS_AUTO_REPLIED) &&
-	        (ev & (BS_EV_NULL_SENDER | BS_EV_NULL_RP | BS_EV_DAEMON_FROM |
-	                      BS_EV_FAILED_RCPT | BS_EV_ORIGINAL)))
+	if ((msg->dsn_ev & DEV_STRONG_CONTENT) ||
+	        ((msg->dsn_ev & DEV_STRONG_SUBJECT) && !sig_only))
+		return BS_CLASS_DSN;
+	/*
+	 * A generic wording (in the text: Subject, body, DSN fields) counts
+	 * only beside a bounce's marks that are independent of it, and not
+	 * when the message says it is an automatic reply (auto-reply
+	 * wording, an X-Autoreply-style header) or is a disposition
+	 * notification (RFC 8098, which carries Final-Recipient and may
+	 * carry the original by design) and nothing stronger says bounce:
+	 * when in doubt we must not call a message a bounce (the verdict
+	 * may reject it).  "Auto-Submitted: auto-replied" alone says neither
+	 * way: Exim's bounces carry it, as does a delivery agent's
+	 * "automatic bounce notification".  Structure alone (a daemon
+	 * From beside an attached message) is no wording: weak rules on the
+	 * header lines are marks, not text.  For a message the gate let in
+	 * on a signature alone only a sender signature corroborates (an
+	 * original quoted inline may be a person pasting headers).
+	 */
+	bool weak_text = (msg->dsn_ev & DEV_WEAK_TEXT) ||
+	                 (msg->dsn_ev & DEV_STRONG_SUBJECT);
+	uint32_t marks = sig_only ? BS_EV_FROM_SIGNATURE
+	                          : BS_EV_NULL_SENDER | BS_EV_NULL_RP |
+	                                    BS_EV_DAEMON_FROM | BS_EV_FAILED_RCPT |
+	                                    BS_EV_ORIGINAL | BS_EV_DAEMON_SENDER |
+	                                    BS_EV_FROM_SIGNATURE;
+
+	if (weak_text && !(af & BS_AUTO_AUTOREPLY_HDR) &&
+	        !(ev & (BS_EV_RULE_AUTOREPLY | BS_EV_REPORT_MDN)) && (ev & marks))
 		return BS_CLASS_DSN;
 	if (ev & BS_EV_RULE_FEEDBACK)
 		return BS_CLASS_FEEDBACK;
@@ -385,33 +639,55 @@ stream_done(struct bs_msg *msg, bool report)
 	hs_stream_t *s = msg->stream;
 
 	msg->stream = NULL;
+	ctx->live.streams--;
+	if (ctx->cnt)
+		ctx->cnt->v[BS_CNT_detect_streams_live]--;
 	if (hs_reset_stream(s, 0, ctx->scratch,
 	            report && msg->scanning ? on_match : NULL,
 	            msg) != HS_SUCCESS) {
 		msg->fail |= BS_DF_HS;
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
+		ctx->live.streams_alloc--;
 		return;
 	}
-	if (!ctx->spare_stream)
+	if (!ctx->spare_stream) {
 		ctx->spare_stream = s;
-	else
+	} else {
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
+		ctx->live.streams_alloc--;
+	}
 }
 
+/*
+ * The message is done (ended or aborted), whatever state its parser
+ * stopped in: keep or free the memory.  The parser holds nothing of its
+ * own (charset converters belong to the thread), so an aborted message
+ * leaves nothing behind; bs_mime_abort() is called all the same, so that
+ * this stays true if the parser ever holds something.
+ */
 static void
 msg_release(struct bs_msg *msg)
 {
 	struct bs_detect_ctx *ctx = msg->ctx;
 
-	if (!ctx->spare)
+	bs_mime_abort(&msg->mime);
+	CNT_ADD(msg, detect_charset_opens, msg->mime.cs_opens);
+	ctx->live.msgs--;
+	if (ctx->cnt)
+		ctx->cnt->v[BS_CNT_detect_msgs_live]--;
+	if (!ctx->spare) {
 		ctx->spare = msg;
-	else
+	} else {
 		free(msg);
+		ctx->live.msgs_alloc--;
+	}
 }
 
 int
 bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 {
+	/* The result is written, not cleared: its raw header block (16 KiB)
+	 * is copied only as far as it is used. */
 	memset(out, 0, offsetof(struct bs_detect_result, mime));
 	if (!msg->skip)
 		bs_mime_end(&msg->mime);
@@ -429,7 +705,7 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 	out->fail = msg->fail;
 	out->bytes = msg->bytes;
 	out->bytes_scanned = msg->scanned;
-	memcpy(&out->mime, &msg->info, sizeof(out->mime));
+	memcpy(&out->mime, &msg->info, bs_mime_info_used(&msg->info));
 	if (msg->ctx->cnt) {
 		struct bs_counters *c = msg->ctx->cnt;
 
@@ -437,6 +713,8 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 		BS_CNT_ADD(c, detect_scanned_bytes, msg->scanned);
 		if (msg->info.anomalies)
 			BS_CNT_INC(c, detect_mime_anomaly);
+		if (msg->info.orig.hdr_raw_cut)
+			BS_CNT_INC(c, detect_orig_hdr_cut);
 		switch (out->cls) {
 		case BS_CLASS_DSN:
 			BS_CNT_INC(c, detect_class_dsn);

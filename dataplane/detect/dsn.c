@@ -84,76 +84,128 @@ charset_is_utf8(const char *cs, size_t n)
 }
 
 /*
- * Converters are cached per thread.  iconv_open() of a charset whose gconv
- * module nobody holds loads the module again (dlopen, mmap, page faults):
- * closing after each part made that half the cost of classification.  A
- * worker keeps up to CS_CACHE converters (one per charset) for its life;
- * they are reset, not closed, between uses.  Unknown charsets are not
- * cached (iconv_open fails fast for them).
+ * Converters: one per-thread cache, used per conversion; a parser never
+ * holds one.
+ *
+ * iconv_open() of a charset whose gconv module nobody holds loads the
+ * module again (dlopen, mmap, page faults): closing after each part made
+ * that half the cost of classification, hence the cache.  But a converter
+ * held by a message for the length of a text part is a resource of the
+ * message: it must be released on every path (abort, stop, reuse of the
+ * spare message; one lost per aborted message grew the process by tens of
+ * MB per second), and each holds glibc's gconv buffers, about 33 KB, more
+ * than the message's own state: 4096 messages stalled inside Latin-1 parts
+ * would pin 135 MB per worker.  So a struct bs_mime keeps only the name
+ * of its part's charset, and each line is converted with the calling
+ * thread's converter for that name (a lookup in CS_CACHE names, the
+ * converter reset to its initial shift state at each line start: the
+ * stateful charsets mail uses, ISO-2022-x and UTF-7, return to ASCII
+ * before a line ends).  A piece of a line over LINE_MAX continues the
+ * previous piece's shift state if no other message used that converter in
+ * between (it restarts otherwise: only a line over 1000 bytes in a
+ * stateful charset can tell).  The least recently used converter is
+ * closed to make room for a new charset, so a thread holds at most
+ * CS_CACHE descriptors whatever the input.
  */
-#define CS_CACHE 8
+#define CS_CACHE BS_MIME_CHARSET_CACHE
 
 struct cs_entry {
-	char name[BS_MIME_CHARSET_MAX];
+	char name[BS_MIME_CHARSET_MAX]; /* "" = free */
 	iconv_t cd;
-	bool busy;
+	uint64_t used;     /* th->clock at the last conversion */
+	const void *user;  /* parser of the last conversion */
 };
 
-static __thread struct cs_entry cs_cache[CS_CACHE];
+struct cs_thread {
+	struct cs_entry e[CS_CACHE];
+	uint64_t clock;  /* conversions so far */
+	uint64_t opened; /* iconv_open() calls that succeeded */
+};
 
-/* A converter to UTF-8 from charset cs[0..n), or NULL (unknown, or UTF-8
- * already).  Release with bs_mime_charset_close(). */
-static void *
-charset_open(const char *cs, size_t n)
+static __thread struct cs_thread cs_th;
+
+void
+bs_mime_charset_stats(struct bs_mime_charset_stats *st)
 {
-	char name[BS_MIME_CHARSET_MAX];
-	struct cs_entry *free_e = NULL;
-	iconv_t cd;
+	uint32_t cached = 0;
 
-	if (n == 0 || n >= sizeof(name) || charset_is_utf8(cs, n))
-		return NULL;
+	for (unsigned int k = 0; k < CS_CACHE; k++)
+		cached += cs_th.e[k].name[0] != '\0';
+	st->cached = cached;
+	st->opened = cs_th.opened;
+}
+
+void
+bs_mime_charset_flush(void)
+{
+	for (unsigned int k = 0; k < CS_CACHE; k++) {
+		struct cs_entry *e = &cs_th.e[k];
+
+		if (e->name[0] == '\0')
+			continue;
+		iconv_close(e->cd);
+		e->name[0] = '\0';
+	}
+}
+
+/*
+ * Normalise charset cs[0..n) into name (lower case, aliases resolved).
+ * Returns false for UTF-8 and ASCII (nothing to convert) and for names too
+ * long to be a charset.
+ */
+bool
+bs_mime_charset_name(char name[BS_MIME_CHARSET_MAX], const char *cs, size_t n)
+{
+	if (n == 0 || n >= BS_MIME_CHARSET_MAX || charset_is_utf8(cs, n))
+		return false;
 	for (size_t i = 0; i < n; i++)
 		name[i] = (char)bs_mime_lc((uint8_t)cs[i]);
 	name[n] = '\0';
 	/* "unicode-1-1-utf-7" (Exchange) is UTF-7. */
 	if (strstr(name, "utf-7"))
 		strcpy(name, "utf-7");
-	for (unsigned int k = 0; k < CS_CACHE; k++) {
-		struct cs_entry *e = &cs_cache[k];
+	return true;
+}
 
-		if (e->name[0] == '\0') {
-			if (!free_e)
-				free_e = e;
-			continue;
-		}
-		if (!e->busy && strcmp(e->name, name) == 0) {
-			/* Back to the initial shift state. */
-			iconv(e->cd, NULL, NULL, NULL, NULL);
-			e->busy = true;
-			return (void *)e->cd;
-		}
+/*
+ * The thread's converter for name (normalised), opened if need be; NULL if
+ * iconv does not know the charset.  *opens counts a descriptor opened.
+ */
+static struct cs_entry *
+charset_get(const char *name, uint32_t *opens)
+{
+	struct cs_thread *th = &cs_th;
+	struct cs_entry *victim = &th->e[0];
+	iconv_t cd;
+
+	for (unsigned int k = 0; k < CS_CACHE; k++) {
+		struct cs_entry *e = &th->e[k];
+
+		if (e->name[0] != '\0' && strcmp(e->name, name) == 0)
+			return e;
+		if (victim->name[0] != '\0' &&
+		        (e->name[0] == '\0' || e->used < victim->used))
+			victim = e;
 	}
 	cd = iconv_open("UTF-8", name);
 	if (cd == (iconv_t)-1)
 		return NULL;
-	if (free_e) {
-		memcpy(free_e->name, name, n + 1);
-		free_e->cd = cd;
-		free_e->busy = true;
-	}
-	return (void *)cd;
+	th->opened++;
+	if (opens)
+		++*opens;
+	if (victim->name[0] != '\0')
+		iconv_close(victim->cd);
+	memcpy(victim->name, name, strlen(name) + 1);
+	victim->cd = cd;
+	victim->user = NULL;
+	victim->used = th->clock;
+	return victim;
 }
 
-void
-bs_mime_charset_close(void *cdp)
+bool
+bs_mime_charset_known(const char *name, uint32_t *opens)
 {
-	for (unsigned int k = 0; k < CS_CACHE; k++)
-		if (cs_cache[k].name[0] && cs_cache[k].busy &&
-		        (void *)cs_cache[k].cd == cdp) {
-			cs_cache[k].busy = false;
-			return;
-		}
-	iconv_close((iconv_t)cdp);
+	return charset_get(name, opens) != NULL;
 }
 
 /*
@@ -162,9 +214,8 @@ bs_mime_charset_close(void *cdp)
  * every charset mail uses).  Returns the output length.
  */
 static size_t
-charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+charset_conv(iconv_t cd, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
-	iconv_t cd = (iconv_t)cdp;
 	char *ip = (char *)(uintptr_t)in, *op = (char *)out;
 	size_t il = n, ol = cap;
 
@@ -181,6 +232,25 @@ charset_conv(void *cdp, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 		}
 	}
 	return cap - ol;
+}
+
+size_t
+bs_mime_charset_conv(const char *name, const void *user, uint64_t *user_seq,
+        bool fresh, const uint8_t *in, size_t n, uint8_t *out, size_t cap,
+        uint32_t *opens)
+{
+	struct cs_entry *e = charset_get(name, opens);
+	struct cs_thread *th = &cs_th;
+
+	if (e == NULL)
+		return SIZE_MAX;
+	/* Continue the shift state only where this parser left it. */
+	if (fresh || user == NULL || e->user != user || e->used != *user_seq)
+		iconv(e->cd, NULL, NULL, NULL, NULL);
+	e->user = user;
+	e->used = ++th->clock;
+	*user_seq = e->used;
+	return charset_conv(e->cd, in, n, out, cap);
 }
 
 /* ---- RFC 2047 --------------------------------------------------------- */
@@ -216,7 +286,7 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		size_t rn = 0, len = j - t;
 		const uint8_t *res = raw;
 		size_t resn;
-		void *cd;
+		char csname[BS_MIME_CHARSET_MAX];
 
 		if (dst == NULL)
 			return j + 2; /* only asked whether a word is here */
@@ -254,11 +324,15 @@ word_2047(char *dst, size_t dstlen, size_t *o, const char *src, size_t n,
 		while (i + 2 + csn < n && src[i + 2 + csn] != '?' &&
 		        src[i + 2 + csn] != '*')
 			csn++;
-		cd = charset_open(src + i + 2, csn);
-		if (cd) {
-			resn = charset_conv(cd, raw, rn, conv, sizeof(conv));
-			res = conv;
-			bs_mime_charset_close(cd);
+		if (bs_mime_charset_name(csname, src + i + 2, csn)) {
+			uint64_t seq = 0;
+			size_t k = bs_mime_charset_conv(csname, NULL, &seq,
+			        true, raw, rn, conv, sizeof(conv), NULL);
+
+			if (k != SIZE_MAX) {
+				resn = k;
+				res = conv;
+			}
 		}
 		for (size_t q = 0; q < resn && *o + 1 < dstlen; q++)
 			dst[(*o)++] = (char)res[q];
@@ -316,6 +390,8 @@ from_facts(struct bs_mime *m, const uint8_t *v, size_t n)
 	        "mail-daemon",
 	        "mail delivery",
 	        "maildelivery",
+	        /* MDaemon sends its reports from MDaemon@<domain>. */
+	        "mdaemon@",
 	};
 	static const char *const noreply[] = {
 	        "no-reply@",
@@ -337,6 +413,18 @@ from_facts(struct bs_mime *m, const uint8_t *v, size_t n)
 		i++;
 	if (n - i >= 2 && v[i] == '<' && v[i + 1] == '>')
 		m->info->auto_flags |= BS_AUTO_NULL_FROM;
+	/* '"Some System" <>': an empty address after a display name. */
+	for (size_t j = n; j > 0; j--) {
+		if (v[j - 1] != '<')
+			continue;
+		size_t k = j;
+
+		while (k < n && is_ws(v[k]))
+			k++;
+		if (k < n && v[k] == '>')
+			m->info->auto_flags |= BS_AUTO_NULL_FROM;
+		break;
+	}
 }
 
 /*
@@ -419,14 +507,24 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 
 		while (i < vl && is_ws(v[i]))
 			i++;
-		if (vl - i >= 2 && v[i] == '<' && v[i + 1] == '>')
+		/* Sendmail delivers a null sender as <MAILER-DAEMON> (or
+		 * <MAILER-DAEMON@its.host>): the same mark. */
+		if ((vl - i >= 2 && v[i] == '<' && v[i + 1] == '>') ||
+		        (vl - i >= 15 &&
+		                bs_mime_prefix_ci(v + i, vl - i, "<mailer-daemon") &&
+		                (v[i + 14] == '>' || v[i + 14] == '@')))
 			in->auto_flags |= BS_AUTO_NULL_RP;
 	} else if (name_is(name, nl, "x-autoreply") ||
 	           name_is(name, nl, "x-autorespond") ||
 	           name_is(name, nl, "x-autoresponder") ||
-	           name_is(name, nl, "x-autogenerated") ||
 	           name_is(name, nl, "x-auto-reply")) {
 		in->auto_flags |= BS_AUTO_AUTOREPLY_HDR;
+	} else if (name_is(name, nl, "x-autogenerated")) {
+		/* CommuniGate Pro names the rule action that made the
+		 * message: Reply is an auto-reply; Forward, Mirror and
+		 * Redirect pass someone else's message on. */
+		if (bs_mime_prefix_ci(v, vl, "reply"))
+			in->auto_flags |= BS_AUTO_AUTOREPLY_HDR;
 	} else if (name_is(name, nl, "x-apple-action")) {
 		/* iCloud vacation replies carry no Auto-Submitted. */
 		if (bs_mime_prefix_ci(v, vl, "vacation"))
@@ -763,8 +861,12 @@ static const char *const inline_markers[] = {
 static bool
 inline_marker(const uint8_t *p, size_t n)
 {
-	/* Every marker names the message (or Nachricht): one search rules
-	 * out nearly all lines. */
+	/* A German hoster's "automatic bounce notification" ends its text
+	 * with this short line before the copy. */
+	if (n < 24 && bs_mime_contains_ci(p, n, "bounced e-mail:"))
+		return true;
+	/* Every other marker names the message (or Nachricht): one search
+	 * rules out nearly all lines. */
 	if (!bs_mime_contains_ci(p, n, "message") &&
 	        !bs_mime_contains_ci(p, n, "nachricht"))
 		return false;
@@ -775,10 +877,49 @@ inline_marker(const uint8_t *p, size_t n)
 	return false;
 }
 
+/*
+ * One line (or LINE_MAX piece: sol/eol) of the original's header block,
+ * as carried, into orig.hdr_raw (contract 3).  Lines end in CRLF whatever
+ * the part used.  At the cap the block is cut back to the start of the
+ * field that did not fit, so it holds whole fields only (a verifier can
+ * still check a signature over fields before the cut).
+ */
+static void
+orig_raw(struct bs_mime *m, const uint8_t *p, size_t n, bool sol, bool eol)
+{
+	struct bs_original *o = &m->info->orig;
+	size_t need = n + (eol ? 2 : 0);
+
+	if (o->hdr_raw_cut)
+		return;
+	/* An mbox "From " separator before the first field is no field. */
+	if (sol && o->hdr_raw_len == 0 && n >= 5 && memcmp(p, "From ", 5) == 0)
+		return;
+	if (sol && !(n > 0 && (p[0] == ' ' || p[0] == '\t')))
+		m->raw_field = o->hdr_raw_len;
+	if (need > BS_ORIG_HDR_RAW_MAX - o->hdr_raw_len) {
+		o->hdr_raw_len = m->raw_field;
+		o->hdr_raw_cut = true;
+		m->info->anomalies |= BS_MIME_A_ORIG_HDR_CUT;
+		return;
+	}
+	memcpy(o->hdr_raw + o->hdr_raw_len, p, n);
+	o->hdr_raw_len += (uint32_t)n;
+	if (eol) {
+		o->hdr_raw[o->hdr_raw_len++] = '\r';
+		o->hdr_raw[o->hdr_raw_len++] = '\n';
+	}
+}
+
 static void
 orig_begin(struct bs_mime *m, uint8_t source)
 {
 	bs_mime_hdr_flush(m);
+	/* The first original found wins; one that had no field gives way to
+	 * the next (its block was empty). */
+	m->info->orig.hdr_raw_len = 0;
+	m->info->orig.hdr_raw_cut = false;
+	m->raw_field = 0;
 	m->hb = BS_MIME_HB_ORIG;
 	m->orig_hdr = true;
 	m->ctx = BS_MIME_CTX_ORIG;
@@ -808,10 +949,18 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 	/* UTF-8 can take 3 bytes for one of a legacy charset; +1 for '\n'. */
 	uint8_t conv[BS_MIME_LINE_MAX * 3 + 4];
 	bool whole = sol && eol;
+	/* The line as carried, for the original's raw header block. */
+	const uint8_t *rp = p;
+	size_t rn = n;
 
-	if (m->cd) {
-		n = charset_conv(m->cd, p, n, conv, sizeof(conv) - 1);
-		p = conv;
+	if (m->cs[0] != '\0') {
+		size_t k = bs_mime_charset_conv(m->cs, m, &m->cs_seq, sol, p, n,
+		        conv, sizeof(conv) - 1, &m->cs_opens);
+
+		if (k != SIZE_MAX) {
+			n = k;
+			p = conv;
+		}
 	}
 
 	if (m->orig_hdr) {
@@ -823,6 +972,7 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 		           !looks_like_header(p, n)) {
 			orig_hdr_end(m);
 		} else {
+			orig_raw(m, rp, rn, sol, eol);
 			bs_mime_hdr_line(m, p, n, sol);
 		}
 		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
@@ -837,15 +987,19 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 			if (looks_like_header(p, n)) {
 				m->inline_armed = 0;
 				orig_begin(m, BS_ORIG_INLINE);
+				orig_raw(m, rp, rn, true, eol);
 				bs_mime_hdr_line(m, p, n, true);
 				bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
 				return;
 			}
-			if (!blank(p, n))
+			/* Blank lines and an mbox "From " separator may come
+			 * between the marker and the header. */
+			if (!blank(p, n) && !(n >= 5 && memcmp(p, "From ", 5) == 0))
 				m->inline_armed = 0;
 		} else if (bs_mime_prefix_ci(p, n, "return-path:") ||
 		           bs_mime_prefix_ci(p, n, "received: from ")) {
 			orig_begin(m, BS_ORIG_INLINE);
+			orig_raw(m, rp, rn, true, eol);
 			bs_mime_hdr_line(m, p, n, true);
 			bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
 			return;
@@ -887,10 +1041,12 @@ bs_mime_handle(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 	case BS_MIME_H_RFC822:
 	case BS_MIME_H_HEADERS:
 		if (m->orig_hdr) {
-			if (sol && eol && blank(p, n))
+			if (sol && eol && blank(p, n)) {
 				orig_hdr_end(m);
-			else
+			} else {
+				orig_raw(m, p, n, sol, eol);
 				bs_mime_hdr_line(m, p, n, sol);
+			}
 		}
 		bs_mime_emit(m, BS_TGT_ORIGINAL, p, n, eol);
 		break;
@@ -941,7 +1097,13 @@ bs_mime_handler_begin(struct bs_mime *m)
 		m->info->mdn_present = true;
 		break;
 	case BS_MIME_H_TEXT:
-		m->cd = charset_open(m->p_charset, strlen(m->p_charset));
+		/* Converted line by line (see the converter cache); a
+		 * charset iconv does not know passes unconverted. */
+		if (!bs_mime_charset_name(m->cs, m->p_charset,
+		            strlen(m->p_charset)) ||
+		        !bs_mime_charset_known(m->cs, &m->cs_opens))
+			m->cs[0] = '\0';
+		m->cs_seq = 0;
 		break;
 	case BS_MIME_H_RFC822:
 	case BS_MIME_H_HEADERS:

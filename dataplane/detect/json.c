@@ -141,6 +141,9 @@ static const char *const ev_names[] = {
         "rule_challenge",
         "autoreply_header",
         "failed_recipients",
+        "daemon_sender",
+        "from_signature",
+        "signature_gate",
 };
 static const char *const fail_names[] = {
         "nomem",
@@ -157,6 +160,7 @@ static const char *const anom_names[] = {
         "unterminated",
         "field_cut",
         "no_header_end",
+        "orig_header_cut",
 };
 static const char *const auto_names[] = {
         "auto_submitted",
@@ -269,7 +273,12 @@ bs_detect_result_json(const struct bs_detect_result *r, const char *extra,
 				put(&w, ",", 1);
 			jstr(&w, o->dkim[i], strlen(o->dkim[i]));
 		}
-		put(&w, "]}", 2);
+		put(&w, "]", 1);
+		/* The block itself is for the verdict, not the log. */
+		kn(&w, &f, "header_bytes", o->hdr_raw_len);
+		if (o->hdr_raw_cut)
+			kb(&w, &f, "header_cut", true);
+		put(&w, "}", 1);
 	}
 	put(&w, "}", 1);
 	if (len > 0)

@@ -14,10 +14,22 @@
  * sizes therefore never change what the handlers see: the same message gives
  * the same result however TCP cut it.
  */
+#include <assert.h>
 #include <string.h>
 
 #include "backstop/mime.h"
 #include "mime_priv.h"
+
+/* The raw header block ends the info, so that copies can stop at its
+ * length (bs_mime_info_used()). */
+static_assert(offsetof(struct bs_mime_info, orig) +
+                        sizeof(struct bs_original) ==
+                sizeof(struct bs_mime_info),
+        "orig must be the last member of struct bs_mime_info");
+static_assert(offsetof(struct bs_original, hdr_raw) + BS_ORIG_HDR_RAW_MAX +
+                        8 >
+                sizeof(struct bs_original),
+        "hdr_raw must be the last member of struct bs_original");
 
 /* Parser states. */
 enum { ST_HDR, ST_BODY };
@@ -643,7 +655,9 @@ void
 bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
         bs_mime_hdr_done_fn hdr_done, void *arg, uint32_t scan_mask)
 {
-	memset(info, 0, sizeof(*info));
+	/* The raw header block needs no clearing (its length says what is
+	 * valid): 16 KiB less to write per message. */
+	memset(info, 0, offsetof(struct bs_mime_info, orig.hdr_raw));
 	/* Buffers need no clearing: lengths say what is valid. */
 	m->info = info;
 	m->scan = scan;
@@ -664,22 +678,25 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
 	m->dsn_in_rcpt = false;
 	m->dsn_rcpt_done = false;
 	m->stopped = false;
+	m->raw_field = 0;
 	m->b64_acc = 0;
 	m->b64_n = 0;
 	m->line_len = 0;
 	m->dline_len = 0;
 	m->hdr_len = 0;
-	m->cd = NULL;
+	m->cs[0] = '\0';
+	m->cs_seq = 0;
+	m->cs_opens = 0;
 	part_reset(m);
 }
 
 void
 bs_mime_abort(struct bs_mime *m)
 {
-	if (m && m->cd) {
-		bs_mime_charset_close(m->cd);
-		m->cd = NULL;
-	}
+	/* Nothing is held (converters belong to the thread, see dsn.c):
+	 * forget the part's charset so that nothing is converted after. */
+	if (m)
+		m->cs[0] = '\0';
 }
 
 /*
@@ -736,6 +753,13 @@ bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len)
 			len--;
 		}
 	}
+}
+
+void
+bs_mime_stop(struct bs_mime *m)
+{
+	m->stopped = true;
+	bs_mime_abort(m);
 }
 
 void

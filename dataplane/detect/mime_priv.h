@@ -52,7 +52,12 @@ size_t bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
         uint8_t *out, bool *bad);
 
 /* dsn.c */
-void bs_mime_charset_close(void *cd);
+bool bs_mime_charset_name(
+        char name[BS_MIME_CHARSET_MAX], const char *cs, size_t n);
+bool bs_mime_charset_known(const char *name, uint32_t *opens);
+size_t bs_mime_charset_conv(const char *name, const void *user,
+        uint64_t *user_seq, bool fresh, const uint8_t *in, size_t n,
+        uint8_t *out, size_t cap, uint32_t *opens);
 void bs_mime_header(struct bs_mime *m, uint8_t *h, size_t n);
 void bs_mime_handle(
         struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol);

@@ -234,6 +234,70 @@ parse_line(struct builder *b, char *s, unsigned int lineno, const char *name,
 	return 0;
 }
 
+/*
+ * The gate database: dsn rules naming the subject or from target, in block
+ * mode (the gate scans one header line at a time, before there is a
+ * stream).  Start of match (leftmost) tells a signature that follows a
+ * reply or forward prefix ("Re: Undelivered Mail ...", a person writing
+ * about a bounce) from one further on ("Re: lunch : non remis", a bounce
+ * quoting its original's subject); if Hyperscan cannot give it for some
+ * expression, the whole set is compiled without, and the gate takes every
+ * match as starting at the beginning (a prefix then always blocks: the
+ * cautious reading).
+ */
+static int
+gate_compile(struct bs_ruleset *rs, const struct builder *b, const char *name,
+        char *err, size_t errlen)
+{
+	const char **expr = calloc(b->n, sizeof(*expr));
+	unsigned int *fl = calloc(b->n, sizeof(*fl));
+	unsigned int *ids = calloc(b->n, sizeof(*ids));
+	hs_compile_error_t *ce = NULL;
+	unsigned int n = 0;
+	int rc = -1;
+
+	if (!expr || !fl || !ids) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto out;
+	}
+	for (unsigned int k = 0; k < b->n; k++) {
+		const struct bs_rule *r = &b->rules[k];
+
+		if (r->cls != BS_CLASS_DSN ||
+		        !(r->targets & (BS_TGT_SUBJECT | BS_TGT_FROM)))
+			continue;
+		expr[n] = b->expr[k];
+		fl[n] = b->hsflags[k] | HS_FLAG_SOM_LEFTMOST;
+		ids[n++] = k;
+	}
+	rc = 0;
+	if (n == 0)
+		goto out;
+	rs->gate_som = true;
+	if (hs_compile_multi(expr, fl, ids, n, HS_MODE_BLOCK, NULL,
+	            &rs->gate_db, &ce) != HS_SUCCESS) {
+		hs_free_compile_error(ce);
+		ce = NULL;
+		for (unsigned int k = 0; k < n; k++)
+			fl[k] &= ~(unsigned int)HS_FLAG_SOM_LEFTMOST;
+		rs->gate_som = false;
+		if (hs_compile_multi(expr, fl, ids, n, HS_MODE_BLOCK, NULL,
+		            &rs->gate_db, &ce) != HS_SUCCESS) {
+			snprintf(err, errlen, "%s: hyperscan (gate): %s", name,
+			        ce ? ce->message : "error");
+			hs_free_compile_error(ce);
+			rc = -1;
+			goto out;
+		}
+	}
+	rs->n_gate = n;
+out:
+	free(expr);
+	free(fl);
+	free(ids);
+	return rc;
+}
+
 struct bs_ruleset *
 bs_ruleset_parse(const char *text, size_t len, const char *name, char *err,
         size_t errlen)
@@ -315,6 +379,8 @@ bs_ruleset_parse(const char *text, size_t len, const char *name, char *err,
 			goto fail;
 		}
 		free(ids);
+		if (gate_compile(rs, &b, name, err, errlen) < 0)
+			goto fail;
 	}
 	/* Keep only the rules' metadata: the expressions live in the db. */
 	rs->rules = realloc(b.rules, (b.n ? b.n : 1) * sizeof(*b.rules));
@@ -329,6 +395,7 @@ fail:
 	builder_free(&b);
 	if (rs) {
 		hs_free_database(rs->db);
+		hs_free_database(rs->gate_db);
 		free(rs);
 	}
 	return NULL;
@@ -372,6 +439,7 @@ bs_ruleset_free(struct bs_ruleset *rs)
 	if (!rs)
 		return;
 	hs_free_database(rs->db);
+	hs_free_database(rs->gate_db);
 	free(rs->rules);
 	free(rs);
 }

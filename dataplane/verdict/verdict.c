@@ -143,14 +143,12 @@ bs_verdict_input_init(struct bs_verdict_input *in,
 	}
 	in->det = det;
 	in->now_s = now_s;
-#ifdef BS_ORIG_HDR_RAW_MAX
-	/* Contract 3: detection keeps the original's raw header block. */
+	/* Detection keeps the original's raw header block (mime.h). */
 	if (det != NULL && det->mime.orig.hdr_raw_len > 0) {
 		in->hdr = det->mime.orig.hdr_raw;
 		in->hdr_len = det->mime.orig.hdr_raw_len;
 		in->hdr_cut = det->mime.orig.hdr_raw_cut;
 	}
-#endif
 }
 
 /* The domain of the address in a header value ("Name <a@b>", "a@b"). */

@@ -21,6 +21,15 @@
 	X(detect_hold_full, "Candidate decisions that came after more "      \
 		"header than the hold buffer keeps (header cut)", COUNTER)   \
 	X(detect_mime_anomaly, "Messages with a MIME anomaly (line or "      \
-		"header cut, depth, bad boundary, bad base64)", COUNTER)
+		"header cut, depth, bad boundary, bad base64)", COUNTER)     \
+	X(detect_orig_hdr_cut, "Embedded originals whose header block was "  \
+		"over 16 KiB (kept to the last whole field that fits)",      \
+		COUNTER)                                                     \
+	X(detect_msgs_live, "Messages in detection now (begun, not yet "     \
+		"ended or aborted)", GAUGE)                                  \
+	X(detect_streams_live, "Hyperscan streams held by messages in "      \
+		"detection now", GAUGE)                                      \
+	X(detect_charset_opens, "Charset converters opened (iconv_open: "    \
+		"the per-thread cache of 16 missed)", COUNTER)
 
 #endif /* BACKSTOP_COUNTERS_DETECT_H */

@@ -55,6 +55,11 @@ enum bs_evidence {
 	BS_EV_RULE_CHALLENGE = 1u << 12,
 	BS_EV_AUTOREPLY_HDR = 1u << 13, /* X-Autoreply, auto-replied */
 	BS_EV_FAILED_RCPT = 1u << 14,   /* X-Failed-Recipients */
+	BS_EV_DAEMON_SENDER = 1u << 15, /* MAIL FROM:<MAILER-DAEMON@...> */
+	BS_EV_FROM_SIGNATURE = 1u << 16, /* a dsn rule matched the From */
+	/* The gate opened on a Subject or From signature alone (ordinary
+	 * sender, no automatic header): stronger evidence is needed. */
+	BS_EV_SIGNATURE_GATE = 1u << 17,
 };
 
 /* Why a message was not (fully) inspected (bit mask, result.fail). */
@@ -122,6 +127,21 @@ int bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out);
 
 /* Drop a message without a result (connection gone).  NULL is fine. */
 void bs_msg_abort(struct bs_msg *msg);
+
+/*
+ * What a context holds now: messages begun and not yet ended or aborted,
+ * Hyperscan streams held by them, and the allocations behind both
+ * (including the spare message and stream kept for reuse, so at most one
+ * each once no message is in flight).  Leak checks (fuzzers, tests)
+ * assert on it; the same levels are the gauges detect_msgs_live and
+ * detect_streams_live.  Owner thread.
+ */
+struct bs_detect_live {
+	uint32_t msgs, msgs_alloc;
+	uint32_t streams, streams_alloc;
+};
+void bs_detect_ctx_live(
+        const struct bs_detect_ctx *ctx, struct bs_detect_live *out);
 
 /* Size of a struct bs_msg, for sizing memory caps. */
 size_t bs_msg_size(const struct bs_detect_ctx *ctx);

@@ -25,9 +25,9 @@
  * unknown charset passes through unconverted.
  *
  * A struct bs_mime is plain state that the caller places where it likes
- * (one per message being parsed); the only resource it may hold is the
- * converter of the current text part, released by bs_mime_end() or
- * bs_mime_abort().
+ * (one per message being parsed) and may drop at any point: it holds no
+ * resource.  Charset converters belong to the thread (a small cache of
+ * iconv descriptors, at most 16, reused by every parser of the thread).
  */
 #ifndef BACKSTOP_MIME_H
 #define BACKSTOP_MIME_H
@@ -59,6 +59,13 @@
 #define BS_IP_MAX 48
 #define BS_DKIM_MAX 2
 #define BS_DKIM_RAW_MAX 1024
+/*
+ * The original's header block, raw (contract 3: what DKIM verification of
+ * the original needs).  Real headers are 1..6 KB (a Received chain of 10
+ * hops and two 2048-bit DKIM signatures is about 5 KB); 16 KiB leaves room
+ * for long chains and ARC sets without letting a message make it large.
+ */
+#define BS_ORIG_HDR_RAW_MAX 16384
 
 /* Where scanned text sits; a rule names the targets it applies to. */
 enum bs_target {
@@ -82,6 +89,7 @@ enum bs_mime_anomaly {
 	BS_MIME_A_UNTERMINATED = 1u << 5,  /* multipart without closing line */
 	BS_MIME_A_FIELD_TRUNC = 1u << 6,   /* an extracted value was cut */
 	BS_MIME_A_NO_HEADER_END = 1u << 7, /* message ended inside headers */
+	BS_MIME_A_ORIG_HDR_CUT = 1u << 8,  /* original's header over 16 KiB */
 };
 
 struct bs_received {
@@ -107,6 +115,23 @@ struct bs_original {
 	struct bs_received received[BS_RECEIVED_MAX];
 	uint8_t n_dkim;
 	char dkim[BS_DKIM_MAX][BS_DKIM_RAW_MAX]; /* value as sent, folds kept */
+	/*
+	 * The original's header fields exactly as it carried them (after the
+	 * part's Content-Transfer-Encoding is undone; bytes of an inline
+	 * copy are taken before charset conversion), each line ending in
+	 * CRLF (a bare LF becomes CRLF), folds kept, up to and excluding the
+	 * blank line that ends the header (an mbox "From " line before it
+	 * is not a field and is left out).  Over BS_ORIG_HDR_RAW_MAX the
+	 * block ends with the last whole field that fits (a field is never
+	 * kept in part) and hdr_raw_cut is set.  Not NUL-terminated.
+	 *
+	 * hdr_raw is the last member of the last member of struct
+	 * bs_mime_info (and of struct bs_detect_result): copies of a result
+	 * stop at hdr_raw_len, so bytes past it are undefined.
+	 */
+	uint32_t hdr_raw_len;
+	bool hdr_raw_cut;
+	uint8_t hdr_raw[BS_ORIG_HDR_RAW_MAX];
 };
 
 enum bs_orig_source {
@@ -155,8 +180,17 @@ struct bs_mime_info {
 	bool arf_present; /* a message/feedback-report part was seen */
 	bool mdn_present; /* a message/disposition-notification part */
 	struct bs_dsn dsn;
-	struct bs_original orig;
+	struct bs_original orig; /* last: see bs_original.hdr_raw */
 };
+
+/* Bytes of *in that hold its value: all of it up to the raw header block,
+ * then the block's hdr_raw_len bytes (what copies need). */
+static inline size_t
+bs_mime_info_used(const struct bs_mime_info *in)
+{
+	return offsetof(struct bs_mime_info, orig.hdr_raw) +
+	       in->orig.hdr_raw_len;
+}
 
 /*
  * Called with decoded text, one line (or one LINE_MAX piece) at a time,
@@ -196,12 +230,17 @@ struct bs_mime {
 	bool dsn_in_rcpt;     /* DSN: inside a per-recipient group */
 	bool dsn_rcpt_done;   /* DSN: first recipient's group complete */
 	bool stopped;         /* bs_mime_stop(): ignore the rest */
+	uint32_t raw_field;   /* hdr_raw offset where the current field began */
 
 	/* Part being set up from its header. */
 	uint8_t p_handler, p_enc, p_blen;
 	char p_boundary[BS_MIME_BOUNDARY_MAX + 1];
 	char p_charset[BS_MIME_CHARSET_MAX]; /* lower case, "" if none */
-	void *cd; /* iconv_t to UTF-8 for the text part, or NULL */
+	/* Charset of the text part being read (normalised, "" = none: UTF-8,
+	 * ASCII or unknown); converted with the thread's converter for it. */
+	char cs[BS_MIME_CHARSET_MAX];
+	uint64_t cs_seq;   /* the converter's clock at our last use */
+	uint32_t cs_opens; /* iconv descriptors opened (cache misses) */
 
 	struct bs_mime_part part[BS_MIME_DEPTH_MAX];
 
@@ -236,17 +275,14 @@ void bs_mime_feed(struct bs_mime *m, const uint8_t *buf, size_t len);
 /*
  * Stop parsing: the rest of the message (even the rest of the chunk being
  * fed, when called from a callback) is ignored, and bs_mime_end() does
- * nothing.  For the detector's "not a candidate" decision.
+ * nothing more.  For the detector's "not a candidate" decision.
  */
-static inline void
-bs_mime_stop(struct bs_mime *m)
-{
-	m->stopped = true;
-}
+void bs_mime_stop(struct bs_mime *m);
 
 /*
- * Release what the parser holds (a charset converter) without finishing
- * the message; bs_mime_end() does it too.  NULL-safe, idempotent.
+ * Drop the message without finishing it.  The parser holds no resource
+ * (converters belong to the thread), so this only ends conversion; kept
+ * so that callers need not rely on that.  NULL-safe, idempotent.
  */
 void bs_mime_abort(struct bs_mime *m);
 
@@ -259,6 +295,23 @@ bs_mime_set_scan_mask(struct bs_mime *m, uint32_t mask)
 {
 	m->scan_mask = mask;
 }
+
+/*
+ * Charset converters of the calling thread (see dsn.c): cached = iconv
+ * descriptors open, the thread's whole holding (at most
+ * BS_MIME_CHARSET_CACHE, whatever the input), opened = iconv_open() calls
+ * so far (cache misses).  For tests, fuzzers and leak checks.
+ */
+#define BS_MIME_CHARSET_CACHE 16
+struct bs_mime_charset_stats {
+	uint32_t cached;
+	uint64_t opened;
+};
+void bs_mime_charset_stats(struct bs_mime_charset_stats *st);
+
+/* Close the calling thread's converters (a thread's exit; leak checks).
+ * Parsers in progress simply open them again. */
+void bs_mime_charset_flush(void);
 
 /*
  * Decode RFC 2047 encoded words in src[0..n) into dst (NUL-terminated, cut

@@ -10,7 +10,11 @@
  * classed autoreply and every feedback/ message feedback; nothing under
  * not-ndr/ is classed a bounce; and each message gives byte-identical JSON
  * when fed whole, in random chunks of 1..1500 bytes, and in 1-byte chunks,
- * and the same class with LF turned into CRLF.
+ * and the same class with LF turned into CRLF.  The embedded original's
+ * raw header block is byte-identical across chunkings and with CRLF, is
+ * made of CRLF-terminated lines, and holds every DKIM-Signature kept.
+ * rb-issue-368-bug.eml (an MTA's "automatic bounce notification", once
+ * filed under not-ndr/) must be a bounce.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -25,6 +29,7 @@
 
 static struct bs_detect_ctx *ctx;
 static unsigned int failures;
+static bool rb368_seen;
 
 static uint64_t
 xorshift(uint64_t *s)
@@ -86,6 +91,49 @@ struct tally {
 	unsigned int n, cls[BS_CLASS__MAX];
 };
 
+/* Raw header blocks seen (ndr/): count, bytes, largest, cuts. */
+static unsigned int raw_n, raw_cut, raw_max;
+static unsigned long long raw_bytes;
+
+static bool
+same_raw(const struct bs_detect_result *a, const struct bs_detect_result *b)
+{
+	return a->mime.orig.hdr_raw_len == b->mime.orig.hdr_raw_len &&
+	       a->mime.orig.hdr_raw_cut == b->mime.orig.hdr_raw_cut &&
+	       memcmp(a->mime.orig.hdr_raw, b->mime.orig.hdr_raw,
+	               a->mime.orig.hdr_raw_len) == 0;
+}
+
+/* Lines end in CRLF, no bare LF; every kept DKIM value is in it. */
+static const char *
+raw_problem(const struct bs_original *o)
+{
+	const uint8_t *p = o->hdr_raw;
+	uint32_t n = o->hdr_raw_len;
+
+	if (n > BS_ORIG_HDR_RAW_MAX)
+		return "longer than the cap";
+	if (n > 0 && (n < 2 || p[n - 2] != '\r' || p[n - 1] != '\n'))
+		return "does not end in CRLF";
+	for (uint32_t i = 0; i < n; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			return "bare LF";
+		if (p[i] == '\n' && i + 2 < n && p[i + 1] == '\r' &&
+		        p[i + 2] == '\n')
+			return "blank line inside";
+	}
+	for (unsigned int k = 0; k < o->n_dkim; k++) {
+		size_t dl = strlen(o->dkim[k]);
+		bool found = false;
+
+		for (uint32_t i = 0; !found && i + dl <= n; i++)
+			found = memcmp(p + i, o->dkim[k], dl) == 0;
+		if (!found && dl < BS_DKIM_RAW_MAX - 1)
+			return "a DKIM-Signature value is not in it";
+	}
+	return NULL;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -96,7 +144,8 @@ static void
 one_file(const char *path, const char *folder, struct tally *t)
 {
 	static char j0[JSON_MAX], j1[JSON_MAX];
-	struct bs_detect_result r0, r1;
+	static struct bs_detect_result r0, r1;
+	const char *why;
 	size_t len, o = 0;
 	uint8_t *buf = slurp(path, &len), *crlf;
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -112,7 +161,7 @@ one_file(const char *path, const char *folder, struct tally *t)
 	for (uint64_t seed = 1; seed <= 3; seed++) {
 		classify(buf, len, SIZE_MAX, seed * 0x9e3779b97f4a7c15ull, &r1);
 		bs_detect_result_json(&r1, NULL, j1, sizeof(j1));
-		if (strcmp(j0, j1) != 0) {
+		if (strcmp(j0, j1) != 0 || !same_raw(&r0, &r1)) {
 			printf("FAIL %s: result differs with random chunks "
 			       "(seed %llu)\n",
 			        name, (unsigned long long)seed);
@@ -121,9 +170,20 @@ one_file(const char *path, const char *folder, struct tally *t)
 	}
 	classify(buf, len, 1, 0, &r1);
 	bs_detect_result_json(&r1, NULL, j1, sizeof(j1));
-	if (strcmp(j0, j1) != 0) {
+	if (strcmp(j0, j1) != 0 || !same_raw(&r0, &r1)) {
 		printf("FAIL %s: result differs with 1-byte chunks\n", name);
 		failures++;
+	}
+	if ((why = raw_problem(&r0.mime.orig)) != NULL) {
+		printf("FAIL %s: original's raw header: %s\n", name, why);
+		failures++;
+	}
+	if (want_bounce && r0.mime.orig.hdr_raw_len > 0) {
+		raw_n++;
+		raw_bytes += r0.mime.orig.hdr_raw_len;
+		raw_cut += r0.mime.orig.hdr_raw_cut;
+		if (r0.mime.orig.hdr_raw_len > raw_max)
+			raw_max = r0.mime.orig.hdr_raw_len;
 	}
 	crlf = malloc(len * 2 + 1);
 	for (size_t i = 0; i < len; i++) {
@@ -132,7 +192,8 @@ one_file(const char *path, const char *folder, struct tally *t)
 		crlf[o++] = buf[i];
 	}
 	classify(crlf, o, SIZE_MAX, 7, &r1);
-	if (r1.cls != r0.cls || r1.n_rules != r0.n_rules) {
+	if (r1.cls != r0.cls || r1.n_rules != r0.n_rules ||
+	        !same_raw(&r0, &r1)) {
 		printf("FAIL %s: CRLF gives %s, LF %s\n", name,
 		        bs_class_name(r1.cls), bs_class_name(r0.cls));
 		failures++;
@@ -142,6 +203,15 @@ one_file(const char *path, const char *folder, struct tally *t)
 
 	t->n++;
 	t->cls[r0.cls]++;
+	if (strcmp(name, "rb-issue-368-bug.eml") == 0) {
+		rb368_seen = true;
+		if (!bs_class_is_bounce(r0.cls) || !want_bounce) {
+			printf("FAIL %s/%s: an automatic bounce notification, "
+			       "must be under ndr/ and a bounce (class %s)\n",
+			        folder, name, bs_class_name(r0.cls));
+			failures++;
+		}
+	}
 	if (want_bounce && !bs_class_is_bounce(r0.cls))
 		printf("miss %s/%s: class %s, %s\n", folder, name,
 		        bs_class_name(r0.cls), j0);
@@ -245,6 +315,13 @@ main(int argc, char **argv)
 	pct = ndr.n ? 100.0 * ndr.cls[BS_CLASS_DSN] / ndr.n : 0;
 	printf("ndr classed as bounce: %.2f%% (%u of %u)\n", pct,
 	        ndr.cls[BS_CLASS_DSN], ndr.n);
+	printf("ndr originals with a raw header block: %u, %llu bytes on "
+	       "average, largest %u, cut %u\n",
+	        raw_n, raw_n ? raw_bytes / raw_n : 0, raw_max, raw_cut);
+	if (!rb368_seen) {
+		printf("FAIL rb-issue-368-bug.eml not found\n");
+		failures++;
+	}
 	if (ndr.n == 0 || ndr.cls[BS_CLASS_DSN] * 100 < ndr.n * 99) {
 		printf("FAIL ndr bounce rate under 99%%\n");
 		failures++;

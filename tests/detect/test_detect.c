@@ -154,27 +154,70 @@ test_gate(void **state)
 	struct fixture *f = *state;
 	struct bs_detect_result r;
 	static const char plain[] = "From: bob@example.com\n"
-	                            "Subject: undelivered mail\n"
+	                            "Subject: lunch\n"
 	                            "\n"
 	                            "this is the mail system\n";
+	static const char sig[] = "From: bob@example.com\n"
+	                          "Subject: undelivered mail\n"
+	                          "\n"
+	                          "this is the mail system\n";
 
-	/* Ordinary mail: not scanned, whatever it says. */
+	/* Ordinary mail without a signature: not scanned, whatever its
+	 * body says. */
 	run(f, NULL, plain, 4096, &r);
 	assert_false(r.candidate);
 	assert_int_equal(r.cls, BS_CLASS_NONE);
 	assert_int_equal(r.bytes_scanned, 0);
 	run(f, "bob@example.com", plain, 4096, &r);
 	assert_false(r.candidate);
-	/* Same bytes with a null envelope sender: a bounce. */
+	/* Same bytes with a null envelope sender: scanned; a bounce only
+	 * where the rules say so (rule 11 here, strong). */
 	run(f, "", plain, 4096, &r);
 	assert_true(r.candidate);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
-	assert_true(has_rule(&r, 10));
 	assert_true(has_rule(&r, 11));
 	assert_true(r.evidence & BS_EV_NULL_SENDER);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs], 3);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_candidates], 1);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_class_dsn], 1);
+	/* A Subject signature opens the gate for an ordinary sender... */
+	run(f, "bob@example.com", sig, 4096, &r);
+	assert_true(r.candidate);
+	assert_true(r.evidence & BS_EV_SIGNATURE_GATE);
+	assert_true(has_rule(&r, 10));
+	assert_int_equal(r.cls, BS_CLASS_DSN); /* strong body wording */
+	/* ... but the subject alone makes no bounce of it. */
+	run(f, "bob@example.com",
+	        "From: bob@example.com\nSubject: undelivered mail\n\nhi\n",
+	        4096, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_NONE);
+	/* A reply to (or forward of) a bounce: the gate stays shut; a
+	 * bounce quoting its original's subject opens it. */
+	run(f, "bob@example.com",
+	        "From: bob@example.com\nSubject: Re: AW: undelivered mail\n\n"
+	        "this is the mail system\n",
+	        4096, &r);
+	assert_false(r.candidate);
+	run(f, "bob@example.com",
+	        "From: bob@example.com\nSubject: Fwd: [2] undelivered mail\n\n"
+	        "this is the mail system\n",
+	        4096, &r);
+	assert_false(r.candidate);
+	run(f, "bob@example.com",
+	        "From: x@example.com\nSubject: Re: lunch: undelivered mail\n\n"
+	        "this is the mail system\n",
+	        4096, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	/* The signature decides early: header lines after it are still
+	 * scanned (held, then given to the stream). */
+	run(f, NULL,
+	        "Subject: undelivered mail\nX-Other: y\n\n"
+	        "this is the mail system\n",
+	        1, &r);
+	assert_true(r.candidate);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
 }
 
 static void
@@ -230,10 +273,29 @@ test_classes(void **state)
 	assert_int_equal(r.cls, BS_CLASS_NONE); /* "\n " breaks the phrase */
 	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser unknown\n", 7, &r);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
-	/* Weak wording in a self-declared auto-reply stays an auto-reply. */
+	/* Weak wording in a message that says it is an auto-reply stays
+	 * an auto-reply; "Auto-Submitted: auto-replied" alone does not say
+	 * it (Exim's bounces carry it). */
+	run(f, NULL,
+	        "From: MAILER-DAEMON@b\nX-Autoreply: yes\n\nuser unknown\n",
+	        7, &r);
+	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
+	run(f, NULL,
+	        "From: MAILER-DAEMON@b\nSubject: out of office\n\n"
+	        "user unknown\n",
+	        7, &r);
+	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
 	run(f, NULL,
 	        "From: MAILER-DAEMON@b\nAuto-Submitted: auto-replied\n\n"
 	        "user unknown\n",
+	        7, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	/* A disposition notification carries DSN-like fields by design. */
+	run(f, "",
+	        "Content-Type: multipart/report; report-type=disposition-"
+	        "notification; boundary=z\n\n--z\n\nuser unknown\n--z\n"
+	        "Content-Type: message/disposition-notification\n\n"
+	        "Final-Recipient: rfc822; a@b\n--z--\n",
 	        7, &r);
 	assert_int_equal(r.cls, BS_CLASS_AUTOREPLY);
 	run(f, NULL, "Precedence: bulk\nSubject: Out of Office\n\nhi\n", 5, &r);
@@ -315,6 +377,140 @@ test_abort_and_empty(void **state)
 	bs_ruleset_free(rs);
 }
 
+/* A bounce whose text part is Latin-1 (8bit), then a Windows-1252
+ * quoted-printable part: each part holds a charset converter while read. */
+static const char latin1_bounce[] =
+        "Return-Path: <>\n"
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n"
+        "Subject: Undelivered Mail Returned to Sender\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\n"
+        " boundary=\"b\"\n"
+        "\n"
+        "--b\n"
+        "Content-Type: text/plain; charset=iso-8859-1\n"
+        "\n"
+        "Votre message n'a pas pu \xeatre d\xe9livr\xe9.\n"
+        "this is the mail system at host mx.example.net.\n"
+        "--b\n"
+        "Content-Type: text/plain; charset=windows-1252\n"
+        "Content-Transfer-Encoding: quoted-printable\n"
+        "\n"
+        "Empf=E4nger unbekannt =80\n"
+        "--b\n"
+        "Content-Type: message/rfc822\n"
+        "\n"
+        "Message-ID: <o@example.org>\n"
+        "\n"
+        "body\n"
+        "--b--\n";
+
+/* Nothing is left held once every message has ended or been aborted. */
+static void
+assert_nothing_live(struct fixture *f)
+{
+	struct bs_detect_live l;
+	struct bs_mime_charset_stats cs;
+
+	bs_detect_ctx_live(f->ctx, &l);
+	bs_mime_charset_stats(&cs);
+	assert_int_equal(l.msgs, 0);
+	assert_int_equal(l.streams, 0);
+	assert_true(l.msgs_alloc <= 1);
+	assert_true(l.streams_alloc <= 1);
+	assert_true(cs.cached <= BS_MIME_CHARSET_CACHE);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs_live], 0);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_streams_live], 0);
+}
+
+/*
+ * Aborting a message at any point leaves nothing held (message, stream,
+ * converter), for a candidate (null sender), a message gated on its header
+ * (unknown sender) and a non-candidate (ordinary sender, parser stopped);
+ * the thread's converters are reused, not reopened: a thousand aborted
+ * messages open no more descriptors than one.
+ */
+static void
+test_abort_releases(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const senders[] = {"", NULL, "bob@example.com"};
+	size_t len = strlen(latin1_bounce);
+	struct bs_mime_charset_stats cs0, cs1;
+	struct bs_detect_result r;
+
+	for (unsigned int s = 0; s < 3; s++) {
+		for (size_t cut = 0; cut <= len; cut++) {
+			struct bs_msg *m =
+			        bs_msg_begin(f->ctx, senders[s], NULL, 0);
+
+			assert_non_null(m);
+			bs_msg_feed(m, (const uint8_t *)latin1_bounce, cut);
+			if (cut == len && s == 0) {
+				bs_msg_end(m, &r);
+				assert_int_equal(r.cls, BS_CLASS_DSN);
+			} else {
+				bs_msg_abort(m);
+			}
+			assert_nothing_live(f);
+		}
+	}
+	bs_mime_charset_stats(&cs0);
+	assert_true(cs0.opened > 0); /* converters were used */
+	for (int i = 0; i < 1000; i++) {
+		struct bs_msg *m = bs_msg_begin(f->ctx, "", NULL, 0);
+
+		bs_msg_feed(m, (const uint8_t *)latin1_bounce, len - 100);
+		bs_msg_abort(m);
+	}
+	bs_mime_charset_stats(&cs1);
+	assert_int_equal(cs1.opened, cs0.opened);
+	assert_nothing_live(f);
+	/* Two messages in flight at once, ended in the other order. */
+	struct bs_msg *a = bs_msg_begin(f->ctx, "", NULL, 0);
+	struct bs_msg *b = bs_msg_begin(f->ctx, "", NULL, 0);
+
+	bs_msg_feed(a, (const uint8_t *)latin1_bounce, 300);
+	bs_msg_feed(b, (const uint8_t *)latin1_bounce, 300);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs_live], 2);
+	assert_int_equal(f->cnt.v[BS_CNT_detect_streams_live], 2);
+	bs_msg_abort(b);
+	bs_msg_feed(a, (const uint8_t *)latin1_bounce + 300, len - 300);
+	bs_msg_end(a, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	assert_nothing_live(f);
+	bs_mime_charset_stats(&cs1);
+	assert_int_equal(cs1.opened, cs0.opened);
+}
+
+/* The parser alone, dropped at any point without bs_mime_end(): the
+ * thread's converters are reused, never more than the cache holds. */
+static void
+test_mime_abort_releases(void **state)
+{
+	static struct bs_mime m;
+	static struct bs_mime_info in;
+	struct bs_mime_charset_stats cs0, cs;
+	size_t len = strlen(latin1_bounce);
+
+	(void)state;
+	bs_mime_init(&m, &in, NULL, NULL, NULL, BS_TGT_ALL);
+	bs_mime_feed(&m, (const uint8_t *)latin1_bounce, len);
+	bs_mime_end(&m);
+	bs_mime_charset_stats(&cs0);
+	for (size_t cut = 0; cut <= len; cut++) {
+		bs_mime_init(&m, &in, NULL, NULL, NULL, BS_TGT_ALL);
+		bs_mime_feed(&m, (const uint8_t *)latin1_bounce, cut);
+		if (cut % 3 == 1)
+			bs_mime_abort(&m);
+		else if (cut % 3 == 2)
+			bs_mime_stop(&m);
+		/* cut % 3 == 0: simply dropped */
+		bs_mime_charset_stats(&cs);
+		assert_int_equal(cs.opened, cs0.opened);
+		assert_true(cs.cached <= BS_MIME_CHARSET_CACHE);
+	}
+}
+
 int
 main(void)
 {
@@ -328,6 +524,9 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_abort_and_empty, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_abort_releases, setup, teardown),
+	        cmocka_unit_test(test_mime_abort_releases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,9 +4,15 @@
  * its usual charset (ISO-2022-JP, GB2312, KOI8-R, ISO-8859-1), and
  * automatic mail that must not be taken for a bounce (parcel notices,
  * newsletters, forwarded bounces).  The corpus test covers real messages;
- * this one covers what the corpus lacks.
+ * this one covers what the corpus lacks: also the kinds of bounce found
+ * missing on bounce collections the project never saw (messages/: an
+ * anti-virus gateway notice, a list manager's rejection, an NDR from a
+ * named and BATV-tagged sender, a Sieve rejection), none of which has a
+ * null sender, Auto-Submitted or a delivery-status part to open the gate,
+ * and messages that must stay ordinary (structure alone, a reply to a
+ * bounce).
  *
- *   test_rulepack RULES_FILE
+ *   test_rulepack RULES_FILE MESSAGES_DIR
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +26,7 @@
 #include "backstop/detect.h"
 #include "backstop/rules.h"
 
-static const char *rules_path;
+static const char *rules_path, *msg_dir;
 static struct bs_ruleset *rs;
 static struct bs_detect_ctx *ctx;
 
@@ -203,6 +209,115 @@ test_not_bounces(void **state)
 	        BS_CLASS_NONE);
 }
 
+static char *
+slurp(const char *name)
+{
+	char path[4096];
+	FILE *f;
+	char *b;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", msg_dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot read %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc((size_t)n + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	b[n] = '\0';
+	fclose(f);
+	return b;
+}
+
+/*
+ * Each message with its envelope sender as the appliance sees it, and with
+ * the envelope unknown (backstop-classify): the same class both ways.
+ */
+static void
+test_unseen_kinds(void **state)
+{
+	static const struct {
+		const char *file, *mail_from;
+		enum bs_class want;
+	} cases[] = {
+	        {"av-gateway-notice.eml", "mailsecurity@gw.example.net",
+	                BS_CLASS_DSN},
+	        {"list-manager-reject.eml",
+	                "owner-ASTRO-L@LISTSERV.EXAMPLE.EDU", BS_CLASS_DSN},
+	        {"named-sender-ndr.eml",
+	                "prvs=0123abcd45=mailservice@isp.example",
+	                BS_CLASS_DSN},
+	        {"sieve-reject-mdn.eml", "", BS_CLASS_DSN},
+	        /* A daemon From and an attached message, nothing else: not
+	         * a bounce, whatever the envelope. */
+	        {"structure-only-not-bounce.eml", "archive@example.com",
+	                BS_CLASS_NONE},
+	        {"structure-only-not-bounce.eml", "", BS_CLASS_NONE},
+	        /* A person's reply to a bounce, quoting it. */
+	        {"reply-to-bounce-not-bounce.eml", "erin@example.com",
+	                BS_CLASS_NONE},
+	};
+
+	unsigned int bad = 0;
+
+	(void)state;
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *m = slurp(cases[i].file);
+		enum bs_class got = classify(cases[i].mail_from, m);
+		enum bs_class got_offline = classify(NULL, m);
+
+		if (got != cases[i].want || got_offline != cases[i].want) {
+			printf("FAIL %s (MAIL FROM:<%s>): %s, offline %s, "
+			       "want %s\n",
+			        cases[i].file, cases[i].mail_from,
+			        bs_class_name(got), bs_class_name(got_offline),
+			        bs_class_name(cases[i].want));
+			bad++;
+		}
+		free(m);
+	}
+	assert_int_equal(bad, 0);
+}
+
+/*
+ * A bounce's marks that are not a null sender: MAILER-DAEMON as the
+ * envelope sender (some MTAs send from it, some BATV-tagged), and
+ * Return-Path: <MAILER-DAEMON>, which is how Sendmail writes a null
+ * sender when it delivers (the offline classifier's only view of it).
+ */
+static void
+test_daemon_sender(void **state)
+{
+	static const char ndr[] = "From: Mail Server <mail@mx.example.net>\n"
+	                          "Subject: Notification\n"
+	                          "\n"
+	                          "Sorry, delivery to <x@example.org> failed:\n"
+	                          "550 5.1.1 user unknown\n";
+
+	(void)state;
+	assert_int_equal(classify("bob@example.net", ndr), BS_CLASS_NONE);
+	assert_int_equal(classify("MAILER-DAEMON@mx.example.net", ndr),
+	        BS_CLASS_DSN);
+	assert_int_equal(classify("prvs=1234567890=postmaster@mx.example.net",
+	                         ndr),
+	        BS_CLASS_DSN);
+	assert_int_equal(classify("mailer-daemon.notes@example.net", ndr),
+	        BS_CLASS_NONE);
+	{
+		char with_rp[512];
+
+		snprintf(with_rp, sizeof(with_rp),
+		        "Return-Path: <MAILER-DAEMON@mx.example.net>\n%s", ndr);
+		assert_int_equal(classify(NULL, with_rp), BS_CLASS_DSN);
+		snprintf(with_rp, sizeof(with_rp),
+		        "Return-Path: <MAILER-DAEMON>\n%s", ndr);
+		assert_int_equal(classify(NULL, with_rp), BS_CLASS_DSN);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -210,12 +325,16 @@ main(int argc, char **argv)
 	        cmocka_unit_test(test_languages),
 	        cmocka_unit_test(test_autoreply_and_challenge),
 	        cmocka_unit_test(test_not_bounces),
+	        cmocka_unit_test(test_unseen_kinds),
+	        cmocka_unit_test(test_daemon_sender),
 	};
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_rulepack RULES_FILE\n");
+	if (argc != 3) {
+		fprintf(stderr,
+		        "usage: test_rulepack RULES_FILE MESSAGES_DIR\n");
 		return 2;
 	}
 	rules_path = argv[1];
+	msg_dir = argv[2];
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
