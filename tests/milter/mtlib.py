@@ -43,7 +43,7 @@ def lua_str(b):
         elif 32 <= c < 127:
             out.append(ch)
         else:
-            out.append("\\%d" % c)  # decimal escape, any byte
+            out.append("\\%03d" % c)  # 3 digits: a digit may follow
     out.append('"')
     return "".join(out)
 
