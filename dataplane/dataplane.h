@@ -17,6 +17,7 @@
 
 #include "backstop/config.h"
 #include "backstop/counters.h"
+#include "backstop/coverage.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
 #include "backstop/pubcfg.h"
@@ -103,6 +104,7 @@ struct bs_worker {
 	/* A flows-top request of the control thread, worked through a
 	 * bounded slice per loop (flowsnap.c); NULL when none. */
 	struct bs_flow_snap *volatile snap;
+	struct bs_cov cov;                /* sessions per protected server */
 	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];

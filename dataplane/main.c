@@ -209,6 +209,13 @@ report(const struct bs_app *app, double secs)
 	printf("elapsed_s %.3f\n", secs);
 	printf("workers %u\n", app->n_workers);
 	bs_counters_print(stdout, &c);
+	/* Coverage per protected server: what the wire could not see. */
+	static struct bs_cov cov;
+	const struct bs_cov *tabs[BS_MAX_WORKERS];
+	for (unsigned int w = 0; w < app->n_workers; w++)
+		tabs[w] = &app->worker[w]->cov;
+	bs_cov_sum(&cov, tabs, app->n_workers);
+	bs_cov_print(stdout, &cov);
 	fflush(stdout);
 }
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backstop/coverage.h"
 #include "smtp_int.h"
 
 void
@@ -226,6 +227,26 @@ bs_smtp_flow_ext(const struct bs_smtp_flow *f)
 	return f->ext;
 }
 
+int
+bs_smtp_flow_why(const struct bs_smtp_flow *f)
+{
+	if (f->inspected)
+		return -1;
+	switch (f->why == 0 ? BS_WHY_REASM : (enum bs_smtp_why)(f->why - 1)) {
+	case BS_WHY_STARTTLS:
+		return BS_COV_STARTTLS;
+	case BS_WHY_MIDSTREAM:
+		return BS_COV_MIDSTREAM;
+	case BS_WHY_DESYNC:
+	case BS_WHY_REPLY:
+		return BS_COV_DESYNC;
+	case BS_WHY_REASM:
+		return BS_COV_REASM;
+	default:
+		return BS_COV_CAPS; /* pipeline, wait, nomem, txn, budget */
+	}
+}
+
 bool
 bs_smtp_flow_inspected(const struct bs_smtp_flow *f)
 {
@@ -283,6 +304,7 @@ bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why)
 	if (!f->inspected)
 		return;
 	f->inspected = 0;
+	f->why = (uint8_t)(why + 1);
 	BS_CNT_INC(cnt, smtp_uninspected);
 	switch (why) {
 	case BS_WHY_MIDSTREAM:

@@ -23,6 +23,7 @@
 #include "backstop/counters_detect.h"
 #include "backstop/counters_verdict.h"
 #include "backstop/counters_ledger.h"
+#include "backstop/counters_milter.h"
 
 /* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers). */
 #define BS_CNT_KIND_COUNTER 0
@@ -108,7 +109,8 @@
 	BS_CNT_DETECT(X)                                                     \
 	BS_CNT_VERDICT(X)                                                    \
 	BS_CNT_LEDGER(X)                                                     \
-	BS_CNT_STORM(X)
+	BS_CNT_STORM(X)                                                      \
+	BS_CNT_MILTER(X)
 
 enum bs_counter {
 #define BS_CNT_ENUM_(name, help, kind) BS_CNT_##name,

@@ -245,6 +245,12 @@ enum bs_seg_verdict bs_smtp_flow_input(struct bs_smtp_ctx *ctx,
  */
 bool bs_smtp_flow_inspected(const struct bs_smtp_flow *f);
 
+/*
+ * Why the engine stopped inspecting f (coverage.h's reasons: starttls,
+ * midstream, desync, caps, reasm), or -1 while it inspects.  Owner.
+ */
+int bs_smtp_flow_why(const struct bs_smtp_flow *f);
+
 /* True once both directions ended (FIN reached or RST). */
 bool bs_smtp_flow_closed(const struct bs_smtp_flow *f);
 
