@@ -147,7 +147,7 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 	BS_CFG_SMTP(X)                                                       \
 	BS_CFG_DETECT(X)                                                     \
 	BS_CFG_VERDICT(X)                                                    \
-	BS_CFG_CONTROL(X)
+	BS_CFG_CONTROL(X)                                                    \
 	BS_CFG_MILTER(X)
 
 #define BS_CFG_CTYPE_U32 uint32_t
