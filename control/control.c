@@ -45,6 +45,7 @@
 #include "../dataplane/dataplane.h"
 #include "backstop/ctl.h"
 #include "backstop/ledger.h"
+#include "backstop/storm.h"
 #include "backstop/verdict.h"
 #include "backstop/metrics.h"
 #include "backstop/pubcfg.h"
@@ -87,6 +88,7 @@ struct bs_control {
 	struct bs_app *app;
 	struct bs_pub *pub;
 	struct bs_ledger *ledger;   /* NULL: no ledger in this process */
+	struct bs_storm *storm;     /* NULL: no storm detector */
 	const char *config_path;
 	struct bs_ctl_server *srv;
 	struct MHD_Daemon *mhd;
@@ -181,6 +183,32 @@ sum_counters(const struct bs_app *app, struct bs_counters *out)
 	for (unsigned int i = 0; i < app->n_workers; i++)
 		blk[i] = &app->worker[i]->cnt;
 	bs_counters_sum(out, blk, app->n_workers);
+}
+
+/*
+ * The workers' blocks summed, plus the process-wide rows (the ledger's
+ * and the storm detector's, counters.h BS_COUNTERS_PROCESS) when they
+ * run: what `stats`, /metrics and telemetry export.
+ */
+static void
+process_counters(const struct bs_control *ctl, struct bs_counters *out)
+{
+	struct bs_ledger *l = __atomic_load_n(&ctl->ledger, __ATOMIC_ACQUIRE);
+	struct bs_storm *s = __atomic_load_n(&ctl->storm, __ATOMIC_ACQUIRE);
+	memset(out, 0, sizeof(*out));
+	bs_ledger_counters(l, (uint64_t)time(NULL), out);
+	bs_storm_counters(s, out);
+}
+
+static void
+sum_all(const struct bs_control *ctl, struct bs_counters *out)
+{
+	struct bs_counters p;
+	sum_counters(ctl->app, out);
+	process_counters(ctl, &p);
+	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
+		if (bs_counter_process[i])
+			out->v[i] = p.v[i];
 }
 
 static json_t *
@@ -512,7 +540,7 @@ h_stats(void *arg, const json_t *args, json_t *result, struct bs_ctl_err *e)
 	if (pw != NULL && !json_is_boolean(pw))
 		return bs_ctl_fail(e, BS_CTL_E_BAD_ARG,
 			"stats: per_worker must be true or false");
-	sum_counters(ctl->app, &sum);
+	sum_all(ctl, &sum);
 	json_object_set_new(result, "generation",
 		json_integer((json_int_t)bs_pub_generation(ctl->pub)));
 	json_object_set_new(result, "counters", counters_json(&sum));
@@ -915,10 +943,13 @@ metrics_text(struct bs_control *ctl, size_t *len)
 			.oerrors = es.oerrors, .rx_nombuf = es.rx_nombuf,
 		};
 	}
+	struct bs_counters proc;
+	process_counters(ctl, &proc);
 	struct bs_metrics_src src = {
 		.version = BS_VERSION,
 		.n_workers = app->n_workers,
 		.workers = blk,
+		.process = &proc,
 		.flow_capacity = cap,
 		.n_ports = app->n_ports,
 		.ports = mp,
@@ -1082,7 +1113,7 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 			return -EINVAL;
 		c = app->worker[w]->cnt;
 	} else {
-		sum_counters(app, &c);
+		sum_all(tel_ctl, &c);
 	}
 	rte_tel_data_start_dict(d);
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
@@ -1220,7 +1251,13 @@ bs_control_sighup(struct bs_control *ctl)
 void
 bs_control_set_ledger(struct bs_control *ctl, struct bs_ledger *l)
 {
-	ctl->ledger = l;
+	__atomic_store_n(&ctl->ledger, l, __ATOMIC_RELEASE);
+}
+
+void
+bs_control_set_storm(struct bs_control *ctl, struct bs_storm *s)
+{
+	__atomic_store_n(&ctl->storm, s, __ATOMIC_RELEASE);
 }
 
 struct bs_evring *
