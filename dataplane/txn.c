@@ -183,6 +183,9 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 		return;
 	}
 	d->done = false;
+	d->judged = false;
+	d->learn = false;
+	d->learned = false;
 	d->seq = rec->seq;
 	d->msg = bs_msg_begin(pc->detect[w->worker], rec->mail_from, NULL, 0);
 	if (d->msg == NULL) {
