@@ -54,13 +54,11 @@ counters(FILE *f, const struct bs_metrics_src *s)
 		const char *sfx = gauge ? "" : "_total";
 		if (bs_counter_process[i]) {
 			/* Kept once per process (ledger, storm): no worker
-			 * label, and no family when nothing keeps it. */
-			if (s->process == NULL)
-				continue;
+			 * label; 0 while nothing keeps it. */
 			family(f, d->name, sfx, gauge ? "gauge" : "counter",
 				d->help);
 			fprintf(f, PFX "%s%s %" PRIu64 "\n", d->name, sfx,
-				s->process->v[i]);
+				s->process != NULL ? s->process->v[i] : 0);
 			continue;
 		}
 		family(f, d->name, sfx, gauge ? "gauge" : "counter", d->help);

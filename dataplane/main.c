@@ -167,9 +167,10 @@ print_reference(const char *what)
 	} else {
 		printf("| counter | kind | meaning |\n|---|---|---|\n");
 		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
-			printf("| `%s` | %s | %s |\n", bs_counter_desc[i].name,
+			printf("| `%s` | %s%s | %s |\n", bs_counter_desc[i].name,
 				bs_counter_desc[i].kind == BS_CNT_KIND_GAUGE
 					? "gauge" : "counter",
+				bs_counter_process[i] ? " (process)" : "",
 				bs_counter_desc[i].help);
 	}
 }

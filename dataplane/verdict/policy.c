@@ -251,7 +251,8 @@ bs_verdict_ledger_params(const struct bs_config *cfg, unsigned int n_parts,
 {
 	bs_ledger_params_default(p);
 	p->max_entries = cfg->ledger_max_entries;
-	p->ttl_s = cfg->ledger_ttl_days * 86400u;
+	p->ttl_s = cfg->ledger_ttl_s != 0 ? cfg->ledger_ttl_s
+					  : cfg->ledger_ttl_days * 86400u;
 	p->snapshot_path = cfg->ledger_snapshot != NULL &&
 			cfg->ledger_snapshot[0] != '\0'
 		? cfg->ledger_snapshot : NULL;

@@ -75,6 +75,10 @@
 	X(ledger_ttl_days, "ledger.ttl_days", U32, "14", 1, 365,             \
 		"Days a Message-ID stays in the ledger; the ledger is "      \
 		"warming (a miss proves nothing) until it is this old")      \
+	X(ledger_ttl_s, "ledger.ttl_s", U32, "0", 0, 31536000,               \
+		"The same TTL in seconds, when set (not 0): replaces "       \
+		"ledger.ttl_days (tests, sites whose bounces come back "     \
+		"within hours)")                                             \
 	X(ledger_snapshot, "ledger.snapshot", STR, "", 0, 0,                 \
 		"File the ledger is saved to and restored from (written "    \
 		"atomically); empty: not kept across restarts")             \

@@ -69,6 +69,13 @@ c.true("per-port series", any(k.startswith("backstop_port_rx_packets_total"
                                            "{port=\"0\",name=\"net_pcap0\"")
                               for k in samples))
 c.eq("generation", samples.get("backstop_rules_generation"), 1.0)
+# Process-wide rows (ledger, storm): one sample without a worker label.
+c.eq("process-wide row: one unlabeled sample",
+     [k for k in samples if k.startswith("backstop_ledger_entries")],
+     ["backstop_ledger_entries"])
+c.eq("process-wide counter: one unlabeled sample",
+     [k for k in samples if k.startswith("backstop_storm_notes_total")],
+     ["backstop_storm_notes_total"])
 r = subprocess.run(["promtool", "check", "metrics"], input=text,
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 c.eq("promtool check metrics (%s)" % r.stdout.strip()[:300], r.returncode, 0)

@@ -308,6 +308,10 @@ test_metrics(void **state)
 	assert_non_null(strstr(buf, "backstop_rules_generation 4\n"));
 	assert_non_null(strstr(buf,
 		"backstop_reloads_total{kind=\"config\",result=\"ok\"} 1\n"));
+	/* Process-wide rows: one sample, no worker label (0 without a
+	 * process block). */
+	assert_non_null(strstr(buf, "backstop_ledger_entries 0\n"));
+	assert_null(strstr(buf, "backstop_ledger_entries{"));
 	/* One family per counter row, nothing else named per counter. */
 	unsigned int fams = 0;
 	for (char *p = buf; (p = strstr(p, "# TYPE backstop_")) != NULL; p++)
@@ -318,6 +322,18 @@ test_metrics(void **state)
 		snprintf(want, sizeof(want), "# HELP backstop_%s", bs_counter_desc[i].name);
 		assert_non_null(strstr(buf, want));
 	}
+	free(buf);
+
+	struct bs_counters proc = { .v = { 0 } };
+	proc.v[BS_CNT_ledger_entries] = 9;
+	proc.v[BS_CNT_storm_notes] = 4;
+	src.process = &proc;
+	f = open_memstream(&buf, &len);
+	assert_int_equal(bs_metrics_write(f, &src), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "backstop_ledger_entries 9\n"));
+	assert_non_null(strstr(buf, "backstop_storm_notes_total 4\n"));
+	assert_null(strstr(buf, "backstop_storm_notes_total{"));
 	free(buf);
 }
 
