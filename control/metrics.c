@@ -151,7 +151,9 @@ control(FILE *f, const struct bs_metrics_src *s)
 	fprintf(f, "\"} 1\n");
 	gauge(f, "start_time_seconds", "Start time, seconds since the epoch",
 		s->start_time);
-	gauge(f, "workers", "Worker lcores forwarding", s->n_workers);
+	gauge(f, "workers", "Counter blocks in the worker-labelled families "
+		"(the appliance: its worker lcores; backstop-milter: 1, its "
+		"threads' blocks summed)", s->n_workers);
 	if (s->flow_capacity != NULL) {
 		family(f, "flow_table_capacity", "", "gauge",
 			"SMTP flows one worker's table holds (flow.table_size)");

@@ -126,6 +126,9 @@ typedef int (*bs_ctl_handler)(void *ctx, const json_t *args, json_t *result,
 struct bs_ctl_handlers {
 	bs_ctl_handler fn[BS_CTL__MAX];
 	void *ctx;
+	/* Named in the "unavailable" reply of a NULL handler ("rules
+	 * reload: not available in backstop-milter"); NULL: "this build". */
+	const char *program;
 };
 
 /* Find a command by its words ("rules reload"); -1 if unknown. */
