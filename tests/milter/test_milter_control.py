@@ -51,29 +51,7 @@ CFG = ("protected_domains: [example.com]\n"
        "milter: {max_messages: 8}\n" % (sock, mport, snap))
 
 
-def bounce(msgid=b"<a1@example.com>"):
-    """A DSN to alice@example.com for mail she never sent (its Received
-    chain passes none of the relays): backscatter."""
-    return mtlib.crlf(
-        b"From: Mail Delivery System <MAILER-DAEMON@remote.example.org>\n"
-        b"To: alice@example.com\n"
-        b"Subject: Undelivered Mail Returned to Sender\n"
-        b"Content-Type: multipart/report; report-type=delivery-status;\n"
-        b"\tboundary=\"XX\"\n\n"
-        b"--XX\nContent-Type: text/plain\n\n"
-        b"I'm sorry to have to inform you that your message could not\n"
-        b"be delivered to one or more recipients.\n"
-        b"\n--XX\nContent-Type: message/delivery-status\n\n"
-        b"Reporting-MTA: dns; remote.example.org\n\n"
-        b"Final-Recipient: rfc822; bob@remote.example.org\n"
-        b"Action: failed\nStatus: 5.1.1\n\n"
-        b"--XX\nContent-Type: message/rfc822\n\n"
-        b"Received: from spam.example.net (spam.example.net [203.0.113.7])\n"
-        b"\tby mx.remote.example.org (Postfix) with ESMTP id 1234\n"
-        b"From: alice@example.com\nTo: bob@remote.example.org\n"
-        b"Message-ID: " + msgid + b"\nSubject: hi\n\nhello\n--XX--\n")
-
-
+bounce = mtlib.backscatter
 ORDINARY = mtlib.crlf(b"From: bob@remote.example.org\nTo: alice@example.com\n"
                       b"Message-ID: <o1@remote.example.org>\n"
                       b"Subject: lunch\n\nAt noon?\n")
@@ -82,18 +60,11 @@ OUTBOUND = mtlib.crlf(b"From: alice@example.com\nTo: bob@remote.example.org\n"
                       b"hi\n")
 
 
-def full(spec, name, msg, rcpt="<alice@example.com>", mail_from="<>",
-         macros=None):
-    return ("%s = open(%s)\n" % (name, L(spec.encode())) +
-            mtlib.lua_message(name, mail_from, [rcpt], msg, name,
-                              macros=macros) +
-            "mt.disconnect(%s)\n" % name)
+full = mtlib.full
 
 
 def lua_ok(what, lua):
-    rc, replies, out, err = mtlib.run_lua(lua)
-    c.eq("%s: miltertest ran (%s)" % (what, err[-300:]), rc, 0)
-    return replies
+    return mtlib.lua_checked(c, what, lua)
 
 
 def ctl(*args, user=None):
