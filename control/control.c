@@ -42,6 +42,7 @@
 #include "../dataplane/dataplane.h"
 #include "backstop/ctl.h"
 #include "backstop/ledger.h"
+#include "backstop/storm.h"
 #include "backstop/verdict.h"
 #include "backstop/metrics.h"
 #include "backstop/pubcfg.h"
@@ -84,6 +85,7 @@ struct bs_control {
 	struct bs_app *app;
 	struct bs_pub *pub;
 	struct bs_ledger *ledger;   /* NULL: no ledger in this process */
+	struct bs_storm *storm;     /* NULL: no storm detector */
 	const char *config_path;
 	struct bs_ctl_server *srv;
 	struct bs_metrics_http *http;
@@ -178,6 +180,32 @@ sum_counters(const struct bs_app *app, struct bs_counters *out)
 	for (unsigned int i = 0; i < app->n_workers; i++)
 		blk[i] = &app->worker[i]->cnt;
 	bs_counters_sum(out, blk, app->n_workers);
+}
+
+/*
+ * The workers' blocks summed, plus the process-wide rows (the ledger's
+ * and the storm detector's, counters.h BS_COUNTERS_PROCESS) when they
+ * run: what `stats`, /metrics and telemetry export.
+ */
+static void
+process_counters(const struct bs_control *ctl, struct bs_counters *out)
+{
+	struct bs_ledger *l = __atomic_load_n(&ctl->ledger, __ATOMIC_ACQUIRE);
+	struct bs_storm *s = __atomic_load_n(&ctl->storm, __ATOMIC_ACQUIRE);
+	memset(out, 0, sizeof(*out));
+	bs_ledger_counters(l, (uint64_t)time(NULL), out);
+	bs_storm_counters(s, out);
+}
+
+static void
+sum_all(const struct bs_control *ctl, struct bs_counters *out)
+{
+	struct bs_counters p;
+	sum_counters(ctl->app, out);
+	process_counters(ctl, &p);
+	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
+		if (bs_counter_process[i])
+			out->v[i] = p.v[i];
 }
 
 static const char *
@@ -456,10 +484,12 @@ h_stats(void *arg, const json_t *args, json_t *result, struct bs_ctl_err *e)
 {
 	struct bs_control *ctl = arg;
 	const struct bs_counters *blk[BS_MAX_WORKERS];
+	struct bs_counters proc;
 	for (unsigned int i = 0; i < ctl->app->n_workers; i++)
 		blk[i] = &ctl->app->worker[i]->cnt;
+	process_counters(ctl, &proc);
 	return bs_ctl_stats(args, result, bs_pub_generation(ctl->pub), blk,
-		ctl->app->n_workers, e);
+		ctl->app->n_workers, &proc, e);
 }
 
 static int
@@ -702,11 +732,14 @@ metrics_text(void *arg, size_t *len)
 			.oerrors = es.oerrors, .rx_nombuf = es.rx_nombuf,
 		};
 	}
+	struct bs_counters proc;
+	process_counters(ctl, &proc);
 	struct bs_metrics_src src = {
 		.program = "backstop",
 		.version = BS_VERSION,
 		.n_workers = app->n_workers,
 		.workers = blk,
+		.process = &proc,
 		.flow_capacity = cap,
 		.n_ports = app->n_ports,
 		.ports = mp,
@@ -759,7 +792,7 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 			return -EINVAL;
 		c = app->worker[w]->cnt;
 	} else {
-		sum_counters(app, &c);
+		sum_all(tel_ctl, &c);
 	}
 	rte_tel_data_start_dict(d);
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
@@ -875,7 +908,13 @@ bs_control_sighup(struct bs_control *ctl)
 void
 bs_control_set_ledger(struct bs_control *ctl, struct bs_ledger *l)
 {
-	ctl->ledger = l;
+	__atomic_store_n(&ctl->ledger, l, __ATOMIC_RELEASE);
+}
+
+void
+bs_control_set_storm(struct bs_control *ctl, struct bs_storm *s)
+{
+	__atomic_store_n(&ctl->storm, s, __ATOMIC_RELEASE);
 }
 
 struct bs_evring *

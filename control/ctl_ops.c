@@ -89,7 +89,7 @@ bs_ctl_counters_json(const struct bs_counters *c)
 int
 bs_ctl_stats(const json_t *args, json_t *result, uint64_t generation,
 	const struct bs_counters *const *blk, unsigned int n,
-	struct bs_ctl_err *e)
+	const struct bs_counters *process, struct bs_ctl_err *e)
 {
 	const json_t *pw = json_object_get(args, "per_worker");
 	if (pw != NULL && !json_is_boolean(pw))
@@ -99,6 +99,11 @@ bs_ctl_stats(const json_t *args, json_t *result, uint64_t generation,
 	if (sum == NULL)
 		return bs_ctl_fail(e, BS_CTL_E_FAILED, "stats: out of memory");
 	bs_counters_sum(sum, blk, n);
+	/* The process-wide rows are 0 in the blocks: kept once, added once. */
+	if (process != NULL)
+		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
+			if (bs_counter_process[i])
+				sum->v[i] = process->v[i];
 	json_object_set_new(result, "generation",
 		json_integer((json_int_t)generation));
 	json_object_set_new(result, "counters", bs_ctl_counters_json(sum));

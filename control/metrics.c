@@ -53,6 +53,17 @@ counters(FILE *f, const struct bs_metrics_src *s)
 		const struct bs_counter_desc *d = &bs_counter_desc[i];
 		bool gauge = d->kind == BS_CNT_KIND_GAUGE;
 		const char *sfx = gauge ? "" : "_total";
+		if (bs_counter_process[i]) {
+			/* Kept once per process (ledger, storm): no worker
+			 * label, and no family when nothing keeps it. */
+			if (s->process == NULL)
+				continue;
+			family(f, d->name, sfx, gauge ? "gauge" : "counter",
+				d->help);
+			fprintf(f, PFX "%s%s %" PRIu64 "\n", d->name, sfx,
+				s->process->v[i]);
+			continue;
+		}
 		family(f, d->name, sfx, gauge ? "gauge" : "counter", d->help);
 		for (unsigned int w = 0; w < s->n_workers; w++)
 			fprintf(f, PFX "%s%s{worker=\"%u\"} %" PRIu64 "\n",

@@ -16,6 +16,12 @@ const struct bs_counter_desc bs_counter_desc[BS_CNT__MAX] = {
 #undef BS_CNT_DESC_
 };
 
+const unsigned char bs_counter_process[BS_CNT__MAX] = {
+#define BS_CNT_PROCESS_(name, help, kind) [BS_CNT_##name] = 1,
+	BS_COUNTERS_PROCESS(BS_CNT_PROCESS_)
+#undef BS_CNT_PROCESS_
+};
+
 void
 bs_counters_sum(struct bs_counters *out,
 	const struct bs_counters *const *blk, unsigned int n)

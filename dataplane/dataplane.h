@@ -24,6 +24,8 @@
 #include "backstop/smtp.h"
 #include "backstop/txn.h"
 #include "backstop/verdict.h"
+#include "backstop/ledger.h"
+#include "backstop/storm.h"
 
 /* Most ports and workers one process drives. */
 #define BS_MAX_PORTS 16
@@ -96,6 +98,9 @@ struct bs_worker {
 	const struct bs_config *cfg;
 	struct bs_pub *pub;
 	uint64_t tsc_per_ms;
+	/* Wall clock = TSC ms + this; the main lcore keeps it right (its
+	 * own word, read once per loop). */
+	const int64_t *clock_offset_ms;
 	/* Written by the worker, read by main (idle detection, stats). */
 	volatile uint64_t last_rx_tsc;
 	volatile bool running;
@@ -124,6 +129,14 @@ struct bs_app {
 	 * (bs_pub_current()->policy, pinned per message like the rules),
 	 * which every reload rebuilds. */
 	struct bs_verdict_policy *verdict;
+	/* Shared evidence, process-wide (NULL: not running): the outbound
+	 * ledger (ledger.learn_outbound) and the storm detector
+	 * (storm.enabled), started before the workers, stopped after. */
+	struct bs_ledger *ledger;
+	struct bs_storm *storm;
+	/* Wall clock minus the workers' TSC clock (ms), refreshed by the
+	 * main lcore every loop (atomic store; workers load it). */
+	int64_t clock_offset_ms;
 };
 
 /* Longest RSS key among the PMDs we know (i40e/ice: 52 bytes). */

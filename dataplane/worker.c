@@ -657,7 +657,8 @@ bs_worker_main(void *arg)
 	while (bs_running) {
 		uint64_t tsc = rte_rdtsc();
 		uint64_t now_ms = tsc / w->tsc_per_ms;
-		w->txn.now_ms = now_ms;
+		bs_txn_set_clock(&w->txn, now_ms, __atomic_load_n(
+			w->clock_offset_ms, __ATOMIC_RELAXED));
 		bool got = false;
 
 		if (bs_flow_count(w->flows) > 0)

@@ -127,7 +127,7 @@ h_stats(void *arg, const json_t *args, json_t *result, struct bs_ctl_err *e)
 		return bs_ctl_fail(e, BS_CTL_E_FAILED, "out of memory");
 	bs_mf_counters(c->p.core, sum);
 	const struct bs_counters *blk[1] = { sum };
-	int rc = bs_ctl_stats(args, result, MF_GENERATION, blk, 1, e);
+	int rc = bs_ctl_stats(args, result, MF_GENERATION, blk, 1, sum, e);
 	free(sum);
 	return rc;
 }
@@ -216,6 +216,10 @@ metrics_text(void *arg, size_t *len)
 		.version = c->p.version,
 		.n_workers = 1,
 		.workers = blk,
+		/* The ledger's and storm's rows, summed into the same block
+		 * by bs_mf_counters(): one sample each, no worker label, as
+		 * in the appliance. */
+		.process = sum,
 		.flow_capacity = NULL,
 		.n_ports = 0,
 		.ports = NULL,

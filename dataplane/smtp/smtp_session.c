@@ -97,6 +97,12 @@ bs_smtp_ctx_free(struct bs_smtp_ctx *ctx)
 	free(ctx);
 }
 
+void
+bs_smtp_ctx_set_clock_offset(struct bs_smtp_ctx *ctx, int64_t off_ms)
+{
+	ctx->p.clock_offset_ms = off_ms;
+}
+
 uint64_t
 bs_smtp_ctx_held(const struct bs_smtp_ctx *ctx)
 {
@@ -251,6 +257,19 @@ bool
 bs_smtp_flow_inspected(const struct bs_smtp_flow *f)
 {
 	return f->inspected != 0;
+}
+
+uint32_t
+bs_smtp_flow_pending(const struct bs_smtp_flow *f)
+{
+	return f->pend_n;
+}
+
+uint32_t
+bs_smtp_flow_rcv_nxt(const struct bs_smtp_flow *f, bool to_server)
+{
+	return bs_reasm_rcv_nxt(&f->r, to_server ? BS_REASM_C2S
+						 : BS_REASM_S2C);
 }
 
 bool

@@ -112,6 +112,17 @@
 	BS_CNT_STORM(X)                                                      \
 	BS_CNT_MILTER(X)
 
+/*
+ * Rows kept by process-wide objects (the outbound ledger, the storm
+ * detector), not by the workers: they are 0 in every worker's block, and
+ * readers add them once into the summed block (bs_ledger_counters(),
+ * bs_storm_counters()).  Exporters tell them apart by
+ * bs_counter_process[] and give one sample per process, not per worker.
+ */
+#define BS_COUNTERS_PROCESS(X)                                               \
+	BS_CNT_LEDGER(X)                                                     \
+	BS_CNT_STORM(X)
+
 enum bs_counter {
 #define BS_CNT_ENUM_(name, help, kind) BS_CNT_##name,
 	BS_COUNTERS(BS_CNT_ENUM_)
@@ -127,6 +138,8 @@ struct bs_counter_desc {
 
 /* Name, help and kind of every counter, indexed by enum bs_counter. */
 extern const struct bs_counter_desc bs_counter_desc[BS_CNT__MAX];
+/* True for the rows of BS_COUNTERS_PROCESS (one value per process). */
+extern const unsigned char bs_counter_process[BS_CNT__MAX];
 
 /* One block per worker; aligned so two workers never share a line. */
 struct bs_counters {

@@ -221,14 +221,16 @@ int bs_ctl_server_open(const struct bs_config *cfg,
 json_t *bs_ctl_counters_json(const struct bs_counters *c);
 
 /*
- * stats: the n counter blocks blk summed ("counters"), and with
- * args.per_worker each block too ("workers"); generation is the
- * program's rule-set generation.  The blocks may be written meanwhile
- * (counters.h: per-writer blocks, summed by the reader).
+ * stats: the n counter blocks blk summed, with the process-wide rows
+ * (counters.h BS_COUNTERS_PROCESS: ledger, storm) taken from process
+ * (NULL: left as summed), as "counters"; with args.per_worker each block
+ * too ("workers"); generation is the program's rule-set generation.  The
+ * blocks may be written meanwhile (counters.h: per-writer blocks, summed
+ * by the reader).
  */
 int bs_ctl_stats(const json_t *args, json_t *result, uint64_t generation,
 	const struct bs_counters *const *blk, unsigned int n,
-	struct bs_ctl_err *e);
+	const struct bs_counters *process, struct bs_ctl_err *e);
 
 /* The value of setting d in cfg as text (what config show prints). */
 void bs_ctl_value_text(const struct bs_config *cfg,

@@ -3,7 +3,8 @@
  * The Prometheus text exposition (format 0.0.4) of everything backstop
  * counts, written from the counter table (counters.h) with no per-counter
  * code: each row becomes backstop_<name>_total (counters) or
- * backstop_<name> (gauges), one sample per worker ({worker="N"}); per-port
+ * backstop_<name> (gauges), one sample per worker ({worker="N"}), or one
+ * sample without labels for the process-wide rows (ledger, storm); per-port
  * figures carry {port="N",name="..."}; control-plane figures (rule-set
  * generation, reloads, compile time) follow.  Names use base units
  * (bytes, seconds) as Prometheus' conventions ask; `promtool check
@@ -50,6 +51,9 @@ struct bs_metrics_src {
 	const char *version;
 	unsigned int n_workers;
 	const struct bs_counters *const *workers; /* n_workers blocks */
+	/* The process-wide rows (bs_counter_process[]): the ledger's and
+	 * the storm detector's, one sample each; NULL: none running. */
+	const struct bs_counters *process;
 	const uint32_t *flow_capacity;            /* per worker, or NULL */
 	unsigned int n_ports;
 	const struct bs_metrics_port *ports;
