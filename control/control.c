@@ -621,7 +621,7 @@ h_flows_top(void *arg, const json_t *args, json_t *result,
 
 /* ledger stats / ledger save: the outbound ledger, when the process runs
  * one (bs_control_set_ledger()). */
-#define NO_LEDGER "the verdict stage creates it"
+#define NO_LEDGER "no protected_domains, or ledger.learn_outbound is false"
 
 static int
 h_ledger_stats(void *arg, const json_t *args, json_t *result,
