@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backstop/metrics.h"
@@ -150,13 +151,18 @@ hist(FILE *f, const struct bs_metrics_hist *h)
 static void
 control(FILE *f, const struct bs_metrics_src *s)
 {
-	family(f, "build_info", "", "gauge", "Version of the running program");
-	fprintf(f, PFX "build_info{version=\"");
+	family(f, "build_info", "", "gauge",
+		"Program (backstop, backstop-milter) and version running");
+	fprintf(f, PFX "build_info{program=\"");
+	label_value(f, s->program ? s->program : "backstop");
+	fprintf(f, "\",version=\"");
 	label_value(f, s->version ? s->version : "");
 	fprintf(f, "\"} 1\n");
 	gauge(f, "start_time_seconds", "Start time, seconds since the epoch",
 		s->start_time);
-	gauge(f, "workers", "Worker lcores forwarding", s->n_workers);
+	gauge(f, "workers", "Counter blocks in the worker-labelled families "
+		"(the appliance: its worker lcores; backstop-milter: 1, its "
+		"threads' blocks summed)", s->n_workers);
 	if (s->flow_capacity != NULL) {
 		family(f, "flow_table_capacity", "", "gauge",
 			"SMTP flows one worker's table holds (flow.table_size)");
@@ -200,4 +206,19 @@ bs_metrics_write(FILE *f, const struct bs_metrics_src *s)
 	ports(f, s);
 	control(f, s);
 	return ferror(f) ? -EIO : 0;
+}
+
+char *
+bs_metrics_text(const struct bs_metrics_src *s, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	if (f == NULL)
+		return NULL;
+	int rc = bs_metrics_write(f, s);
+	if (fclose(f) != 0 || rc < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
