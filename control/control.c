@@ -754,7 +754,6 @@ metrics_text(void *arg, size_t *len)
 			ld(&ctl->reloads_failed[1]) },
 		.ctl_requests = ld(&ctl->ctl_requests),
 		.ctl_denied = ld(&ctl->ctl_denied),
-		.verdict_latency = NULL, /* verdict stage: its histogram */
 	};
 	return bs_metrics_text(&src, len);
 }

@@ -222,12 +222,15 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 	(void)pkt; /* the inline action will hold this packet */
 	if (d == NULL || d->msg == NULL)
 		return;
+	uint64_t t0 = bs_mono_ns();
 	bs_msg_end(d->msg, &d->res);
 	d->msg = NULL;
 	d->done = true;
 	if (bs_class_is_bounce((enum bs_class)d->res.cls))
 		BS_CNT_INC(w->cnt, txn_bounces);
 	judge(w, d, rec);
+	if (d->judged)
+		bs_verdict_latency_note(w->cnt, bs_mono_ns() - t0);
 	det_unpin(w, d);
 }
 

@@ -33,19 +33,6 @@ struct bs_metrics_port {
 		oerrors, rx_nombuf;
 };
 
-/* A histogram (cumulative buckets, Prometheus style), e.g. the verdict
- * latency once verdicts exist: n upper bounds in seconds, counts[i]
- * observations <= le[i], plus the total count and sum. */
-struct bs_metrics_hist {
-	const char *name;  /* without the backstop_ prefix */
-	const char *help;
-	unsigned int n;
-	const double *le;
-	const uint64_t *counts;
-	uint64_t count;
-	double sum;
-};
-
 struct bs_metrics_src {
 	const char *program;      /* build_info's program label; NULL: backstop */
 	const char *version;
@@ -65,7 +52,6 @@ struct bs_metrics_src {
 	uint64_t reloads_ok[2], reloads_failed[2]; /* [0] rules, [1] config */
 	uint64_t ctl_requests, ctl_denied;
 	/* Verdict latency (verdict stage); NULL until it exists. */
-	const struct bs_metrics_hist *verdict_latency;
 };
 
 /* Write the whole exposition to f.  Returns 0 or -EIO. */

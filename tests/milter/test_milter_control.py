@@ -151,7 +151,9 @@ c.true("control socket is a socket", stat.S_ISSOCK(st.st_mode))
 c.eq("control socket mode as configured", stat.S_IMODE(st.st_mode), 0o666)
 
 s0 = stats()
-names = list(s0)
+# The verdict_latency_* rows are parts of one histogram family, not
+# families of their own.
+names = [n for n in s0 if not n.startswith("verdict_latency_")]
 code, ctype, text = get_metrics()
 c.eq("GET /metrics", code, 200)
 c.eq("exposition content type", ctype,
@@ -224,6 +226,14 @@ code, _, text1 = get_metrics()
 m1 = samples(text1)
 c.eq("/metrics: the same counts", {
     k: m1.get(metric_of(k, kind), -1) - s0.get(k, 0) for k in WANT}, WANT)
+c.eq("stats: every judged message timed",
+     s1["verdict_latency_count"] - s0["verdict_latency_count"], 2)
+c.eq("/metrics: the verdict latency histogram counts every judged message",
+     m1.get("backstop_verdict_latency_seconds_count"),
+     s1["verdict_latency_count"])
+c.eq("/metrics: +Inf bucket = count",
+     m1.get('backstop_verdict_latency_seconds_bucket{le="+Inf"}'),
+     s1["verdict_latency_count"])
 # Nothing moves now: every reader shows the same sum (but the snapshot's
 # age, a clock).
 s2 = stats()
