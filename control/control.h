@@ -52,6 +52,11 @@ struct bs_control *bs_control_start(struct bs_app *app, struct bs_pub *pub,
 struct bs_ledger;
 void bs_control_set_ledger(struct bs_control *ctl, struct bs_ledger *l);
 
+/* The storm detector whose counters stats and /metrics export with the
+ * ledger's (NULL: none).  Before clients connect. */
+struct bs_storm;
+void bs_control_set_storm(struct bs_control *ctl, struct bs_storm *s);
+
 /* Ask for a `config reload` (async-signal-safe: SIGHUP handler). */
 void bs_control_sighup(struct bs_control *ctl);
 

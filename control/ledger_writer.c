@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -235,6 +236,194 @@ insert(struct bs_ledger *l, uint64_t key, uint64_t seen, uint64_t now)
 	ledger_inc(&l->inserts, 1);
 }
 
+/* ---- sharing: the key, one writer per snapshot, the peer's entries ---- */
+
+/* Most bytes of a secret file read (a key, not a document). */
+#define LEDGER_SECRET_FILE_MAX 4096
+
+static int
+secret_from_file(struct bs_ledger *l, const char *path, char *err,
+	size_t errlen)
+{
+	uint8_t buf[LEDGER_SECRET_FILE_MAX];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "ledger: secret file %s: %s", path,
+			strerror(e));
+		return -e;
+	}
+	if (n < 16) {
+		snprintf(err, errlen, "ledger: secret file %s: %zd bytes, at "
+				"least 16 needed", path, n);
+		return -EINVAL;
+	}
+	/* A domain-separated hash: the same file keys every program. */
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+		EVP_DigestUpdate(c, "backstop ledger key v1", 22) &&
+		EVP_DigestUpdate(c, buf, (size_t)n) &&
+		EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	sodium_memzero(buf, sizeof(buf));
+	if (!ok || mdlen < 16) {
+		snprintf(err, errlen, "ledger: SHA-256 unavailable");
+		return -EINVAL;
+	}
+	memcpy(l->secret, md, 16);
+	sodium_memzero(md, sizeof(md));
+	l->secret_fixed = true;
+	return 0;
+}
+
+/*
+ * Two programs writing one snapshot would each replace the other's
+ * entries with their own: the first to start holds PATH.lock (flock),
+ * a second one is refused.  A lock that cannot be taken for another
+ * reason (no directory yet) is only logged: the save says more.
+ */
+static int
+lock_snapshot(struct bs_ledger *l, char *err, size_t errlen)
+{
+	char lp[PATH_MAX];
+	snprintf(lp, sizeof(lp), "%s.lock", l->snapshot_path);
+	int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		bs_ledger_log(l, LOG_WARNING, "lock %s: %s", lp,
+			strerror(errno));
+		return 0;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			snprintf(err, errlen, "ledger: snapshot %s is written "
+					"by another program (its lock %s is held): "
+					"give each program its own snapshot "
+					"(milter.ledger_snapshot)",
+				l->snapshot_path, lp);
+			return -EBUSY;
+		}
+		bs_ledger_log(l, LOG_WARNING, "lock %s: %s", lp, strerror(e));
+		return 0;
+	}
+	l->lock_fd = fd;
+	return 0;
+}
+
+/* The union of two ledgers is watched since the later of their starts;
+ * a broken watch on either side restarts it. */
+static void
+set_warm(struct bs_ledger *l, uint64_t w)
+{
+	if (w > ledger_ld(&l->warm_since_s))
+		ledger_st(&l->warm_since_s, w);
+}
+
+/* Merge the peer's snapshot when it changed; judge its freshness. */
+static void
+import_peer(struct bs_ledger *l, uint64_t now)
+{
+	struct stat st;
+	char why[256];
+	const char *path = l->import_path;
+
+	l->next_import_s = now + l->p.import_period_s;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (l->peer_saved_s == 0 && l->p.max_gap_s != 0 &&
+				now - l->created_s > l->p.max_gap_s) {
+			if (!ledger_ld(&l->peer_stale))
+				bs_ledger_log(l, LOG_WARNING, "shared ledger: no "
+					"snapshot at %s after %u s: its "
+					"program's mail is unseen, the warm-up "
+					"restarts until it appears", path,
+					l->p.max_gap_s);
+			ledger_st(&l->peer_stale, 1);
+			set_warm(l, now);
+		}
+		return;
+	}
+	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+		(uint64_t)st.st_mtim.tv_nsec;
+	if (mt != l->peer_mtime_ns || (uint64_t)st.st_size != l->peer_size ||
+			(uint64_t)st.st_ino != l->peer_ino) {
+		l->peer_mtime_ns = mt;
+		l->peer_size = (uint64_t)st.st_size;
+		l->peer_ino = (uint64_t)st.st_ino;
+		long rc = -EINVAL;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(why, sizeof(why), "open: %s", strerror(errno));
+		} else if (st.st_size == 0 ||
+				(uint64_t)st.st_size > LEDGER_SNAP_MAX_BYTES) {
+			snprintf(why, sizeof(why), "%lld bytes",
+				(long long)st.st_size);
+		} else {
+			void *m = mmap(NULL, (size_t)st.st_size, PROT_READ,
+				MAP_PRIVATE, fd, 0);
+			struct ledger_snap_info si;
+			if (m == MAP_FAILED) {
+				snprintf(why, sizeof(why), "mmap: %s",
+					strerror(errno));
+			} else {
+				rc = bs_ledger_snapshot_check(m,
+					(size_t)st.st_size, &si, why,
+					sizeof(why));
+				if (rc == 0 && memcmp(si.secret, l->secret,
+						16) != 0) {
+					snprintf(why, sizeof(why), "keyed with "
+						"another secret (both programs "
+						"need the same "
+						"ledger.secret_file)");
+					rc = -EINVAL;
+				}
+				if (rc == 0) {
+					uint64_t hwm = l->import_hwm, n = 0;
+					for (uint64_t k = 0; k < si.count; k++) {
+						const uint8_t *r = si.ent +
+							k * LEDGER_SNAP_ENT;
+						uint64_t seen = get_le64(r + 8);
+						if (seen < l->import_hwm)
+							continue;
+						insert(l, get_le64(r), seen, now);
+						n++;
+						hwm = seen;
+					}
+					l->import_hwm = hwm;
+					ledger_inc(&l->imported, n);
+					l->peer_warm_s = si.warm_s;
+					l->peer_saved_s = si.saved_s;
+					set_warm(l, l->peer_warm_s);
+				}
+				munmap(m, (size_t)st.st_size);
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+		if (rc < 0) {
+			ledger_inc(&l->import_failures, 1);
+			bs_ledger_log(l, LOG_WARNING, "shared ledger: %s not "
+				"merged: %s", path, why);
+		}
+	}
+	bool stale = l->p.max_gap_s != 0 && (l->peer_saved_s == 0
+		? now - l->created_s > l->p.max_gap_s
+		: now > l->peer_saved_s &&
+			now - l->peer_saved_s > l->p.max_gap_s);
+	if (stale && !ledger_ld(&l->peer_stale))
+		bs_ledger_log(l, LOG_WARNING, "shared ledger: %s not saved "
+			"for more than %u s: its program's mail may pass "
+			"unseen, the warm-up restarts", path, l->p.max_gap_s);
+	ledger_st(&l->peer_stale, stale ? 1 : 0);
+	if (stale)
+		set_warm(l, now);
+}
+
 static int save(struct bs_ledger *l, uint64_t now, bool clean, char *err,
 	size_t errlen);
 
@@ -266,6 +455,8 @@ bs_ledger_tick(struct bs_ledger *l, uint64_t now)
 		ent_remove(l, l->head);
 		ledger_inc(&l->expirations, 1);
 	}
+	if (l->import_path != NULL && now >= l->next_import_s)
+		import_peer(l, now);
 	limbo_release(l);
 	ledger_st(&l->entries, l->live);
 
@@ -451,9 +642,9 @@ out:
 	return 0;
 }
 
-long
-bs_ledger_snapshot_parse(struct bs_ledger *l, const uint8_t *buf, size_t len,
-	uint64_t now, char *err, size_t errlen)
+int
+bs_ledger_snapshot_check(const uint8_t *buf, size_t len,
+	struct ledger_snap_info *si, char *err, size_t errlen)
 {
 	if (len < LEDGER_SNAP_HDR + LEDGER_SNAP_SUM) {
 		snprintf(err, errlen, "truncated (%zu bytes)", len);
@@ -518,6 +709,30 @@ bs_ledger_snapshot_parse(struct bs_ledger *l, const uint8_t *buf, size_t len,
 		}
 		prev = seen;
 	}
+	si->flags = flags;
+	si->saved_s = saved;
+	si->warm_s = warm;
+	si->count = count;
+	si->secret = buf + 48;
+	si->ent = ent;
+	return 0;
+}
+
+long
+bs_ledger_snapshot_parse(struct bs_ledger *l, const uint8_t *buf, size_t len,
+	uint64_t now, char *err, size_t errlen)
+{
+	struct ledger_snap_info si;
+	if (bs_ledger_snapshot_check(buf, len, &si, err, errlen) < 0)
+		return -EINVAL;
+	if (l->secret_fixed && memcmp(si.secret, l->secret, 16) != 0) {
+		snprintf(err, errlen, "keyed with another secret than "
+				"ledger.secret_file (was the file changed?)");
+		return -EINVAL;
+	}
+	uint64_t count = si.count, saved = si.saved_s, warm = si.warm_s;
+	uint32_t flags = si.flags;
+	const uint8_t *ent = si.ent;
 
 	/* Accepted.  Keep the newest `capacity` entries. */
 	uint64_t skip = count > l->capacity ? count - l->capacity : 0;
@@ -679,6 +894,8 @@ bs_ledger_create(const struct bs_ledger_params *pin, uint64_t now, char *err,
 		slack = LEDGER_SLACK_MIN;
 	l->pool = p.max_entries + slack;
 	l->head = l->tail = l->free_list = l->limbo = LEDGER_NIL;
+	l->lock_fd = -1;
+	l->p.secret_file = l->p.import_path = NULL; /* copies below */
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -728,6 +945,30 @@ bs_ledger_create(const struct bs_ledger_params *pin, uint64_t now, char *err,
 			p.ring_size * sizeof(struct ledger_rec));
 
 	randombytes_buf(l->secret, sizeof(l->secret));
+	if (p.secret_file != NULL && p.secret_file[0] != '\0' &&
+			secret_from_file(l, p.secret_file, err, errlen) < 0) {
+		bs_ledger_destroy(l);
+		return NULL;
+	}
+	if (p.import_path != NULL && p.import_path[0] != '\0') {
+		if (!l->secret_fixed) {
+			snprintf(err, errlen, "ledger: sharing with %s needs "
+					"ledger.secret_file (both programs must "
+					"key ids alike)", p.import_path);
+			bs_ledger_destroy(l);
+			return NULL;
+		}
+		l->import_path = strdup(p.import_path);
+		if (l->import_path == NULL)
+			goto nomem;
+		if (l->p.import_period_s == 0)
+			l->p.import_period_s = BS_LEDGER_DEF_IMPORT_PERIOD_S;
+	}
+	l->created_s = now;
+	if (l->snapshot_path != NULL && lock_snapshot(l, err, errlen) < 0) {
+		bs_ledger_destroy(l);
+		return NULL;
+	}
 	l->warm_since_s = now;
 	l->last_tick_s = now;
 	if (l->snapshot_path != NULL) {
@@ -779,6 +1020,10 @@ bs_ledger_destroy(struct bs_ledger *l)
 	free(l->ents);
 	free(l->pending);
 	free(l->snapshot_path);
+	free(l->import_path);
+	if (l->lock_fd >= 0)
+		close(l->lock_fd); /* releases the flock */
+	sodium_memzero(l->secret, sizeof(l->secret));
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
@@ -946,9 +1191,12 @@ bs_ledger_stats(const struct bs_ledger *l, uint64_t now,
 	st->snapshot_failures = ledger_ld(&l->save_failures);
 	uint64_t last = ledger_ld(&l->last_save_s);
 	st->snapshot_age_s = last != 0 && now > last ? now - last : 0;
-	st->warm_since_s = l->warm_since_s;
-	st->warming = now < l->warm_since_s ||
-		now - l->warm_since_s < l->ttl_s;
+	uint64_t warm = ledger_ld(&l->warm_since_s);
+	st->warm_since_s = warm;
+	st->warming = now < warm || now - warm < l->ttl_s;
+	st->imported = ledger_ld(&l->imported);
+	st->import_failures = ledger_ld(&l->import_failures);
+	st->peer_stale = ledger_ld(&l->peer_stale) != 0;
 	st->bytes = l->bytes;
 }
 
@@ -972,4 +1220,7 @@ bs_ledger_counters(const struct bs_ledger *l, uint64_t now,
 	BS_CNT_ADD(c, ledger_snapshot_failures, st.snapshot_failures);
 	BS_CNT_ADD(c, ledger_snapshot_age_seconds, st.snapshot_age_s);
 	BS_CNT_ADD(c, ledger_warming, st.warming ? 1 : 0);
+	BS_CNT_ADD(c, ledger_imported, st.imported);
+	BS_CNT_ADD(c, ledger_import_failures, st.import_failures);
+	BS_CNT_ADD(c, ledger_peer_stale, st.peer_stale ? 1 : 0);
 }

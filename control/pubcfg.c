@@ -76,6 +76,15 @@ bs_pubcfg_build(const struct bs_config *cfg, const char *rules_path,
 		bs_pubcfg_free(pc);
 		return NULL;
 	}
+	for (unsigned int w = 0; w < n_workers; w++) {
+		pc->verdict[w] = bs_verdict_ctx_create(pc->policy, NULL);
+		if (pc->verdict[w] == NULL) {
+			snprintf(err, errlen, "out of memory for the verdict "
+				"context of worker %u", w);
+			bs_pubcfg_free(pc);
+			return NULL;
+		}
+	}
 	if (!cfg->detect_enabled)
 		return pc;
 	if (rules_path == NULL || strlen(rules_path) >= sizeof(pc->rules_path)) {
@@ -110,8 +119,10 @@ bs_pubcfg_free(struct bs_pubcfg *pc)
 {
 	if (pc == NULL)
 		return;
-	for (unsigned int w = 0; w < BS_PUB_WORKERS_MAX; w++)
+	for (unsigned int w = 0; w < BS_PUB_WORKERS_MAX; w++) {
 		bs_detect_ctx_free(pc->detect[w]);
+		bs_verdict_ctx_free(pc->verdict[w]);
+	}
 	bs_ruleset_free(pc->rules);
 	if (pc->policy != NULL && pc->policy_free != NULL)
 		pc->policy_free(pc->policy);
@@ -157,9 +168,11 @@ bs_pub_publish(struct bs_pub *pub, struct bs_pubcfg *pc)
 {
 	uint64_t gen = pub->gen + 1;
 	pc->gen = gen;
-	for (unsigned int w = 0; w < pc->n_workers && w < pub->n_workers; w++)
+	for (unsigned int w = 0; w < pc->n_workers && w < pub->n_workers; w++) {
 		if (pc->detect[w] != NULL)
 			bs_detect_ctx_set_counters(pc->detect[w], pub->cnt[w]);
+		bs_verdict_ctx_set_counters(pc->verdict[w], pub->cnt[w]);
+	}
 	/* The store is a release: a worker that reads the pointer sees a
 	 * fully built object (rcu_dereference on its side). */
 	struct bs_pubcfg *old = rcu_xchg_pointer(&pub->cur, pc);
@@ -202,6 +215,8 @@ bs_pub_set_counters(struct bs_pub *pub, unsigned int w,
 	pub->cnt[w] = cnt;
 	if (pub->cur != NULL && pub->cur->detect[w] != NULL)
 		bs_detect_ctx_set_counters(pub->cur->detect[w], cnt);
+	if (pub->cur != NULL)
+		bs_verdict_ctx_set_counters(pub->cur->verdict[w], cnt);
 }
 
 unsigned int

@@ -17,12 +17,15 @@
 
 #include "backstop/config.h"
 #include "backstop/counters.h"
+#include "backstop/coverage.h"
 #include "backstop/flow.h"
 #include "backstop/pkt.h"
 #include "backstop/pubcfg.h"
 #include "backstop/smtp.h"
 #include "backstop/txn.h"
 #include "backstop/verdict.h"
+#include "backstop/ledger.h"
+#include "backstop/storm.h"
 
 /* Most ports and workers one process drives. */
 #define BS_MAX_PORTS 16
@@ -97,6 +100,9 @@ struct bs_worker {
 	uint8_t smtp_filter[256];         /* of cfg's SMTP ports (worker.c) */
 	struct bs_pub *pub;
 	uint64_t tsc_per_ms;
+	/* Wall clock = TSC ms + this; the main lcore keeps it right (its
+	 * own word, read once per loop). */
+	const int64_t *clock_offset_ms;
 	/* Written by the worker, read by main (idle detection, stats). */
 	volatile uint64_t last_rx_tsc;
 	volatile bool running;
@@ -105,6 +111,7 @@ struct bs_worker {
 	/* A flows-top request of the control thread, worked through a
 	 * bounded slice per loop (flowsnap.c); NULL when none. */
 	struct bs_flow_snap *volatile snap;
+	struct bs_cov cov;                /* sessions per protected server */
 	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
@@ -124,6 +131,14 @@ struct bs_app {
 	 * (bs_pub_current()->policy, pinned per message like the rules),
 	 * which every reload rebuilds. */
 	struct bs_verdict_policy *verdict;
+	/* Shared evidence, process-wide (NULL: not running): the outbound
+	 * ledger (ledger.learn_outbound) and the storm detector
+	 * (storm.enabled), started before the workers, stopped after. */
+	struct bs_ledger *ledger;
+	struct bs_storm *storm;
+	/* Wall clock minus the workers' TSC clock (ms), refreshed by the
+	 * main lcore every loop (atomic store; workers load it). */
+	int64_t clock_offset_ms;
 };
 
 /* Longest RSS key among the PMDs we know (i40e/ice: 52 bytes). */

@@ -167,9 +167,12 @@ print_reference(const char *what)
 	} else {
 		printf("| counter | kind | meaning |\n|---|---|---|\n");
 		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
-			printf("| `%s` | %s | %s |\n", bs_counter_desc[i].name,
+			printf("| `%s` | %s%s | %s |\n", bs_counter_desc[i].name,
 				bs_counter_desc[i].kind == BS_CNT_KIND_GAUGE
-					? "gauge" : "counter",
+					? "gauge"
+				: bs_counter_desc[i].kind == BS_CNT_KIND_HIST
+					? "histogram part" : "counter",
+				bs_counter_process[i] ? " (process)" : "",
 				bs_counter_desc[i].help);
 	}
 }
@@ -181,6 +184,44 @@ sum_counters(const struct bs_app *app, struct bs_counters *out)
 	for (unsigned int i = 0; i < app->n_workers; i++)
 		blk[i] = &app->worker[i]->cnt;
 	bs_counters_sum(out, blk, app->n_workers);
+}
+
+/* The workers' blocks and the process-wide rows (ledger, storm). */
+static void
+sum_all(const struct bs_app *app, struct bs_counters *c)
+{
+	sum_counters(app, c);
+	bs_ledger_counters(app->ledger, (uint64_t)time(NULL), c);
+	bs_storm_counters(app->storm, c);
+}
+
+/*
+ * Wall clock minus the workers' clock (TSC ms, as bs_worker_main computes
+ * it).  Records, BATV day stamps, the ledger's TTL and storm windows read
+ * the wall clock on the workers as TSC + this offset; the main lcore
+ * refreshes it every loop so that TSC drift and NTP adjustments never
+ * accumulate, whatever the uptime.
+ */
+static int64_t
+wall_offset_ms(uint64_t tsc_per_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t tsc = rte_rdtsc();
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+		(int64_t)(tsc / tsc_per_ms);
+}
+
+static void
+clock_refresh(struct bs_app *app, uint64_t tsc_per_ms)
+{
+	int64_t off = wall_offset_ms(tsc_per_ms);
+	int64_t cur = __atomic_load_n(&app->clock_offset_ms, __ATOMIC_RELAXED);
+	/* The two reads straddle a millisecond now and then: a 1 ms
+	 * difference is that jitter, not drift; only larger ones move the
+	 * clock, so record timestamps do not flicker. */
+	if (off - cur > 1 || cur - off > 1)
+		__atomic_store_n(&app->clock_offset_ms, off, __ATOMIC_RELAXED);
 }
 
 static void
@@ -205,10 +246,17 @@ report(const struct bs_app *app, double secs)
 			p->id, p->name, pc.rx, pc.tx, pc.tx_drop, st.imissed,
 			st.ierrors, st.rx_nombuf);
 	}
-	sum_counters(app, &c);
+	sum_all(app, &c);
 	printf("elapsed_s %.3f\n", secs);
 	printf("workers %u\n", app->n_workers);
 	bs_counters_print(stdout, &c);
+	/* Coverage per protected server: what the wire could not see. */
+	static struct bs_cov cov;
+	const struct bs_cov *tabs[BS_MAX_WORKERS];
+	for (unsigned int w = 0; w < app->n_workers; w++)
+		tabs[w] = &app->worker[w]->cov;
+	bs_cov_sum(&cov, tabs, app->n_workers);
+	bs_cov_print(stdout, &cov);
 	fflush(stdout);
 }
 
@@ -252,6 +300,8 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	w->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	if (w->tsc_per_ms == 0)
 		w->tsc_per_ms = 1;
+	w->clock_offset_ms = &app->clock_offset_ms;
+	bs_txn_set_shared(&w->txn, app->ledger, app->storm);
 	/*
 	 * Ports pair up 0<->1, 2<->3 (port.c); dataplane.inside_port says
 	 * which of a pair faces the protected servers.  A lone last port
@@ -404,11 +454,48 @@ main(int argc, char **argv)
 		}
 	}
 	/* Records carry wall-clock time: the workers' clock is the TSC. */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t clock_offset_ms = (int64_t)ts.tv_sec * 1000 +
-		ts.tv_nsec / 1000000 -
-		(int64_t)(rte_rdtsc() / (rte_get_tsc_hz() / 1000));
+	uint64_t tsc_per_ms = rte_get_tsc_hz() / 1000;
+	if (tsc_per_ms == 0)
+		tsc_per_ms = 1;
+	int64_t clock_offset_ms = wall_offset_ms(tsc_per_ms);
+	app.clock_offset_ms = clock_offset_ms;
+
+	/*
+	 * The shared evidence, one part per worker: the outbound ledger
+	 * (loaded from its snapshot) and the storm detector, each with its
+	 * slow-path thread.  Only when there is a protected domain to learn
+	 * for and judge: their memory is sized at creation (ledger.max_entries),
+	 * and a reload cannot create them (a restart does).
+	 */
+	if (app.cfg.protected_domains.n > 0 && app.cfg.ledger_learn_outbound) {
+		struct bs_ledger_params lp;
+		bs_verdict_ledger_params(&app.cfg, (unsigned int)nq, &lp);
+		app.ledger = bs_ledger_create(&lp, (uint64_t)time(NULL), err,
+			sizeof(err));
+		if (app.ledger == NULL) {
+			fprintf(stderr, "backstop: ledger: %s\n", err);
+			goto fail;
+		}
+		if (bs_ledger_start(app.ledger) < 0) {
+			fprintf(stderr, "backstop: ledger: cannot start its "
+					"writer thread\n");
+			goto fail;
+		}
+	}
+	if (app.cfg.protected_domains.n > 0 && app.cfg.storm_enabled) {
+		struct bs_storm_params sp;
+		bs_verdict_storm_params(&app.cfg, (unsigned int)nq, &sp);
+		app.storm = bs_storm_create(&sp, err, sizeof(err));
+		if (app.storm == NULL) {
+			fprintf(stderr, "backstop: storm: %s\n", err);
+			goto fail;
+		}
+		if (bs_storm_start(app.storm) < 0) {
+			fprintf(stderr, "backstop: storm: cannot start its "
+					"thread\n");
+			goto fail;
+		}
+	}
 
 	unsigned int lcore, idx = 0;
 	RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -432,6 +519,8 @@ main(int argc, char **argv)
 	control = bs_control_start(&app, pub, o.config, evlog != NULL);
 	if (control == NULL)
 		goto fail;
+	bs_control_set_ledger(control, app.ledger);
+	bs_control_set_storm(control, app.storm);
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -447,6 +536,7 @@ main(int argc, char **argv)
 	uint64_t last_rx = 0;
 	while (bs_running) {
 		usleep(10 * 1000);
+		clock_refresh(&app, tsc_per_ms);
 		if (evlog != NULL)
 			drain_events(&app, evlog);
 		if (reopen_log && evlog != NULL) {
@@ -518,6 +608,12 @@ main(int argc, char **argv)
 		drain_events(&app, evlog);
 		fclose(evlog);
 	}
+	/* Nothing records or notes any more: the ledger's last drain and
+	 * its snapshot marked clean, then the storm thread. */
+	if (app.ledger != NULL)
+		bs_ledger_stop(app.ledger);
+	if (app.storm != NULL)
+		bs_storm_stop(app.storm);
 	report(&app, secs);
 	bs_ports_close(&app);
 	for (unsigned int i = 0; i < app.n_workers; i++) {
@@ -526,12 +622,23 @@ main(int argc, char **argv)
 		rte_free(app.worker[i]);
 	}
 	bs_pub_free(pub);
+	bs_ledger_destroy(app.ledger);
+	bs_storm_destroy(app.storm);
 	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_mempool_free(app.pool);
 	rte_eal_cleanup();
 	return 0;
 fail:
+	/* Start-up failed before any worker ran. */
+	if (app.ledger != NULL) {
+		bs_ledger_stop(app.ledger);
+		bs_ledger_destroy(app.ledger);
+	}
+	if (app.storm != NULL) {
+		bs_storm_stop(app.storm);
+		bs_storm_destroy(app.storm);
+	}
 	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_eal_cleanup();

@@ -15,6 +15,14 @@
  * its first byte whatever the command: DATA (on the 354) or BDAT (at the
  * first chunk, before any reply when the client pipelines).
  *
+ * At the end of the message, while it still pins its set, the message is
+ * judged with that set's policy and this worker's verdict context of it
+ * (inbound mail: the server inside, or on no known side), or, outbound
+ * (the server outside) from a protected domain, marked to be learned:
+ * its top-level Message-ID goes to the ledger when the remote server
+ * accepts the message (2xx to the end of data), never before (a message
+ * the remote refused cannot be bounced by it).
+ *
  * Everything here runs on the worker that owns the flow, inside
  * bs_smtp_flow_input() or bs_txn_flow_free().
  */
@@ -23,10 +31,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backstop/ledger.h"
+#include "backstop/storm.h"
 #include "backstop/txn.h"
 
 /* Room for the detection object appended to a record's JSON line. */
 #define BS_DETECT_JSON_MAX (64u << 10)
+/* The verdict's members: every reason name, the domain (at most 64). */
+#define BS_TXN_VERDICT_JSON_MAX 1024
 
 struct bs_txn_det {
 	struct bs_txn_det *next;
@@ -35,7 +47,12 @@ struct bs_txn_det {
 	uint64_t gen;         /* generation it was scanned on */
 	uint32_t seq;         /* its transaction */
 	bool done;            /* res holds the result */
-	struct bs_detect_result res;
+	bool judged;          /* vr holds its verdict */
+	bool learn;           /* outbound from a protected domain: learn its
+	                       * Message-ID when the remote accepts it */
+	bool learned;         /* recorded in the ledger */
+	struct bs_verdict_result vr;
+	struct bs_detect_result res; /* last: copies stop at its used part */
 };
 
 /* Where the flow's list lives (the flow being freed has it detached). */
@@ -81,23 +98,63 @@ det_free(struct bs_txn_stage *w, struct bs_smtp_flow *f, struct bs_txn_det *d,
 	w->det_live--;
 }
 
+/* The message is done with its set: the control thread may free an old
+ * one once no message pins it. */
 static void
-det_end_msg(struct bs_txn_stage *w, struct bs_txn_det *d, bool abort_it)
+det_unpin(struct bs_txn_stage *w, struct bs_txn_det *d)
 {
-	if (d->msg == NULL)
-		return;
-	if (abort_it) {
-		bs_msg_abort(d->msg);
-	} else {
-		bs_msg_end(d->msg, &d->res);
-		d->done = true;
-	}
-	d->msg = NULL;
-	/* The message is done with its set: the control thread may free
-	 * an old one once no message pins it. */
 	bs_pubcfg_unpin(d->pc, w->worker);
 	d->pc = NULL;
 	w->detect_inflight--;
+}
+
+static void
+det_abort_msg(struct bs_txn_stage *w, struct bs_txn_det *d)
+{
+	if (d->msg == NULL)
+		return;
+	bs_msg_abort(d->msg);
+	d->msg = NULL;
+	det_unpin(w, d);
+}
+
+/* The envelope sender's domain is protected (outbound learning). */
+static bool
+sender_protected(const struct bs_verdict_policy *pol,
+	const struct bs_smtp_record *rec)
+{
+	const char *at = memrchr(rec->mail_from, '@', rec->mail_from_len);
+	if (at == NULL)
+		return false;
+	size_t dl = rec->mail_from_len - (size_t)(at + 1 - rec->mail_from);
+	return dl > 0 && bs_verdict_policy_protects(pol, at + 1, dl);
+}
+
+/*
+ * The message is complete and d->res holds what detection found; d still
+ * pins its set.  Inbound (server inside, or no side known): judge it.
+ * Outbound: mark it for learning; never judge mail the protected side
+ * sends.
+ */
+static void
+judge(struct bs_txn_stage *w, struct bs_txn_det *d,
+	const struct bs_smtp_record *rec)
+{
+	struct bs_pubcfg *pc = d->pc;
+	const struct bs_verdict_policy *pol = pc->policy;
+
+	if (rec->ep.server_inside == BS_SIDE_OUTSIDE) {
+		d->learn = w->ledger_part != NULL && pol != NULL &&
+			d->res.mime.message_id[0] != '\0' &&
+			sender_protected(pol, rec);
+		return;
+	}
+	struct bs_verdict_ctx *vc = pc->verdict[w->worker];
+	if (vc == NULL)
+		return;
+	bs_verdict_eom(vc, &w->env, rec, &d->res, bs_txn_wall_ms(w) / 1000,
+		&d->vr);
+	d->judged = true;
 }
 
 /* The message's first byte comes next: start scanning it. */
@@ -126,6 +183,9 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 		return;
 	}
 	d->done = false;
+	d->judged = false;
+	d->learn = false;
+	d->learned = false;
 	d->seq = rec->seq;
 	d->msg = bs_msg_begin(pc->detect[w->worker], rec->mail_from, NULL, 0);
 	if (d->msg == NULL) {
@@ -159,12 +219,19 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 	struct bs_txn_stage *w = arg;
 	struct bs_txn_det *d = det_find(w, f, rec->seq, NULL);
 
-	(void)pkt; /* the verdict stage will hold this packet */
+	(void)pkt; /* the inline action will hold this packet */
 	if (d == NULL || d->msg == NULL)
 		return;
-	det_end_msg(w, d, false);
+	uint64_t t0 = bs_mono_ns();
+	bs_msg_end(d->msg, &d->res);
+	d->msg = NULL;
+	d->done = true;
 	if (bs_class_is_bounce((enum bs_class)d->res.cls))
 		BS_CNT_INC(w->cnt, txn_bounces);
+	judge(w, d, rec);
+	if (d->judged)
+		bs_verdict_latency_note(w->cnt, bs_mono_ns() - t0);
+	det_unpin(w, d);
 }
 
 /*
@@ -173,9 +240,10 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
  * length, or n unchanged when it would not fit.
  */
 static size_t
-append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r,
-	uint64_t gen)
+append_detect(struct bs_txn_stage *w, size_t n, const struct bs_txn_det *d)
 {
+	const struct bs_detect_result *r = &d->res;
+	uint64_t gen = d->gen;
 	if (n < 2 || w->json[n - 2] != '}')
 		return n;
 	size_t o = n - 2;
@@ -195,6 +263,23 @@ append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r
 		return n;
 	}
 	o += need;
+	/* The verdict's members (bounded: fixed names, a domain of the
+	 * configuration) and whether the ledger learned the message. */
+	if (d->judged && w->json_len - o > BS_TXN_VERDICT_JSON_MAX + 4) {
+		w->json[o++] = ',';
+		o += bs_verdict_result_json(&d->vr, w->json + o,
+			w->json_len - o);
+	}
+	if (d->learned && w->json_len - o > 20) {
+		memcpy(w->json + o, ",\"learned\":true", 15);
+		o += 15;
+	}
+	if (o + 3 > w->json_len) {
+		w->json[n - 2] = '}';
+		w->json[n - 1] = '\n';
+		w->json[n] = '\0';
+		return n;
+	}
 	w->json[o++] = '}';
 	w->json[o++] = '\n';
 	w->json[o] = '\0';
@@ -204,15 +289,15 @@ append_detect(struct bs_txn_stage *w, size_t n, const struct bs_detect_result *r
 /* Write the record of a transaction that carried a message. */
 static void
 log_record(struct bs_txn_stage *w, const struct bs_smtp_record *rec,
-	const struct bs_detect_result *res, uint64_t gen)
+	const struct bs_txn_det *d)
 {
 	int n = bs_smtp_record_json(rec, w->json, w->json_len);
 	if (n < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
 		return;
 	}
-	size_t len = res != NULL ? append_detect(w, (size_t)n, res, gen)
-				 : (size_t)n;
+	size_t len = d != NULL && d->done ? append_detect(w, (size_t)n, d)
+					  : (size_t)n;
 	if (bs_evring_put(w->events, w->json, len) < 0) {
 		BS_CNT_INC(w->cnt, event_log_dropped);
 		return;
@@ -228,16 +313,63 @@ on_txn_end(void *arg, struct bs_smtp_flow *f, const struct bs_smtp_record *rec)
 	struct bs_txn_det *d = det_find(w, f, rec->seq, &prev);
 
 	if (d != NULL)
-		det_end_msg(w, d, true); /* message never completed */
+		det_abort_msg(w, d); /* message never completed */
+	/* Outbound mail the remote accepted: its id may come back quoted
+	 * in a bounce or an auto-reply. */
+	if (d != NULL && d->learn && rec->reply >= 200 && rec->reply < 300) {
+		const char *id = d->res.mime.message_id;
+		d->learned = bs_ledger_record(w->ledger_part, id, strlen(id),
+			bs_txn_wall_ms(w) / 1000) == 0;
+	}
 	/* The log records transactions that carried a message; MAIL/RCPT
 	 * exchanges that ended without one (RSET, rejections) do not. */
 	if (w->events != NULL && rec->complete)
-		log_record(w, rec, d != NULL && d->done ? &d->res : NULL,
-			d != NULL ? d->gen : 0);
+		log_record(w, rec, d);
 	/* The detection state lives only as long as its transaction, so a
 	 * connection kept open between messages holds none. */
 	if (d != NULL)
 		det_free(w, f, d, prev);
+}
+
+/* The verdict's environment (verdict.h): the shared ledger and storm
+ * detector, read at this worker's wall clock. */
+static enum bs_ledger_answer
+env_ledger(void *arg, const char *id, size_t n)
+{
+	struct bs_txn_stage *w = arg;
+	return bs_ledger_lookup(w->ledger, id, n, bs_txn_wall_ms(w) / 1000);
+}
+
+static bool
+env_storm(void *arg, const char *rcpt, size_t n)
+{
+	struct bs_txn_stage *w = arg;
+	return bs_storm_active(w->storm, rcpt, n, bs_txn_wall_ms(w));
+}
+
+static void
+env_bounce(void *arg, const char *rcpt, size_t n)
+{
+	struct bs_txn_stage *w = arg;
+	bs_storm_note(w->storm_part, rcpt, n);
+}
+
+void
+bs_txn_set_shared(struct bs_txn_stage *w, struct bs_ledger *ledger,
+	struct bs_storm *storm)
+{
+	w->ledger = ledger;
+	w->ledger_part = ledger ? bs_ledger_part(ledger, w->worker) : NULL;
+	w->storm = storm;
+	w->storm_part = storm ? bs_storm_part(storm, w->worker) : NULL;
+	/* No ledger, no storm: the verdict sees no environment for them
+	 * (no reasons), as backstop-classify does. */
+	w->env = (struct bs_verdict_env){
+		.ledger = ledger ? env_ledger : NULL,
+		.storm = storm ? env_storm : NULL,
+		.bounce = storm ? env_bounce : NULL,
+		.arg = w,
+	};
 }
 
 static const struct bs_smtp_events stage_events = {
@@ -259,14 +391,16 @@ bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
 	w->cnt = cnt;
 	bs_smtp_params_from_config(&sp, cfg);
 	sp.clock_offset_ms = clock_offset_ms;
+	w->clock_offset_ms = clock_offset_ms;
 	w->smtp = bs_smtp_ctx_create(&sp, &stage_events, w, w->cnt);
 	if (w->smtp == NULL)
 		return -ENOMEM;
 	w->pub = pub;
 	w->worker = worker;
+	bs_txn_set_shared(w, NULL, NULL);
 	if (want_events) {
 		w->json_len = BS_SMTP_JSON_MAX(cfg->smtp_rcpt_max) +
-			BS_DETECT_JSON_MAX;
+			BS_DETECT_JSON_MAX + BS_TXN_VERDICT_JSON_MAX + 64;
 		w->json = malloc(w->json_len);
 		w->events = bs_evring_create(BS_TXN_EVRING_SIZE);
 		if (w->json == NULL || w->events == NULL)
@@ -307,7 +441,7 @@ bs_txn_flow_free(struct bs_txn_stage *w, struct bs_smtp_flow *sf)
 	bs_smtp_flow_set_user(sf, NULL);
 	bs_smtp_flow_free(w->smtp, sf, w->now_ms);
 	while ((d = w->closing) != NULL) {
-		det_end_msg(w, d, true);
+		det_abort_msg(w, d);
 		w->closing = d->next;
 		free(d);
 		w->det_live--;

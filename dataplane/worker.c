@@ -43,6 +43,12 @@ void
 bs_worker_flow_release(struct bs_flow *f, void *arg)
 {
 	struct bs_worker *w = arg;
+	/* Coverage: every session of a protected server that got going
+	 * (handshake done), and whether the wire could follow it. */
+	if ((f->hs & BS_HS_DONE) && f->server_inside == BS_SIDE_INSIDE)
+		bs_cov_count(&w->cov, f->key.l3, f->key.addr[f->server_side],
+			f->app == NULL ? BS_COV_UNFOLLOWED
+				       : bs_smtp_flow_why(f->app));
 	bs_txn_flow_free(&w->txn, f->app);
 	f->app = NULL;
 }
@@ -700,7 +706,8 @@ bs_worker_main(void *arg)
 	while (bs_running) {
 		uint64_t tsc = rte_rdtsc();
 		uint64_t now_ms = tsc / w->tsc_per_ms;
-		w->txn.now_ms = now_ms;
+		bs_txn_set_clock(&w->txn, now_ms, __atomic_load_n(
+			w->clock_offset_ms, __ATOMIC_RELAXED));
 		bool got = false;
 
 		if (bs_flow_count(w->flows) > 0)

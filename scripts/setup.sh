@@ -17,6 +17,8 @@ PKGS=(
 	build-essential meson ninja-build pkg-config clang
 	libdpdk-dev dpdk libhyperscan-dev liburcu-dev libssl-dev libyaml-dev
 	libsodium-dev
+	# backstop-milter: libmilter (Sendmail's milter library)
+	libmilter-dev
 	# tests: unit, fuzz (clang's sanitizer and libFuzzer runtimes),
 	# captures (scapy), namespaces (iproute2, ethtool, sysctl from procps)
 	libcmocka-dev libclang-rt-14-dev python3-scapy tcpdump ethtool
@@ -35,6 +37,8 @@ PKGS=(
 	# Postfix) at faked dates; DKIM signatures by independent signers
 	# (Mail::DKIM for RSA, dkimpy with PyNaCl for Ed25519)
 	faketime libmail-dkim-perl python3-dkim python3-nacl
+	# milter tests: an independent milter client (OpenDKIM's miltertest)
+	miltertest
 	libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2
 	libpcre2-8-0 libcrypt1
 )

@@ -462,6 +462,90 @@ subject_facts(struct bs_mime *m)
 			m->info->auto_flags |= BS_AUTO_SUBJECT;
 }
 
+/*
+ * Copy an identifier field (Message-ID, In-Reply-To) whole or not at all:
+ * the value with folding white space squeezed, or "" when it does not fit
+ * (counted as a cut field).  Only the first instance counts.
+ */
+static void
+copy_id(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+	if (dst[0] != '\0')
+		return;
+	uint32_t before = m->info->anomalies;
+	m->info->anomalies &= ~(uint32_t)BS_MIME_A_FIELD_TRUNC;
+	copy_field(m, dst, cap, v, n);
+	bool cut = (m->info->anomalies & BS_MIME_A_FIELD_TRUNC) != 0;
+	m->info->anomalies |= before;
+	if (cut)
+		dst[0] = '\0';
+}
+
+/*
+ * References: the tail that fits, starting at a '<' (whole ids only), as
+ * the newest ids are the last.  Folding white space becomes one space.
+ */
+static void
+copy_refs(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+	size_t start = 0, len = 0;
+	bool sp = false;
+
+	if (dst[0] != '\0')
+		return;
+	/* Squeezed length from each '<' to the end, found right to left:
+	 * walk once, remembering the squeezed length so far. */
+	for (size_t i = 0; i < n; i++) {
+		if (is_ws(v[i])) {
+			sp = len > 0;
+			continue;
+		}
+		len += sp ? 2 : 1;
+		sp = false;
+	}
+	if (len + 1 > cap) {
+		/* Drop whole ids from the front until the rest fits. */
+		size_t i = 0, drop = 0;
+		sp = false;
+		m->info->anomalies |= BS_MIME_A_FIELD_TRUNC;
+		for (; i < n; i++) {
+			if (is_ws(v[i])) {
+				sp = drop > 0;
+				continue;
+			}
+			if (v[i] == '<' && drop > 0 && len - drop + 1 <= cap) {
+				break;
+			}
+			drop += sp ? 2 : 1;
+			sp = false;
+		}
+		if (i >= n) {
+			dst[0] = '\0';
+			return;
+		}
+		start = i;
+	}
+	size_t o = 0;
+	sp = false;
+	for (size_t i = start; i < n; i++) {
+		if (is_ws(v[i])) {
+			sp = o > 0;
+			continue;
+		}
+		if (o + (sp ? 2 : 1) >= cap)
+			break;
+		if (sp)
+			dst[o++] = ' ';
+		sp = false;
+		dst[o++] = (char)v[i];
+	}
+	/* A header longer than BS_MIME_HDR_MAX reaches us cut: no partial
+	 * id at the end either. */
+	while (o > 0 && dst[o - 1] != '>')
+		o--;
+	dst[o] = '\0';
+}
+
 static void
 top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
         size_t nl, const uint8_t *v, size_t vl)
@@ -537,6 +621,12 @@ top_header(struct bs_mime *m, uint8_t *h, size_t n, const uint8_t *name,
 	} else if (name_is(name, nl, "content-type")) {
 		if (bs_mime_prefix_ci(v, vl, "multipart/report"))
 			in->auto_flags |= BS_AUTO_REPORT_CT;
+	} else if (name_is(name, nl, "message-id")) {
+		copy_id(m, in->message_id, sizeof(in->message_id), v, vl);
+	} else if (name_is(name, nl, "in-reply-to")) {
+		copy_id(m, in->in_reply_to, sizeof(in->in_reply_to), v, vl);
+	} else if (name_is(name, nl, "references")) {
+		copy_refs(m, in->references, sizeof(in->references), v, vl);
 	}
 	bs_mime_emit(m, tgt, h, n, true);
 }

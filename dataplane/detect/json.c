@@ -223,6 +223,9 @@ bs_detect_result_json(const struct bs_detect_result *r, const char *extra,
 	kv(&w, &f, "subject", in->subject);
 	kv_opt(&w, &f, "content_type", in->content_type);
 	kv_opt(&w, &f, "report_type", in->report_type);
+	kv_opt(&w, &f, "message_id", in->message_id);
+	kv_opt(&w, &f, "in_reply_to", in->in_reply_to);
+	kv_opt(&w, &f, "references", in->references);
 	flag_list(&w, &f, "auto", in->auto_flags, auto_names, N_(auto_names));
 	put(&w, "}", 1);
 

@@ -658,3 +658,13 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		fin && sseq + len == d->nxt);
 	return v;
 }
+
+uint32_t
+bs_reasm_rcv_nxt(const struct bs_reasm *r, unsigned int dir)
+{
+	const struct bs_reasm_dir *d = &r->dir[dir & 1];
+
+	if (d->state < BS_RD_OPEN)
+		return 0;
+	return d->nxt + (d->state == BS_RD_CLOSED ? 1u : 0u);
+}

@@ -107,6 +107,7 @@ struct bs_smtp_flow {
 	uint64_t now;
 	struct bs_smtp_endpoints ep;
 	uint8_t inspected;
+	uint8_t why;     /* enum bs_smtp_why + 1 once uninspected */
 	uint8_t cmode;   /* enum bs_smtp_cmode */
 	uint8_t dstate;  /* enum bs_smtp_dstate */
 	uint8_t greeted; /* the greeting reply was seen */

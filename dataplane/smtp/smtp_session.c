@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backstop/coverage.h"
 #include "smtp_int.h"
 
 void
@@ -94,6 +95,12 @@ void
 bs_smtp_ctx_free(struct bs_smtp_ctx *ctx)
 {
 	free(ctx);
+}
+
+void
+bs_smtp_ctx_set_clock_offset(struct bs_smtp_ctx *ctx, int64_t off_ms)
+{
+	ctx->p.clock_offset_ms = off_ms;
 }
 
 uint64_t
@@ -226,10 +233,43 @@ bs_smtp_flow_ext(const struct bs_smtp_flow *f)
 	return f->ext;
 }
 
+int
+bs_smtp_flow_why(const struct bs_smtp_flow *f)
+{
+	if (f->inspected)
+		return -1;
+	switch (f->why == 0 ? BS_WHY_REASM : (enum bs_smtp_why)(f->why - 1)) {
+	case BS_WHY_STARTTLS:
+		return BS_COV_STARTTLS;
+	case BS_WHY_MIDSTREAM:
+		return BS_COV_MIDSTREAM;
+	case BS_WHY_DESYNC:
+	case BS_WHY_REPLY:
+		return BS_COV_DESYNC;
+	case BS_WHY_REASM:
+		return BS_COV_REASM;
+	default:
+		return BS_COV_CAPS; /* pipeline, wait, nomem, txn, budget */
+	}
+}
+
 bool
 bs_smtp_flow_inspected(const struct bs_smtp_flow *f)
 {
 	return f->inspected != 0;
+}
+
+uint32_t
+bs_smtp_flow_pending(const struct bs_smtp_flow *f)
+{
+	return f->pend_n;
+}
+
+uint32_t
+bs_smtp_flow_rcv_nxt(const struct bs_smtp_flow *f, bool to_server)
+{
+	return bs_reasm_rcv_nxt(&f->r, to_server ? BS_REASM_C2S
+						 : BS_REASM_S2C);
 }
 
 bool
@@ -283,6 +323,7 @@ bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why)
 	if (!f->inspected)
 		return;
 	f->inspected = 0;
+	f->why = (uint8_t)(why + 1);
 	BS_CNT_INC(cnt, smtp_uninspected);
 	switch (why) {
 	case BS_WHY_MIDSTREAM:

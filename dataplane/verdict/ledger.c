@@ -86,7 +86,8 @@ bs_ledger_lookup(const struct bs_ledger *l, const char *msgid, size_t len,
 	rcu_read_unlock();
 	if (hit)
 		return BS_LEDGER_HIT;
-	if (now_s < l->warm_since_s || now_s - l->warm_since_s < l->ttl_s)
+	uint64_t warm = ledger_ld(&l->warm_since_s);
+	if (now_s < warm || now_s - warm < l->ttl_s)
 		return BS_LEDGER_WARMING;
 	return BS_LEDGER_MISS;
 }

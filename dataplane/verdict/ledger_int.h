@@ -69,7 +69,7 @@ struct bs_ledger {
 	struct ledger_ent *ents;
 	uint8_t secret[16];
 	uint64_t ttl_s;
-	uint64_t warm_since_s; /* written at creation only */
+	uint64_t warm_since_s; /* creation; the writer when sharing (relaxed) */
 	struct bs_ledger_part *parts;
 	uint32_t n_parts;
 
@@ -89,6 +89,15 @@ struct bs_ledger {
 	uint64_t last_tick_s; /* time of the last step: what a save without
 	                       * the thread is stamped with */
 	struct ledger_rec *pending; /* loaded, inserted at the first step */
+	bool secret_fixed;   /* from secret_file: snapshots must match it */
+	int lock_fd;         /* flock of PATH.lock: one writer per snapshot */
+	/* Sharing (import_path): the peer file last merged, its newest
+	 * entry merged, its start of watching and save time. */
+	char *import_path;
+	uint64_t next_import_s, import_hwm, peer_warm_s, peer_saved_s;
+	uint64_t peer_mtime_ns, peer_size, peer_ino;
+	uint64_t created_s;
+	uint64_t imported, import_failures, peer_stale;
 	uint64_t pending_n;
 	uint64_t bytes;
 
@@ -143,6 +152,19 @@ void bs_ledger_log(const struct bs_ledger *l, int level, const char *fmt,
  */
 long bs_ledger_snapshot_parse(struct bs_ledger *l, const uint8_t *buf,
 	size_t len, uint64_t now_s, char *err, size_t errlen);
+
+/* What bs_ledger_snapshot_check() reads from a valid image. */
+struct ledger_snap_info {
+	uint32_t flags;
+	uint64_t saved_s, warm_s, count;
+	const uint8_t *secret; /* 16 bytes, into the image */
+	const uint8_t *ent;    /* count entries, into the image */
+};
+
+/* Validate an image (every check of the loader); 0 or -EINVAL with the
+ * reason in err.  Pure. */
+int bs_ledger_snapshot_check(const uint8_t *buf, size_t len,
+	struct ledger_snap_info *si, char *err, size_t errlen);
 
 /* Snapshot layout (little-endian). */
 #define LEDGER_SNAP_MAGIC "BSLEDGER"

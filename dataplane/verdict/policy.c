@@ -251,13 +251,24 @@ bs_verdict_ledger_params(const struct bs_config *cfg, unsigned int n_parts,
 {
 	bs_ledger_params_default(p);
 	p->max_entries = cfg->ledger_max_entries;
-	p->ttl_s = cfg->ledger_ttl_days * 86400u;
+	p->ttl_s = cfg->ledger_ttl_s != 0 ? cfg->ledger_ttl_s
+					  : cfg->ledger_ttl_days * 86400u;
 	p->snapshot_path = cfg->ledger_snapshot != NULL &&
 			cfg->ledger_snapshot[0] != '\0'
 		? cfg->ledger_snapshot : NULL;
 	p->snapshot_period_s = cfg->ledger_snapshot_period_s;
 	p->max_gap_s = cfg->ledger_max_gap_s;
 	p->n_parts = n_parts ? n_parts : 1;
+	/* Shared with backstop-milter (docs/MILTER.md): the appliance
+	 * writes ledger.snapshot and merges milter.ledger_snapshot. */
+	p->secret_file = cfg->ledger_secret_file != NULL &&
+			cfg->ledger_secret_file[0] != '\0'
+		? cfg->ledger_secret_file : NULL;
+	p->import_period_s = cfg->ledger_import_period_s;
+	p->import_path = p->snapshot_path != NULL &&
+			cfg->milter_ledger_snapshot != NULL &&
+			cfg->milter_ledger_snapshot[0] != '\0'
+		? cfg->milter_ledger_snapshot : NULL;
 }
 
 void

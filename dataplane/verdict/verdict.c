@@ -115,6 +115,13 @@ fail:
 }
 
 void
+bs_verdict_ctx_set_counters(struct bs_verdict_ctx *vc, struct bs_counters *cnt)
+{
+	if (vc != NULL)
+		vc->cnt = cnt;
+}
+
+void
 bs_verdict_ctx_free(struct bs_verdict_ctx *vc)
 {
 	if (vc == NULL)
@@ -143,6 +150,12 @@ bs_verdict_input_init(struct bs_verdict_input *in,
 	}
 	in->det = det;
 	in->now_s = now_s;
+	/* The bounce's own identifiers (an auto-reply answers a message
+	 * by them; detection keeps them for every message). */
+	if (det != NULL && det->mime.in_reply_to[0] != '\0')
+		in->in_reply_to = det->mime.in_reply_to;
+	if (det != NULL && det->mime.references[0] != '\0')
+		in->references = det->mime.references;
 	/* Detection keeps the original's raw header block (mime.h). */
 	if (det != NULL && det->mime.orig.hdr_raw_len > 0) {
 		in->hdr = det->mime.orig.hdr_raw;

@@ -26,6 +26,7 @@
 #include "backstop/config_detect.h"
 #include "backstop/config_control.h"
 #include "backstop/config_verdict.h"
+#include "backstop/config_milter.h"
 
 /* Most SMTP ports one may list. */
 #define BS_CFG_MAX_PORTS 16
@@ -146,7 +147,8 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 	BS_CFG_SMTP(X)                                                       \
 	BS_CFG_DETECT(X)                                                     \
 	BS_CFG_VERDICT(X)                                                    \
-	BS_CFG_CONTROL(X)
+	BS_CFG_CONTROL(X)                                                    \
+	BS_CFG_MILTER(X)
 
 #define BS_CFG_CTYPE_U32 uint32_t
 #define BS_CFG_CTYPE_U64 uint64_t

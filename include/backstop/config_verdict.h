@@ -75,6 +75,10 @@
 	X(ledger_ttl_days, "ledger.ttl_days", U32, "14", 1, 365,             \
 		"Days a Message-ID stays in the ledger; the ledger is "      \
 		"warming (a miss proves nothing) until it is this old")      \
+	X(ledger_ttl_s, "ledger.ttl_s", U32, "0", 0, 31536000,               \
+		"The same TTL in seconds, when set (not 0): replaces "       \
+		"ledger.ttl_days (tests, sites whose bounces come back "     \
+		"within hours)")                                             \
 	X(ledger_snapshot, "ledger.snapshot", STR, "", 0, 0,                 \
 		"File the ledger is saved to and restored from (written "    \
 		"atomically); empty: not kept across restarts")             \
@@ -84,6 +88,14 @@
 	X(ledger_max_gap_s, "ledger.max_gap_s", U32, "600", 0, 31536000,     \
 		"A clean pause longer than this restarts the warm-up (mail " \
 		"may have passed unseen); 0: never")                         \
+	X(ledger_secret_file, "ledger.secret_file", STR, "", 0, 0,           \
+		"File whose bytes (at least 16) key the ledger's hash: "     \
+		"programs that share a ledger (appliance and milter) must "  \
+		"use the same one; empty: a random key kept in the "         \
+		"snapshot")                                                  \
+	X(ledger_import_period_s, "ledger.import_period_s", U32, "10", 1,    \
+		86400, "Seconds between checks of the other program's "      \
+		"snapshot for new entries (shared ledger)")                  \
 	X(ledger_max_entries, "ledger.max_entries", U32, "1048576", 1024,    \
 		67108864,                                                    \
 		"Message-IDs the ledger holds; when full the oldest go "     \

@@ -29,7 +29,14 @@
 	X(ledger_snapshot_age_seconds, "Seconds since the ledger was last " \
 		"saved or loaded", GAUGE)                                    \
 	X(ledger_warming, "1 while the ledger is younger than its TTL "      \
-		"(a miss is no evidence)", GAUGE)
+		"(a miss is no evidence)", GAUGE)                            \
+	X(ledger_imported, "Entries merged from the other program's "        \
+		"snapshot (shared ledger)", COUNTER)                         \
+	X(ledger_import_failures, "The other program's snapshot refused "    \
+		"(corrupt, or another secret)", COUNTER)                     \
+	X(ledger_peer_stale, "1 while the other program's snapshot is "      \
+		"missing or older than ledger.max_gap_s (warm-up restarts)", \
+		GAUGE)
 
 #define BS_CNT_STORM(X)                                                      \
 	X(storm_notes, "Bounces to protected recipients counted for storm "  \

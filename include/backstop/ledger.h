@@ -69,6 +69,20 @@ struct bs_ledger_params {
 	uint32_t ring_size;         /* records each worker may queue (2^n) */
 	uint32_t n_parts;           /* workers that record (at least 1) */
 	uint32_t drain_ms;          /* writer thread's period */
+	/*
+	 * Sharing one ledger between programs (the appliance and
+	 * backstop-milter, docs/MILTER.md): each writes its own snapshot and
+	 * merges the other's.  secret_file keys the hash (SHA-256 of its
+	 * bytes, at least 16), so both key ids alike; a snapshot keyed
+	 * otherwise is refused.  import_path is the other program's
+	 * snapshot, checked every import_period_s: entries newer than the
+	 * last ones merged are inserted; the start of watching becomes the
+	 * later of the two; a peer snapshot older than max_gap_s (or none
+	 * max_gap_s after start) restarts the warm-up.  NULL: not shared.
+	 */
+	const char *secret_file;
+	const char *import_path;
+	uint32_t import_period_s;
 	/* Messages for the operator (syslog levels: LOG_ERR, LOG_WARNING,
 	 * LOG_INFO), from the creating thread and the writer thread.  NULL:
 	 * "backstop: ledger: ..." on stderr. */
@@ -82,6 +96,7 @@ struct bs_ledger_params {
 #define BS_LEDGER_DEF_MAX_GAP_S 600u
 #define BS_LEDGER_DEF_RING_SIZE 4096u
 #define BS_LEDGER_DEF_DRAIN_MS 100u
+#define BS_LEDGER_DEF_IMPORT_PERIOD_S 10u
 /* Bounds the creator enforces (-EINVAL outside). */
 #define BS_LEDGER_MIN_ENTRIES 16u
 #define BS_LEDGER_MAX_ENTRIES (1u << 26)
@@ -181,6 +196,8 @@ struct bs_ledger_stats {
 	uint64_t warm_since_s;   /* start of unbroken watching */
 	bool warming;
 	uint64_t bytes;          /* memory held (entries, table, rings) */
+	uint64_t imported, import_failures; /* shared ledger */
+	bool peer_stale;
 };
 
 /* Any thread; values are at most one writer step old. */

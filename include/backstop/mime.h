@@ -60,6 +60,12 @@
 #define BS_DKIM_MAX 2
 #define BS_DKIM_RAW_MAX 1024
 /*
+ * The top-level References kept: its tail (the ids answered last are the
+ * ones an auto-reply is about, and the verdict looks up at most 8 of
+ * them); whole ids only.  16 typical ids of 60 bytes fit.
+ */
+#define BS_REFS_MAX 1024
+/*
  * The original's header block, raw (contract 3: what DKIM verification of
  * the original needs).  Real headers are 1..6 KB (a Received chain of 10
  * hops and two 2048-bit DKIM signatures is about 5 KB); 16 KiB leaves room
@@ -176,6 +182,16 @@ struct bs_mime_info {
 	char report_type[BS_MIME_TOKEN_MAX];  /* report-type parameter */
 	char subject[BS_FIELD_MAX];           /* top-level, decoded */
 	char from[BS_FIELD_MAX];              /* top-level */
+	/*
+	 * The top-level identifiers, as sent (folding white space squeezed):
+	 * Message-ID (the outbound ledger learns it), In-Reply-To and
+	 * References (an auto-reply answers a message by them).  An
+	 * identifier that does not fit is left out whole, never cut: a cut
+	 * id could match another's prefix.  Empty when absent.
+	 */
+	char message_id[BS_FIELD_MAX];
+	char in_reply_to[BS_FIELD_MAX];
+	char references[BS_REFS_MAX];
 	char feedback_type[BS_FIELD_MAX / 4]; /* from message/feedback-report */
 	bool arf_present; /* a message/feedback-report part was seen */
 	bool mdn_present; /* a message/disposition-notification part */

@@ -54,10 +54,15 @@ struct bs_pubcfg {
 	 * worker, allocated before publication; NULL when rules is NULL. */
 	struct bs_detect_ctx *detect[BS_PUB_WORKERS_MAX];
 	/* The verdict policy (struct bs_verdict_policy, verdict.h), built
-	 * from cfg with the rest and freed with it.  Messages will read it
+	 * from cfg with the rest and freed with it.  Messages read it
 	 * through their pinned set, like the rules. */
 	void *policy;
 	void (*policy_free)(void *policy);
+	/* One verdict context per worker for that policy (OpenSSL
+	 * contexts, the DKIM budget), built before publication like the
+	 * detection contexts: a message is judged with the policy of the
+	 * set it pinned. */
+	struct bs_verdict_ctx *verdict[BS_PUB_WORKERS_MAX];
 	/* Build facts, for status and metrics. */
 	uint64_t compile_ns;            /* rule compile and scratch time */
 	char rules_path[BS_CFG_STR_MAX];
@@ -68,6 +73,7 @@ struct bs_pubcfg {
 };
 
 struct bs_pub;
+struct bs_verdict_ctx;
 
 /*
  * Build a configuration for n_workers workers from the settings *cfg

@@ -157,6 +157,13 @@ enum bs_seg_verdict bs_reasm_input(struct bs_reasm_ctx *ctx,
  */
 void bs_reasm_release(struct bs_reasm_ctx *ctx, struct bs_reasm *r);
 
+/*
+ * The next sequence number the receiver of direction dir expects: nxt,
+ * plus one once the FIN was reached.  0 while the direction is not open
+ * (no data position known).  Read-only; any caller of the owner.
+ */
+uint32_t bs_reasm_rcv_nxt(const struct bs_reasm *r, unsigned int dir);
+
 /* Bytes held out of order by *r now (for tests and metrics). */
 uint32_t bs_reasm_held(const struct bs_reasm *r);
 

@@ -206,6 +206,13 @@ struct bs_smtp_ctx *bs_smtp_ctx_create(const struct bs_smtp_params *params,
 /* Free the context.  All its flows must have been freed before. */
 void bs_smtp_ctx_free(struct bs_smtp_ctx *ctx);
 
+/*
+ * Change the offset added to the caller's clock for record timestamps
+ * (the owner keeps its wall clock right while the process runs for
+ * months: TSC drift, NTP steps).  Owner worker only.
+ */
+void bs_smtp_ctx_set_clock_offset(struct bs_smtp_ctx *ctx, int64_t off_ms);
+
 /* Out-of-order bytes held by all flows of ctx now. */
 uint64_t bs_smtp_ctx_held(const struct bs_smtp_ctx *ctx);
 
@@ -244,6 +251,26 @@ enum bs_seg_verdict bs_smtp_flow_input(struct bs_smtp_ctx *ctx,
  * uninspected for good (the worker may stop calling input for it).
  */
 bool bs_smtp_flow_inspected(const struct bs_smtp_flow *f);
+
+/*
+ * Why the engine stopped inspecting f (coverage.h's reasons: starttls,
+ * midstream, desync, caps, reasm), or -1 while it inspects.  Owner.
+ */
+int bs_smtp_flow_why(const struct bs_smtp_flow *f);
+
+/*
+ * Commands of f awaiting the server's reply now (PIPELINING: replies
+ * come in command order).  Read-only; may be called from an event of f.
+ */
+uint32_t bs_smtp_flow_pending(const struct bs_smtp_flow *f);
+
+/*
+ * The next sequence number the receiver of direction to_server (1: the
+ * server, 0: the client) expects, as reassembly has seen the stream: all
+ * bytes delivered in order, plus one for a FIN reached.  0 when that
+ * direction is not open.  Read-only.
+ */
+uint32_t bs_smtp_flow_rcv_nxt(const struct bs_smtp_flow *f, bool to_server);
 
 /* True once both directions ended (FIN reached or RST). */
 bool bs_smtp_flow_closed(const struct bs_smtp_flow *f);

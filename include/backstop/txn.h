@@ -3,9 +3,14 @@
  * The transaction stage: what happens to an SMTP transaction once the
  * engine (smtp.h) reports it.  The message streams into NDR detection
  * (detect.h) from its first byte (on_message_begin: DATA's 354 or the
- * first BDAT chunk) as the engine unstuffs it; when the transaction ends, its
- * record and what detection found become one JSON line in an event ring
- * (evring.h).  The verdict stage will hang off the end of the message.
+ * first BDAT chunk) as the engine unstuffs it.  At the end of the message
+ * it is judged (verdict.h) with the policy of the set it pinned, when its
+ * server is inside or on no known side (inbound mail); an outbound
+ * message (server outside) whose envelope sender is in a protected
+ * domain has its Message-ID recorded in the outbound ledger (ledger.h)
+ * once the remote server accepted it.  When the transaction ends, its
+ * record, what detection found and the verdict become one JSON line in an
+ * event ring (evring.h).
  *
  * One stage per worker, used by that worker only.  No EAL: the worker,
  * tests and fuzzers drive the same code.  The stage owns the worker's
@@ -24,6 +29,7 @@
 #include "backstop/evring.h"
 #include "backstop/pubcfg.h"
 #include "backstop/smtp.h"
+#include "backstop/verdict.h"
 
 /* Event ring per worker: ~4 MiB holds thousands of records between two
  * drains (the backstop program drains every 10 ms). */
@@ -42,6 +48,14 @@ struct bs_txn_stage {
 	char *json;                   /* formatting buffer for records */
 	size_t json_len;
 	uint64_t now_ms;              /* the owner's clock, set per loop */
+	int64_t clock_offset_ms;      /* wall clock = now_ms + this */
+	/* Shared evidence (NULL: none): the outbound ledger and the storm
+	 * detector, and this worker's part of each. */
+	struct bs_ledger *ledger;
+	struct bs_ledger_part *ledger_part;
+	struct bs_storm *storm;
+	struct bs_storm_part *storm_part;
+	struct bs_verdict_env env;    /* the verdict's view of them */
 	uint32_t det_live;            /* detection entries allocated (0
 	                               * once every flow is freed) */
 	struct bs_txn_det *closing;   /* detection state of the flow being
@@ -62,6 +76,39 @@ struct bs_txn_stage {
 int bs_txn_init(struct bs_txn_stage *t, const struct bs_config *cfg,
 	struct bs_pub *pub, unsigned int worker, struct bs_counters *cnt,
 	bool want_events, int64_t clock_offset_ms);
+
+/*
+ * The shared evidence the verdict and outbound learning use: the ledger
+ * (NULL: none; lookups and records go to its part of this worker) and
+ * the storm detector (NULL: no storm mode).  Start-up, before the first
+ * packet; both must outlive the stage's last message.
+ */
+void bs_txn_set_shared(struct bs_txn_stage *t, struct bs_ledger *ledger,
+	struct bs_storm *storm);
+
+/*
+ * The owner's clock for this loop: now_ms (its monotonic clock, ms) and
+ * the offset that turns it into wall-clock time (records, BATV day
+ * stamps, the ledger's TTL, storm windows).  The owner refreshes the
+ * offset from the real-time clock regularly, so the wall clock stays
+ * right over months of TSC drift and NTP steps.  Owner only.
+ */
+static inline void
+bs_txn_set_clock(struct bs_txn_stage *t, uint64_t now_ms, int64_t offset_ms)
+{
+	t->now_ms = now_ms;
+	if (offset_ms != t->clock_offset_ms) {
+		t->clock_offset_ms = offset_ms;
+		bs_smtp_ctx_set_clock_offset(t->smtp, offset_ms);
+	}
+}
+
+/* Wall-clock milliseconds of the stage's clock. */
+static inline uint64_t
+bs_txn_wall_ms(const struct bs_txn_stage *t)
+{
+	return t->now_ms + (uint64_t)t->clock_offset_ms;
+}
 
 /* Release what bs_txn_init() made; every flow must be freed before. */
 void bs_txn_fini(struct bs_txn_stage *t);

@@ -125,6 +125,11 @@ struct bs_verdict_ctx *bs_verdict_ctx_create(const struct bs_verdict_policy *p,
 	struct bs_counters *cnt);
 void bs_verdict_ctx_free(struct bs_verdict_ctx *vc);
 
+/* Count into cnt from now on (a context built by the control thread
+ * before its worker's block was known).  Before the owner uses it. */
+void bs_verdict_ctx_set_counters(struct bs_verdict_ctx *vc,
+	struct bs_counters *cnt);
+
 /* ---- one verdict ---------------------------------------------------- */
 
 struct bs_verdict_input {
@@ -152,8 +157,9 @@ struct bs_verdict_input {
 };
 
 /*
- * Fill in with the envelope of rec (may be NULL), det, and the original's
- * raw header block when detection keeps one.  Any thread.
+ * Fill in with the envelope of rec (may be NULL), det, the bounce's own
+ * In-Reply-To and References (det->mime, when present) and the
+ * original's raw header block when detection keeps one.  Any thread.
  */
 void bs_verdict_input_init(struct bs_verdict_input *in,
 	const struct bs_smtp_record *rec, const struct bs_detect_result *det,

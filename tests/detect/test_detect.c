@@ -511,6 +511,95 @@ test_mime_abort_releases(void **state)
 	}
 }
 
+/*
+ * Every message gives its top-level Message-ID, In-Reply-To and
+ * References (the ledger learns outbound ids; auto-replies are matched by
+ * In-Reply-To/References), whether or not it is a bounce candidate and
+ * however it is cut; an id that does not fit is left out, never cut;
+ * References keeps its newest ids.
+ */
+static void
+test_top_ids(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_detect_result res;
+	static const char plain[] =
+	        "From: alice@example.com\r\n"
+	        "To: bob@example.org\r\n"
+	        "Message-ID:\r\n <m1.x@Example.COM>\r\n"
+	        "In-Reply-To: <p0@example.org>\r\n"
+	        "References: <r1@example.org>\r\n\t<p0@example.org>\r\n"
+	        "Subject: hello\r\n\r\nbody\r\n"
+	        "Message-ID: <not-a-header@example.com>\r\n";
+
+	for (size_t chunk = 1; chunk <= sizeof(plain); chunk += 7) {
+		run(f, "alice@example.com", plain, chunk, &res);
+		assert_int_equal(res.cls, BS_CLASS_NONE);
+		assert_false(res.candidate);
+		assert_string_equal(res.mime.message_id, "<m1.x@Example.COM>");
+		assert_string_equal(res.mime.in_reply_to, "<p0@example.org>");
+		assert_string_equal(res.mime.references,
+		        "<r1@example.org> <p0@example.org>");
+	}
+	/* An out-of-office reply: a candidate, same fields. */
+	run(f, "", "From: bob@example.org\r\nSubject: Out of office\r\n"
+	           "Auto-Submitted: auto-replied\r\n"
+	           "In-Reply-To: <m1.x@example.com>\r\n\r\naway\r\n",
+	        4096, &res);
+	assert_true(res.candidate);
+	assert_string_equal(res.mime.in_reply_to, "<m1.x@example.com>");
+	assert_string_equal(res.mime.message_id, "");
+	assert_string_equal(res.mime.references, "");
+
+	/* Too long: the Message-ID is dropped whole (and the cut noted);
+	 * References keeps whole ids from the end. */
+	char *big = malloc(8192);
+	assert_non_null(big);
+	size_t o = (size_t)snprintf(big, 8192, "Message-ID: <");
+	for (unsigned int i = 0; i < 300; i++)
+		big[o++] = 'a';
+	o += (size_t)snprintf(big + o, 8192 - o, "@example.com>\r\n"
+	                                          "References:");
+	for (unsigned int i = 0; i < 40; i++)
+		o += (size_t)snprintf(big + o, 8192 - o,
+		        " <ref%03u.0123456789@example.org>", i);
+	o += (size_t)snprintf(big + o, 8192 - o,
+	        "\r\nSubject: x\r\n\r\nbody\r\n");
+	run(f, "alice@example.com", big, 100, &res);
+	assert_string_equal(res.mime.message_id, "");
+	assert_true(res.mime.anomalies & BS_MIME_A_FIELD_TRUNC);
+	size_t rl = strlen(res.mime.references);
+	assert_true(rl > 0 && rl < BS_REFS_MAX);
+	assert_int_equal(res.mime.references[0], '<');
+	assert_non_null(strstr(res.mime.references,
+	        "<ref039.0123456789@example.org>"));
+	assert_null(strstr(res.mime.references, "<ref000."));
+	assert_int_equal(res.mime.references[rl - 1], '>');
+	/* Whole ids: every '<' has its '>'. */
+	for (const char *p = res.mime.references; *p; p++)
+		if (*p == '<')
+			assert_non_null(strchr(p, '>'));
+	/* Past the header cap (2 KB) the parser cuts the field: what is
+	 * left ends with a whole id. */
+	o = (size_t)snprintf(big, 8192, "References:");
+	for (unsigned int i = 0; i < 200; i++)
+		o += (size_t)snprintf(big + o, 8192 - o,
+		        " <ref%03u.0123456789@example.org>", i);
+	o += (size_t)snprintf(big + o, 8192 - o, "\r\n\r\nbody\r\n");
+	run(f, "alice@example.com", big, 100, &res);
+	rl = strlen(res.mime.references);
+	assert_true(rl > 0 && res.mime.references[rl - 1] == '>');
+	assert_int_equal(res.mime.references[0], '<');
+	free(big);
+
+	/* JSON carries them in "top". */
+	char json[65536];
+	run(f, "alice@example.com", plain, 4096, &res);
+	bs_detect_result_json(&res, NULL, json, sizeof(json));
+	assert_non_null(strstr(json, "\"message_id\":\"<m1.x@Example.COM>\""));
+	assert_non_null(strstr(json, "\"in_reply_to\":\"<p0@example.org>\""));
+}
+
 int
 main(void)
 {
@@ -527,6 +616,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_abort_releases, setup, teardown),
 	        cmocka_unit_test(test_mime_abort_releases),
+	        cmocka_unit_test_setup_teardown(test_top_ids, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,10 +147,15 @@ class Lab:
             return ""
 
     # -- postfix ----------------------------------------------------------
-    def start_postfix(self, domain="example.net", tls=False, extra=None):
-        """Start Postfix; extra: more main.cf settings (name: value)."""
-        d = os.path.join(self.dir, "postfix")
-        self.postfix_dir = d
+    def start_postfix(self, domain="example.net", tls=False, extra=None,
+                      side="server", name="postfix"):
+        """Start Postfix; extra: more main.cf settings (name: value).
+        side "client" starts a second instance in the client namespace
+        (a remote MTA); its config directory is returned, and
+        stop_postfix() stops it too."""
+        d = os.path.join(self.dir, name)
+        ns, addr4, addr6 = ((self.sns, SRV4, SRV6) if side == "server"
+                            else (self.cns, CLI4, CLI6))
         etc = os.path.join(d, "etc")
         os.makedirs(etc)
         shutil.copy("/etc/postfix/master.cf", etc)
@@ -163,14 +168,17 @@ class Lab:
                 shutil.copy(src, etc)
         uid = pwd.getpwnam("postfix").pw_uid
         gid = grp.getgrnam("postfix").gr_gid
-        self.mailbox = os.path.join(d, "mail", "inbox") + "/"
+        mailbox = os.path.join(d, "mail", "inbox") + "/"
+        if side == "server":
+            self.postfix_dir = d
+            self.mailbox = mailbox
         os.makedirs(os.path.join(d, "mail"))
         os.chown(os.path.join(d, "mail"), uid, gid)
         main = {
             "compatibility_level": "3.6",
             "queue_directory": os.path.join(d, "spool"),
             "data_directory": os.path.join(d, "data"),
-            "inet_interfaces": "%s, [%s]" % (SRV4, SRV6),
+            "inet_interfaces": "%s, [%s]" % (addr4, addr6),
             "inet_protocols": "all",
             "myhostname": "mx.%s" % domain,
             "mydestination": "",
@@ -210,8 +218,10 @@ class Lab:
         os.makedirs(main["queue_directory"])
         os.makedirs(main["data_directory"])
         os.chown(main["data_directory"], uid, gid)
-        self.postfix_etc = etc
-        r = sh("postfix", "-c", etc, "start", ns=self.sns, check=False)
+        if side == "server":
+            self.postfix_etc = etc
+        self.postfix_all = getattr(self, "postfix_all", []) + [(etc, ns)]
+        r = sh("postfix", "-c", etc, "start", ns=ns, check=False)
         if r.returncode != 0:
             raise RuntimeError("postfix start failed (Postfix logs start-up "
                                "errors to syslog): %s %s" % (r.stdout,
@@ -219,9 +229,9 @@ class Lab:
         deadline = time.time() + 20
         while time.time() < deadline:
             r = sh("bash", "-c", "exec 3<>/dev/tcp/%s/25 && head -c 3 <&3"
-                   % SRV4, ns=self.sns, check=False, timeout=5)
+                   % addr4, ns=ns, check=False, timeout=5)
             if r.stdout.startswith("220"):
-                return
+                return etc
             time.sleep(0.3)
         raise RuntimeError("postfix not listening")
 
@@ -234,10 +244,10 @@ class Lab:
         time.sleep(1.5)  # master restarts its services
 
     def stop_postfix(self):
-        if self.postfix_etc:
-            sh("postfix", "-c", self.postfix_etc, "stop", ns=self.sns,
-               check=False)
-            self.postfix_etc = None
+        for etc, ns in getattr(self, "postfix_all", []):
+            sh("postfix", "-c", etc, "stop", ns=ns, check=False)
+        self.postfix_all = []
+        self.postfix_etc = None
 
     def delivered(self):
         """Messages in the Postfix mailbox (maildir), as bytes."""

@@ -869,6 +869,144 @@ test_writer_thread(void **state)
 	rm_tmp();
 }
 
+
+/*
+ * Two programs share one ledger (docs/MILTER.md): each writes its own
+ * snapshot, keyed by the same ledger.secret_file, and merges the other's.
+ * A record in A is a hit in B after A saves and B's next import; a peer
+ * keyed otherwise is refused and counted; two writers of one snapshot
+ * are refused; B's start of watching becomes the later of the two; a
+ * peer that stops saving restarts B's warm-up (its mail may pass unseen).
+ */
+static void
+test_shared_import(void **state)
+{
+	(void)state;
+	mkdir_tmp();
+	char pa[128], pb[128], key[128], key2[128], err[256];
+	snprintf(pa, sizeof(pa), "%s/appliance.ledger", dir);
+	snprintf(pb, sizeof(pb), "%s/milter.ledger", dir);
+	snprintf(key, sizeof(key), "%s/ledger.key", dir);
+	snprintf(key2, sizeof(key2), "%s/other.key", dir);
+	spit(key, (const uint8_t *)"0123456789abcdef-shared", 23);
+	spit(key2, (const uint8_t *)"fedcba9876543210-foreign", 24);
+
+	struct bs_ledger_params a, b;
+	params(&a, 1024, 1000);
+	a.snapshot_path = pa;
+	a.secret_file = key;
+	a.max_gap_s = 600;
+	b = a;
+	b.snapshot_path = pb;
+	b.import_path = pa;
+	b.import_period_s = 5;
+
+	/* Sharing without a common key is refused at creation. */
+	struct bs_ledger_params nokey = b;
+	nokey.secret_file = NULL;
+	assert_null(bs_ledger_create(&nokey, T0, err, sizeof(err)));
+	assert_non_null(strstr(err, "secret_file"));
+	/* A secret file too short to be a key. */
+	char shortk[128];
+	snprintf(shortk, sizeof(shortk), "%s/short.key", dir);
+	spit(shortk, (const uint8_t *)"short", 5);
+	nokey.secret_file = shortk;
+	assert_null(bs_ledger_create(&nokey, T0, err, sizeof(err)));
+	assert_non_null(strstr(err, "at least 16"));
+
+	struct bs_ledger *la = mk(&a, T0 + 50);
+	/* One snapshot, one writer. */
+	assert_null(bs_ledger_create(&a, T0 + 50, err, sizeof(err)));
+	assert_non_null(strstr(err, "written by another program"));
+
+	struct bs_ledger *lb = mk(&b, T0);
+	assert_int_equal(rec(la, 0, "<out.1@Example.COM>", T0 + 60), 0);
+	bs_ledger_tick(la, T0 + 60);
+	assert_int_equal(look(la, "<out.1@example.com>", T0 + 60),
+		BS_LEDGER_HIT);
+	/* Not in B before A saves. */
+	bs_ledger_tick(lb, T0 + 60);
+	assert_int_equal(look(lb, "<out.1@example.com>", T0 + 61),
+		BS_LEDGER_WARMING);
+	assert_int_equal(bs_ledger_save(la, err, sizeof(err)), 0);
+	bs_ledger_tick(lb, T0 + 61); /* within the import period: not yet */
+	assert_int_equal(look(lb, "<out.1@example.com>", T0 + 61),
+		BS_LEDGER_WARMING);
+	bs_ledger_tick(lb, T0 + 66);
+	assert_int_equal(look(lb, "<out.1@example.com>", T0 + 66),
+		BS_LEDGER_HIT);
+	struct bs_ledger_stats st;
+	bs_ledger_stats(lb, T0 + 66, &st);
+	assert_int_equal(st.imported, 1);
+	assert_int_equal(st.import_failures, 0);
+	/* B started at T0, A at T0 + 50: the union is watched since the
+	 * later one. */
+	assert_int_equal(st.warm_since_s, T0 + 50);
+	assert_false(st.peer_stale);
+	/* Unchanged file: nothing merged again. */
+	bs_ledger_tick(lb, T0 + 72);
+	bs_ledger_stats(lb, T0 + 72, &st);
+	assert_int_equal(st.imported, 1);
+	/* Only entries as new as the last merged are merged at the next
+	 * save: out.2, and out.1 again (same second as the mark: an entry
+	 * recorded in that second after the save must not be missed). */
+	assert_int_equal(rec(la, 0, "<out.2@example.com>", T0 + 80), 0);
+	bs_ledger_tick(la, T0 + 80);
+	assert_int_equal(bs_ledger_save(la, err, sizeof(err)), 0);
+	bs_ledger_tick(lb, T0 + 90);
+	bs_ledger_stats(lb, T0 + 90, &st);
+	assert_int_equal(st.imported, 3);
+	assert_int_equal(look(lb, "<out.2@example.com>", T0 + 90),
+		BS_LEDGER_HIT);
+	/* Once warm (ttl 1000 from T0 + 50), a miss is a miss... */
+	bs_ledger_tick(lb, T0 + 300);
+	assert_int_equal(look(lb, "<never@example.com>", T0 + 1060),
+		BS_LEDGER_MISS);
+	/* ...until the peer stops saving for more than max_gap_s: its
+	 * mail may pass unseen, so B warms up again. */
+	bs_ledger_tick(lb, T0 + 80 + 601 + 5);
+	bs_ledger_stats(lb, T0 + 690, &st);
+	assert_true(st.peer_stale);
+	assert_non_null(strstr(logbuf, "not saved for more than 600 s"));
+	assert_int_equal(look(lb, "<never@example.com>", T0 + 1060),
+		BS_LEDGER_WARMING);
+	assert_int_equal(look(lb, "<out.1@example.com>", T0 + 690),
+		BS_LEDGER_HIT);
+	struct bs_counters c;
+	memset(&c, 0, sizeof(c));
+	bs_ledger_counters(lb, T0 + 690, &c);
+	assert_int_equal(c.v[BS_CNT_ledger_imported], 3);
+	assert_int_equal(c.v[BS_CNT_ledger_peer_stale], 1);
+	bs_ledger_destroy(lb);
+
+	/* A peer keyed with another secret is refused, counted, logged. */
+	struct bs_ledger_params f = b;
+	f.secret_file = key2;
+	char pf[128];
+	snprintf(pf, sizeof(pf), "%s/foreign.ledger", dir);
+	f.snapshot_path = pf;
+	logbuf[0] = '\0';
+	struct bs_ledger *lf = mk(&f, T0 + 100);
+	bs_ledger_tick(lf, T0 + 100);
+	bs_ledger_stats(lf, T0 + 100, &st);
+	assert_int_equal(st.imported, 0);
+	assert_int_equal(st.import_failures, 1);
+	assert_non_null(strstr(logbuf, "another secret"));
+	assert_int_equal(look(lf, "<out.1@example.com>", T0 + 100),
+		BS_LEDGER_WARMING);
+	bs_ledger_stop(lf); /* writes its snapshot, keyed by key2 */
+	bs_ledger_destroy(lf);
+	/* Its own snapshot, keyed by key2, is refused under key. */
+	f.secret_file = key;
+	f.import_path = NULL;
+	logbuf[0] = '\0';
+	lf = mk(&f, T0 + 200);
+	assert_non_null(strstr(logbuf, "another secret than"));
+	bs_ledger_destroy(lf);
+	bs_ledger_destroy(la);
+	rm_tmp();
+}
+
 /* Every test but the forking one runs as a registered QSBR thread; the
  * teardown unregisters it even when the test failed. */
 static int
@@ -905,6 +1043,7 @@ main(void)
 		T(test_snapshot_save_fails),
 		T(test_snapshot_refused),
 		T(test_writer_thread),
+		T(test_shared_import),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
