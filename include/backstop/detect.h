@@ -35,6 +35,10 @@ struct bs_counters;
 
 /* Matched rule ids kept in a result (the count of all matched is kept). */
 #define BS_DETECT_RULES_MAX 16
+/* Hyperscan streams a candidate message uses at most (one per database:
+ * header lines, folded body text, body lines); a context keeps as many
+ * spares. */
+#define BS_DETECT_STREAMS_MAX 3
 /* Header bytes held back while the candidate decision is pending. */
 #define BS_DETECT_HOLD_MAX 8192
 
@@ -131,8 +135,8 @@ void bs_msg_abort(struct bs_msg *msg);
 /*
  * What a context holds now: messages begun and not yet ended or aborted,
  * Hyperscan streams held by them, and the allocations behind both
- * (including the spare message and stream kept for reuse, so at most one
- * each once no message is in flight).  Leak checks (fuzzers, tests)
+ * (including the spare message and streams kept for reuse, so at most one
+ * message and BS_DETECT_STREAMS_MAX streams once no message is in flight).  Leak checks (fuzzers, tests)
  * assert on it; the same levels are the gauges detect_msgs_live and
  * detect_streams_live.  Owner thread.
  */

@@ -269,8 +269,14 @@ test_classes(void **state)
 	        7, &r);
 	assert_int_equal(r.cls, BS_CLASS_NONE);
 	assert_true(r.evidence & BS_EV_RULE_DSN_WEAK);
+	/* Text rules see white space folded: a phrase wrapped over two
+	 * lines (and indented) is still the phrase; a word between is not. */
 	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser\n unknown\n", 7, &r);
-	assert_int_equal(r.cls, BS_CLASS_NONE); /* "\n " breaks the phrase */
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser\t \r\n  unknown\n", 7, &r);
+	assert_int_equal(r.cls, BS_CLASS_DSN);
+	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser is\n unknown\n", 7, &r);
+	assert_int_equal(r.cls, BS_CLASS_NONE);
 	run(f, NULL, "From: MAILER-DAEMON@b\n\nuser unknown\n", 7, &r);
 	assert_int_equal(r.cls, BS_CLASS_DSN);
 	/* Weak wording in a message that says it is an auto-reply stays
@@ -416,7 +422,7 @@ assert_nothing_live(struct fixture *f)
 	assert_int_equal(l.msgs, 0);
 	assert_int_equal(l.streams, 0);
 	assert_true(l.msgs_alloc <= 1);
-	assert_true(l.streams_alloc <= 1);
+	assert_true(l.streams_alloc <= BS_DETECT_STREAMS_MAX);
 	assert_true(cs.cached <= BS_MIME_CHARSET_CACHE);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs_live], 0);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_streams_live], 0);
@@ -472,7 +478,15 @@ test_abort_releases(void **state)
 	bs_msg_feed(a, (const uint8_t *)latin1_bounce, 300);
 	bs_msg_feed(b, (const uint8_t *)latin1_bounce, 300);
 	assert_int_equal(f->cnt.v[BS_CNT_detect_msgs_live], 2);
-	assert_int_equal(f->cnt.v[BS_CNT_detect_streams_live], 2);
+	{
+		/* Streams open at a message's first batch for each database:
+		 * the gauge follows what the context holds. */
+		struct bs_detect_live l;
+
+		bs_detect_ctx_live(f->ctx, &l);
+		assert_int_equal(f->cnt.v[BS_CNT_detect_streams_live], l.streams);
+		assert_true(l.streams <= 2 * BS_DETECT_STREAMS_MAX);
+	}
 	bs_msg_abort(b);
 	bs_msg_feed(a, (const uint8_t *)latin1_bounce + 300, len - 300);
 	bs_msg_end(a, &r);
