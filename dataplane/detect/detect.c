@@ -43,12 +43,16 @@ struct bs_detect_ctx {
 	hs_scratch_t *scratch;
 	struct bs_counters *cnt;
 	/*
-	 * One message and one stream kept for reuse: a worker handles one
-	 * message after another, and malloc + hs_open_stream per message
-	 * cost a quarter of the classification time in the benchmark.
+	 * Messages and streams kept for reuse, up to BS_DETECT_POOL_MAX of
+	 * each: malloc + hs_open_stream per message cost a quarter of the
+	 * classification time in the benchmark, and a worker has many
+	 * messages in flight at once (interleaved sessions), so one spare
+	 * was not enough: past it every message malloc'ed its 47 KB.
 	 */
-	struct bs_msg *spare;
-	hs_stream_t *spare_stream[BS_DB__N];
+	struct bs_msg *pool[BS_DETECT_POOL_MAX];
+	unsigned int n_pool;
+	hs_stream_t *spool[BS_DB__N][BS_DETECT_POOL_MAX];
+	unsigned int n_spool[BS_DB__N];
 	/* What this context holds (bs_detect_ctx_live()); leak checks. */
 	struct bs_detect_live live;
 };
@@ -157,10 +161,11 @@ bs_detect_ctx_free(struct bs_detect_ctx *ctx)
 	if (!ctx)
 		return;
 	for (unsigned int d = 0; d < BS_DB__N; d++)
-		if (ctx->spare_stream[d])
-			hs_close_stream(ctx->spare_stream[d], ctx->scratch,
-			        NULL, NULL);
-	free(ctx->spare);
+		while (ctx->n_spool[d] > 0)
+			hs_close_stream(ctx->spool[d][--ctx->n_spool[d]],
+			        ctx->scratch, NULL, NULL);
+	while (ctx->n_pool > 0)
+		free(ctx->pool[--ctx->n_pool]);
 	/* Open messages would now point to freed memory: a caller bug. */
 	assert(ctx->live.msgs == 0);
 	hs_free_scratch(ctx->scratch);
@@ -387,9 +392,8 @@ msg_stream(struct bs_msg *msg, unsigned int d)
 
 	if (msg->stream[d])
 		return msg->stream[d];
-	if (ctx->spare_stream[d]) {
-		msg->stream[d] = ctx->spare_stream[d];
-		ctx->spare_stream[d] = NULL;
+	if (ctx->n_spool[d] > 0) {
+		msg->stream[d] = ctx->spool[d][--ctx->n_spool[d]];
 	} else if (hs_open_stream(ctx->rs->dbs[d], 0, &msg->stream[d]) !=
 	           HS_SUCCESS) {
 		msg->stream[d] = NULL;
@@ -622,9 +626,8 @@ struct bs_msg *
 bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
         const char *const *rcpts, unsigned int n_rcpts)
 {
-	struct bs_msg *msg = ctx->spare;
+	struct bs_msg *msg = ctx->n_pool > 0 ? ctx->pool[--ctx->n_pool] : NULL;
 
-	ctx->spare = NULL;
 	if (!msg) {
 		msg = malloc(bs_msg_size(ctx));
 		if (msg)
@@ -807,8 +810,8 @@ stream_done(struct bs_msg *msg, unsigned int d, bool report)
 		ctx->live.streams_alloc--;
 		return;
 	}
-	if (!ctx->spare_stream[d]) {
-		ctx->spare_stream[d] = s;
+	if (ctx->n_spool[d] < BS_DETECT_POOL_MAX) {
+		ctx->spool[d][ctx->n_spool[d]++] = s;
 	} else {
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
 		ctx->live.streams_alloc--;
@@ -832,8 +835,8 @@ msg_release(struct bs_msg *msg)
 	ctx->live.msgs--;
 	if (ctx->cnt)
 		ctx->cnt->v[BS_CNT_detect_msgs_live]--;
-	if (!ctx->spare) {
-		ctx->spare = msg;
+	if (ctx->n_pool < BS_DETECT_POOL_MAX) {
+		ctx->pool[ctx->n_pool++] = msg;
 	} else {
 		free(msg);
 		ctx->live.msgs_alloc--;
