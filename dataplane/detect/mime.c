@@ -728,6 +728,7 @@ bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
 	m->dline_len = 0;
 	m->hdr_len = 0;
 	m->cs[0] = '\0';
+	m->cs_ascii = false;
 	m->cs_seq = 0;
 	m->cs_opens = 0;
 	part_reset(m);

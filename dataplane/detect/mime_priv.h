@@ -54,7 +54,7 @@ size_t bs_mime_b64(uint32_t *acc, uint8_t *nacc, const uint8_t *p, size_t n,
 /* dsn.c */
 bool bs_mime_charset_name(
         char name[BS_MIME_CHARSET_MAX], const char *cs, size_t n);
-bool bs_mime_charset_known(const char *name, uint32_t *opens);
+bool bs_mime_charset_known(const char *name, uint32_t *opens, bool *ascii);
 size_t bs_mime_charset_conv(const char *name, const void *user,
         uint64_t *user_seq, bool fresh, const uint8_t *in, size_t n,
         uint8_t *out, size_t cap, uint32_t *opens);
