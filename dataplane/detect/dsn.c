@@ -58,8 +58,9 @@ copy_field(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v, size_t n)
 	return o;
 }
 
-/* Name equals (case-insensitive, exact length). */
-static bool
+/* Name equals (case-insensitive, exact length); inline so that the
+ * literal's length is known. */
+static inline __attribute__((always_inline)) bool
 name_is(const uint8_t *name, size_t nl, const char *s)
 {
 	return strlen(s) == nl && bs_mime_prefix_ci(name, nl, s);

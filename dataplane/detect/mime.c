@@ -41,19 +41,6 @@ enum { ST_HDR, ST_BODY };
 enum { ENC_NONE, ENC_B64, ENC_QP };
 
 
-bool
-bs_mime_prefix_ci(const uint8_t *p, size_t n, const char *pfx)
-{
-	size_t k = strlen(pfx);
-
-	if (n < k)
-		return false;
-	for (size_t i = 0; i < k; i++)
-		if (bs_mime_lc(p[i]) != (uint8_t)pfx[i])
-			return false;
-	return true;
-}
-
 /*
  * Needles are lower case.  This runs on every text line (the inline
  * marker check) and on every top-level From and Subject, so candidates
