@@ -3,7 +3,9 @@
 # Benchmark: backstop beside dpdk-testpmd (io forwarding) on the same
 # input, vdevs and core, in one run, several times; then the cost of
 # following SMTP sessions on SMTP-only traffic; then the fast path's rate
-# while rules are reloaded back to back.
+# while rules are reloaded back to back; then detection alone
+# (scripts/bench_classify.sh: the classifier vs raw Hyperscan, and the
+# rule pack vs a one-literal database, same bytes and mode).
 #
 # Input: a generated capture that looks like an ISP link in front of
 # mail servers (gen_pcap.py link: many concurrent flows, web, QUIC, DNS,
@@ -22,12 +24,12 @@
 #
 # --compare BUILD_DIR runs BUILD_DIR/backstop beside build/backstop in
 # every run (before/after in one run: "base_" figures); --parts picks
-# parts: link,flood,smtp,mem,reload (default: all).
+# parts: link,flood,smtp,mem,reload,classify (default: all).
 #
 # Prints one "name: value" line per figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=5 secs=6 flows=10000 packets=200000 base="" parts="link,flood,smtp,mem,reload"
+runs=5 secs=6 flows=10000 packets=200000 base="" parts="link,flood,smtp,mem,reload,classify"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) runs=$2; shift 2 ;;
@@ -332,4 +334,9 @@ if [ -n "${R[throughput_ratio_during_reloads]:-}" ]; then
 	echo "reload_publish_ms_median: $(printf '%s\n' "${publish_ms[@]}" | sort -n | awk '{a[NR]=$1} END{if(NR%2){print a[(NR+1)/2]}else{printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}')"
 	echo "reload_publish_ms_max: $(printf '%s\n' "${publish_ms[@]}" | sort -n | tail -1)"
 	echo "throughput_ratio_during_reloads: $(figure throughput_ratio_during_reloads)"
+fi
+# Detection alone (tests/detect/bench_classify.c, medians of as many runs).
+if want classify; then
+	scripts/bench_classify.sh build 32 "$runs" 2>/dev/null |
+		grep -E '^(classify_mbps|classify_null_sender_mbps|hs_raw_mbps|hs_one_literal_mbps|ratio_classify_vs_raw|ratio_hs_pack_vs_one_literal|classify_ns_per_message|classify_ordinary_ns_per_message):' || true
 fi
