@@ -80,6 +80,7 @@ static const char *const live_keys[] = {
 	"detect.rules",
 	"detect.enabled",
 	"detect.inflight_max",
+	"mode",
 };
 
 enum { K_RULES = 0, K_CONFIG = 1 };
@@ -377,6 +378,9 @@ value_text(const struct bs_config *cfg, const struct bs_cfg_desc *d,
 		snprintf(buf, len, "%s", s ? s : "");
 		break;
 	}
+	case BS_CFG_MODE:
+		snprintf(buf, len, "%s", bs_config_mode_name(*(const uint8_t *)f));
+		break;
 	case BS_CFG_PORTS: {
 		const struct bs_cfg_ports *p = f;
 		size_t o = 0;
