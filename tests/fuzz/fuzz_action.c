@@ -63,6 +63,8 @@ verify(const uint8_t *f, size_t n, const struct bs_act_tmpl *t, bool to_srv,
 	CHECK(csum(f + q.l4_off, l4, s + 6 + (uint32_t)l4) == 0xffff);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
