@@ -27,6 +27,14 @@
 
 #include "backstop/ctl.h"
 
+/*
+ * Connections waiting to be accepted.  A UNIX socket refuses a connect
+ * once its backlog is full (EAGAIN for a non-blocking client), so it
+ * holds more than the clients served at once: a burst of CLIENTS_MAX
+ * scripts connecting together must all get in (or be told "busy").
+ */
+#define BS_CTL_BACKLOG (4 * BS_CTL_CLIENTS_MAX)
+
 struct client {
 	int fd;
 	uint64_t last_ms;
@@ -141,7 +149,7 @@ bs_ctl_server_create(const struct bs_ctl_server_params *p,
 	snprintf(s->path, sizeof(s->path), "%s", p->path);
 	if ((p->gid != (gid_t)-1 && chown(p->path, (uid_t)-1, p->gid) < 0) ||
 			chmod(p->path, p->mode) < 0 ||
-			listen(s->lfd, 16) < 0) {
+			listen(s->lfd, BS_CTL_BACKLOG) < 0) {
 		snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
 		bs_ctl_server_free(s);
 		return NULL;
