@@ -316,7 +316,16 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 	if (d->judged && d->vr.action == BS_ACTION_REFUSE)
 		passes = !want_refusal(w, f, d, rec, pkt);
 out:
-	if (passes && !w->dec.refuse)
+	if (passes && w->dec.refuse) {
+		/* A message that passes ended in the segment to refuse, after
+		 * the refused one: refusing the segment would cut it (the
+		 * client would get a 421 for a message it sent whole).  The
+		 * segment passes, and the messages that wanted it refused
+		 * with it (counted, the records say so). */
+		w->dec.refuse = 0;
+		bs_txn_decided(w, f, BS_TAKEN_PASSED, BS_FO_SHARED);
+	}
+	if (passes)
 		w->dec.n_pass++;
 }
 

@@ -29,7 +29,7 @@
 		"transaction were still due (pipelined BDAT): refusing would "\
 		"answer them too", COUNTER)                                  \
 	X(action_failopen_shared, "Refusals passed: a message that passes "  \
-		"ended earlier in the same segment", COUNTER)                \
+		"ended in the same segment (before or after it)", COUNTER)   \
 	X(action_failopen_state, "Refusals passed: action.refused_max "      \
 		"refused connections already followed by this worker",       \
 		COUNTER)                                                     \

@@ -54,7 +54,7 @@ enum bs_txn_failopen {
 	BS_FO_UNHELD,    /* the end came from the wait hold: packets gone */
 	BS_FO_DETECT,    /* detection failed on the message */
 	BS_FO_PIPELINED, /* replies of another transaction still due */
-	BS_FO_SHARED,    /* a passing message ended earlier in the segment */
+	BS_FO_SHARED,    /* a passing message ended in the same segment */
 	BS_FO_STATE,     /* no room for the refused connection's state */
 	BS_FO_NOMBUF,    /* no mbuf for the packets to inject */
 };

@@ -26,7 +26,8 @@ to alice@example.com is backscatter, one to a valid tag is legit.
 - a legit NDR and ordinary mail pass byte for byte;
 - fail-open, each counted: the end of data in the wait hold (sent before
   the 354), no room for the refused connection (action.refused_max 0),
-  a passing message ending earlier in the same segment, another
+  a passing message ending in the same segment (before or after the
+  bounce), another
   transaction's replies still due, a detection failure (the header hold
   overflowed), detection off;
 - mode monitor: nothing changes, the log says monitor; mode tap: nothing
@@ -407,6 +408,23 @@ s.c(b"MAIL FROM:<bob@remote.example.org>\r\nRCPT TO:<alice@example.com>\r\n"
 s.s(b"250 ok\r\n" * 6)
 s.conv.close()
 passes("shared", s.frames(), "action_failopen_shared", failopen="shared")
+# The other order: the bounce first, then the ordinary message in the
+# same segment.  Refusing the segment would cut the ordinary message
+# (already complete on the wire) and answer it with a 421: it passes.
+s = Sess(41016)
+s.conv.mss = 8000
+s.conv.handshake()
+s.s(b"220 mx ESMTP\r\n")
+s.c(b"EHLO r\r\n")
+s.s(b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+s.c(b"MAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nBDAT %d LAST\r\n"
+    % len(m) + m +
+    b"MAIL FROM:<bob@remote.example.org>\r\nRCPT TO:<alice@example.com>\r\n"
+    b"BDAT %d LAST\r\n" % len(o) + o)
+s.s(b"250 ok\r\n" * 6)
+s.conv.close()
+passes("shared-after", s.frames(), "action_failopen_shared",
+       failopen="shared")
 # The same in two segments: the first transaction's replies are due.
 s = Sess(41012)
 s.conv.handshake()
