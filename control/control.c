@@ -19,11 +19,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,7 +33,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <microhttpd.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -92,7 +89,7 @@ struct bs_control {
 	struct bs_storm *storm;     /* NULL: no storm detector */
 	const char *config_path;
 	struct bs_ctl_server *srv;
-	struct MHD_Daemon *mhd;
+	struct bs_metrics_http *http;
 	struct bs_evring *events;
 	pthread_t thread;
 	bool thread_up;
@@ -210,16 +207,6 @@ sum_all(const struct bs_control *ctl, struct bs_counters *out)
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
 		if (bs_counter_process[i])
 			out->v[i] = p.v[i];
-}
-
-static json_t *
-counters_json(const struct bs_counters *c)
-{
-	json_t *o = json_object();
-	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
-		json_object_set_new(o, bs_counter_desc[i].name,
-			json_integer((json_int_t)c->v[i]));
-	return o;
 }
 
 static const char *
@@ -351,49 +338,7 @@ reload_rules(struct bs_control *ctl, const char *file, json_t *result,
 static bool
 is_live(const char *key)
 {
-	for (size_t i = 0; i < RTE_DIM(live_keys); i++)
-		if (strcmp(live_keys[i], key) == 0)
-			return true;
-	return false;
-}
-
-/* Value of setting d in cfg as text (for comparisons and show). */
-static void
-value_text(const struct bs_config *cfg, const struct bs_cfg_desc *d,
-	char *buf, size_t len)
-{
-	const void *f = (const char *)cfg + d->offset;
-	switch (d->type) {
-	case BS_CFG_U32:
-		snprintf(buf, len, "%" PRIu32, *(const uint32_t *)f);
-		break;
-	case BS_CFG_U64:
-		snprintf(buf, len, "%" PRIu64, *(const uint64_t *)f);
-		break;
-	case BS_CFG_BOOL:
-		snprintf(buf, len, "%s", *(const bool *)f ? "true" : "false");
-		break;
-	case BS_CFG_STR: {
-		const char *s = *(char *const *)f;
-		snprintf(buf, len, "%s", s ? s : "");
-		break;
-	}
-	case BS_CFG_MODE:
-		snprintf(buf, len, "%s", bs_config_mode_name(*(const uint8_t *)f));
-		break;
-	case BS_CFG_PORTS: {
-		const struct bs_cfg_ports *p = f;
-		size_t o = 0;
-		buf[0] = '\0';
-		for (unsigned int j = 0; j < p->n && o < len; j++)
-			o += (size_t)snprintf(buf + o, len - o, "%s%u",
-				j ? "," : "", p->port[j]);
-		break;
-	}
-	default:
-		snprintf(buf, len, "?");
-		break;
-	}
+	return bs_ctl_key_in(key, live_keys, RTE_DIM(live_keys));
 }
 
 /*
@@ -425,8 +370,8 @@ reload_config(struct bs_control *ctl, json_t *result, struct bs_ctl_err *e)
 	json_t *changed = json_array(), *restart = json_array();
 	for (unsigned int i = 0; i < bs_cfg_count; i++) {
 		const struct bs_cfg_desc *d = &bs_cfg_desc[i];
-		value_text(&nc, d, a, sizeof(a));
-		value_text(&cur->cfg, d, b, sizeof(b));
+		bs_ctl_value_text(&nc, d, a, sizeof(a));
+		bs_ctl_value_text(&cur->cfg, d, b, sizeof(b));
 		if (strcmp(a, b) == 0)
 			continue;
 		if (is_live(d->key)) {
@@ -539,24 +484,13 @@ static int
 h_stats(void *arg, const json_t *args, json_t *result, struct bs_ctl_err *e)
 {
 	struct bs_control *ctl = arg;
-	const json_t *pw = json_object_get(args, "per_worker");
-	struct bs_counters sum;
-	if (pw != NULL && !json_is_boolean(pw))
-		return bs_ctl_fail(e, BS_CTL_E_BAD_ARG,
-			"stats: per_worker must be true or false");
-	sum_all(ctl, &sum);
-	json_object_set_new(result, "generation",
-		json_integer((json_int_t)bs_pub_generation(ctl->pub)));
-	json_object_set_new(result, "counters", counters_json(&sum));
-	if (json_is_true(pw)) {
-		json_t *ws = json_array();
-		for (unsigned int i = 0; i < ctl->app->n_workers; i++)
-			json_array_append_new(ws, json_pack("{s:I,s:o}",
-				"worker", (json_int_t)i, "counters",
-				counters_json(&ctl->app->worker[i]->cnt)));
-		json_object_set_new(result, "workers", ws);
-	}
-	return 0;
+	const struct bs_counters *blk[BS_MAX_WORKERS];
+	struct bs_counters proc;
+	for (unsigned int i = 0; i < ctl->app->n_workers; i++)
+		blk[i] = &ctl->app->worker[i]->cnt;
+	process_counters(ctl, &proc);
+	return bs_ctl_stats(args, result, bs_pub_generation(ctl->pub), blk,
+		ctl->app->n_workers, &proc, e);
 }
 
 static int
@@ -585,19 +519,10 @@ h_config_show(void *arg, const json_t *args, json_t *result,
 {
 	struct bs_control *ctl = arg;
 	const struct bs_pubcfg *cur = bs_pub_current(ctl->pub);
-	char v[BS_CFG_STR_MAX * 2];
 	(void)args;
 	(void)e;
-	json_t *s = json_array();
-	for (unsigned int i = 0; i < bs_cfg_count; i++) {
-		const struct bs_cfg_desc *d = &bs_cfg_desc[i];
-		value_text(&cur->cfg, d, v, sizeof(v));
-		json_array_append_new(s, json_pack("{s:s,s:s,s:b}",
-			"key", d->key, "value", v, "live", is_live(d->key)));
-	}
-	json_object_set_new(result, "generation",
-		json_integer((json_int_t)cur->gen));
-	json_object_set_new(result, "settings", s);
+	bs_ctl_config_show(&cur->cfg, cur->gen, live_keys, RTE_DIM(live_keys),
+		result);
 	return 0;
 }
 
@@ -697,43 +622,15 @@ h_flows_top(void *arg, const json_t *args, json_t *result,
 
 /* ledger stats / ledger save: the outbound ledger, when the process runs
  * one (bs_control_set_ledger()). */
-static int
-no_ledger(struct bs_ctl_err *e, const char *what)
-{
-	return bs_ctl_fail(e, BS_CTL_E_UNAVAILABLE, "%s: no outbound ledger "
-		"in this process (the verdict stage creates it)", what);
-}
+#define NO_LEDGER "no protected_domains, or ledger.learn_outbound is false"
 
 static int
 h_ledger_stats(void *arg, const json_t *args, json_t *result,
 	struct bs_ctl_err *e)
 {
 	struct bs_control *ctl = arg;
-	struct bs_ledger_stats s;
 	(void)args;
-	if (ctl->ledger == NULL)
-		return no_ledger(e, "ledger stats");
-	bs_ledger_stats(ctl->ledger, (uint64_t)time(NULL), &s);
-	json_t *r = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		"s:I,s:I,s:b,s:I}",
-		"entries", (json_int_t)s.entries,
-		"capacity", (json_int_t)s.capacity,
-		"recorded", (json_int_t)s.recorded,
-		"ring_dropped", (json_int_t)s.ring_dropped,
-		"bad_msgid", (json_int_t)s.bad_msgid,
-		"inserts", (json_int_t)s.inserts,
-		"refreshes", (json_int_t)s.refreshes,
-		"evictions", (json_int_t)s.evictions,
-		"expirations", (json_int_t)s.expirations,
-		"snapshot_saves", (json_int_t)s.snapshot_saves,
-		"snapshot_failures", (json_int_t)s.snapshot_failures,
-		"snapshot_age_s", (json_int_t)s.snapshot_age_s,
-		"warm_since_s", (json_int_t)s.warm_since_s,
-		"warming", s.warming,
-		"bytes", (json_int_t)s.bytes);
-	json_object_update(result, r);
-	json_decref(r);
-	return 0;
+	return bs_ctl_ledger_stats(ctl->ledger, NO_LEDGER, result, e);
 }
 
 static int
@@ -741,26 +638,9 @@ h_ledger_save(void *arg, const json_t *args, json_t *result,
 	struct bs_ctl_err *e)
 {
 	struct bs_control *ctl = arg;
-	char err[512];
 	(void)args;
-	if (ctl->ledger == NULL)
-		return no_ledger(e, "ledger save");
-	uint64_t t0 = mono_ns();
-	int rc = bs_ledger_save(ctl->ledger, err, sizeof(err));
-	if (rc == -ENOENT)
-		return bs_ctl_fail(e, BS_CTL_E_FAILED, "ledger save: no "
-			"snapshot path is configured");
-	if (rc < 0)
-		return bs_ctl_fail(e, BS_CTL_E_FAILED, "ledger save: %s", err);
-	json_object_set_new(result, "saved", json_true());
-	json_object_set_new(result, "ms", json_real((double)(mono_ns() - t0) /
-		1e6));
-	return 0;
+	return bs_ctl_ledger_save(ctl->ledger, NO_LEDGER, result, e);
 }
-
-/* Largest message file `verdict test` reads (a bounce with its original
- * attached is far smaller; the cap bounds what a wrong path costs). */
-#define VERDICT_TEST_MAX (64u << 20)
 
 /*
  * verdict test FILE: classify and judge a message file with the running
@@ -773,103 +653,8 @@ h_verdict_test(void *arg, const json_t *args, json_t *result,
 {
 	struct bs_control *ctl = arg;
 	struct bs_pubcfg *cur = bs_pub_current(ctl->pub);
-	const json_t *jf = json_object_get(args, "file");
-	const json_t *jm = json_object_get(args, "mail_from");
-	const json_t *jr = json_object_get(args, "rcpt");
-	if (!json_is_string(jf) || json_string_length(jf) == 0)
-		return bs_ctl_fail(e, BS_CTL_E_BAD_ARG,
-			"verdict test: file (a path) is required");
-	if ((jm != NULL && !json_is_string(jm)) ||
-			(jr != NULL && !json_is_string(jr)))
-		return bs_ctl_fail(e, BS_CTL_E_BAD_ARG,
-			"verdict test: mail_from and rcpt are addresses");
-	if (cur->rules == NULL || cur->policy == NULL)
-		return bs_ctl_fail(e, BS_CTL_E_FAILED,
-			"verdict test: detection is off in generation %" PRIu64,
-			cur->gen);
-	const char *path = json_string_value(jf);
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return bs_ctl_fail(e, BS_CTL_E_FAILED, "%s: %s", path,
-			strerror(errno));
-	uint8_t *buf = malloc(VERDICT_TEST_MAX + 1);
-	size_t len = buf ? fread(buf, 1, VERDICT_TEST_MAX + 1, f) : 0;
-	fclose(f);
-	if (buf == NULL || len > VERDICT_TEST_MAX) {
-		free(buf);
-		return bs_ctl_fail(e, BS_CTL_E_FAILED, "%s: %s", path,
-			buf ? "larger than 64 MiB" : "out of memory");
-	}
-	struct bs_smtp_rcpt rcpt;
-	memset(&rcpt, 0, sizeof(rcpt));
-	const char *mail_from = jm ? json_string_value(jm) : NULL;
-	const char *rv = jr ? json_string_value(jr) : NULL;
-	if (rv != NULL) {
-		size_t l = strlen(rv);
-		if (l >= sizeof(rcpt.addr))
-			l = sizeof(rcpt.addr) - 1;
-		memcpy(rcpt.addr, rv, l);
-		rcpt.len = (uint16_t)l;
-		rcpt.reply = 250;
-	}
-	struct bs_detect_ctx *dc = bs_detect_ctx_create(cur->rules);
-	struct bs_verdict_ctx *vc = bs_verdict_ctx_create(cur->policy, NULL);
-	struct bs_msg *msg = dc ? bs_msg_begin(dc, mail_from,
-		rv ? &rv : NULL, rv ? 1 : 0) : NULL;
-	if (vc == NULL || msg == NULL) {
-		bs_msg_abort(msg);
-		bs_verdict_ctx_free(vc);
-		bs_detect_ctx_free(dc);
-		free(buf);
-		return bs_ctl_fail(e, BS_CTL_E_FAILED, "out of memory");
-	}
-	struct bs_detect_result *res = calloc(1, sizeof(*res));
-	if (res == NULL) {
-		bs_msg_abort(msg);
-		bs_verdict_ctx_free(vc);
-		bs_detect_ctx_free(dc);
-		free(buf);
-		return bs_ctl_fail(e, BS_CTL_E_FAILED, "out of memory");
-	}
-	bs_msg_feed(msg, buf, len);
-	bs_msg_end(msg, res);
-	free(buf);
-	struct bs_verdict_input vin;
-	struct bs_verdict_result vr;
-	bs_verdict_input_init(&vin, NULL, res, (uint64_t)time(NULL));
-	vin.mail_from = mail_from;
-	vin.rcpt = rv ? &rcpt : NULL;
-	vin.nrcpt = rv ? 1 : 0;
-	bs_verdict_judge(vc, NULL, &vin, &vr);
-
-	/* Both stages write their own JSON: parse it back into the reply. */
-	size_t need = bs_detect_result_json(res, NULL, NULL, 0);
-	char *dj = malloc(need + 1);
-	char vj[4096];
-	vj[0] = '{';
-	size_t vn = bs_verdict_result_json(&vr, vj + 1, sizeof(vj) - 2);
-	if (vn + 3 > sizeof(vj))
-		vn = 0;
-	vj[1 + vn] = '}';
-	vj[2 + vn] = '\0';
-	if (dj != NULL)
-		bs_detect_result_json(res, NULL, dj, need + 1);
-	json_t *jd = dj ? json_loads(dj, 0, NULL) : NULL;
-	json_t *jv = vn ? json_loads(vj, 0, NULL) : NULL;
-	free(dj);
-	json_object_set_new(result, "file", json_string(path));
-	json_object_set_new(result, "generation",
-		json_integer((json_int_t)cur->gen));
-	json_object_set_new(result, "class", json_string(
-		bs_class_name((enum bs_class)res->cls)));
-	if (jv != NULL)
-		json_object_update(result, jv);
-	json_decref(jv);
-	json_object_set_new(result, "detect", jd ? jd : json_null());
-	free(res);
-	bs_verdict_ctx_free(vc);
-	bs_detect_ctx_free(dc);
-	return 0;
+	return bs_ctl_verdict_test(cur->rules, cur->policy, cur->gen, args,
+		result, e);
 }
 
 /* ---- the control thread ---- */
@@ -914,8 +699,9 @@ control_main(void *arg)
 /* ---- Prometheus endpoint ---- */
 
 static char *
-metrics_text(struct bs_control *ctl, size_t *len)
+metrics_text(void *arg, size_t *len)
 {
+	struct bs_control *ctl = arg;
 	const struct bs_app *app = ctl->app;
 	const struct bs_counters *blk[BS_MAX_WORKERS];
 	uint32_t cap[BS_MAX_WORKERS];
@@ -950,6 +736,7 @@ metrics_text(struct bs_control *ctl, size_t *len)
 	struct bs_counters proc;
 	process_counters(ctl, &proc);
 	struct bs_metrics_src src = {
+		.program = "backstop",
 		.version = BS_VERSION,
 		.n_workers = app->n_workers,
 		.workers = blk,
@@ -968,130 +755,18 @@ metrics_text(struct bs_control *ctl, size_t *len)
 			ld(&ctl->reloads_failed[1]) },
 		.ctl_requests = ld(&ctl->ctl_requests),
 		.ctl_denied = ld(&ctl->ctl_denied),
-		.verdict_latency = NULL, /* verdict stage: its histogram */
 	};
-	char *buf = NULL;
-	FILE *f = open_memstream(&buf, len);
-	if (f == NULL)
-		return NULL;
-	int rc = bs_metrics_write(f, &src);
-	if (fclose(f) != 0 || rc < 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-static enum MHD_Result
-on_http(void *cls, struct MHD_Connection *conn, const char *url,
-	const char *method, const char *version, const char *upload_data,
-	size_t *upload_data_size, void **con_cls)
-{
-	struct bs_control *ctl = cls;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	unsigned int code = MHD_HTTP_OK;
-	(void)version;
-	(void)upload_data;
-	(void)upload_data_size;
-	(void)con_cls;
-
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		static const char m[] = "only GET\n";
-		resp = MHD_create_response_from_buffer(sizeof(m) - 1,
-			(void *)(uintptr_t)m, MHD_RESPMEM_PERSISTENT);
-		code = MHD_HTTP_METHOD_NOT_ALLOWED;
-	} else if (strcmp(url, "/metrics") == 0) {
-		size_t len = 0;
-		char *text = metrics_text(ctl, &len);
-		if (text == NULL)
-			return MHD_NO;
-		resp = MHD_create_response_from_buffer(len, text,
-			MHD_RESPMEM_MUST_FREE);
-		if (resp != NULL)
-			MHD_add_response_header(resp, "Content-Type",
-				"text/plain; version=0.0.4; charset=utf-8");
-	} else {
-		static const char m[] = "backstop: see /metrics\n";
-		resp = MHD_create_response_from_buffer(sizeof(m) - 1,
-			(void *)(uintptr_t)m, MHD_RESPMEM_PERSISTENT);
-		code = MHD_HTTP_NOT_FOUND;
-	}
-	if (resp == NULL)
-		return MHD_NO;
-	ret = MHD_queue_response(conn, code, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-/* "127.0.0.1:9469", "[::1]:9469", "0.0.0.0:9469" -> an address. */
-static int
-parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl,
-	char *err, size_t errlen)
-{
-	char host[128];
-	const char *port;
-	if (s[0] == '[') {
-		const char *e = strchr(s, ']');
-		if (e == NULL || e[1] != ':' || (size_t)(e - s - 1) >=
-				sizeof(host))
-			goto bad;
-		memcpy(host, s + 1, (size_t)(e - s - 1));
-		host[e - s - 1] = '\0';
-		port = e + 2;
-	} else {
-		const char *c = strrchr(s, ':');
-		if (c == NULL || (size_t)(c - s) >= sizeof(host))
-			goto bad;
-		memcpy(host, s, (size_t)(c - s));
-		host[c - s] = '\0';
-		port = c + 1;
-	}
-	struct addrinfo hints = {
-		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
-		.ai_socktype = SOCK_STREAM,
-	}, *ai = NULL;
-	if (*port == '\0' || getaddrinfo(host, port, &hints, &ai) != 0 ||
-			ai == NULL)
-		goto bad;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sl = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-bad:
-	snprintf(err, errlen, "metrics.listen: '%.64s' is not ADDR:PORT "
-		"(numeric, e.g. 127.0.0.1:9469 or [::1]:9469)", s);
-	return -1;
+	return bs_metrics_text(&src, len);
 }
 
 static int
 metrics_start(struct bs_control *ctl, const char *listen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
 	char err[256];
-	if (parse_listen(listen, &ss, &sl, err, sizeof(err)) < 0) {
+	ctl->http = bs_metrics_http_start(listen, "backstop", metrics_text,
+		ctl, err, sizeof(err));
+	if (ctl->http == NULL) {
 		fprintf(stderr, "backstop: %s\n", err);
-		return -1;
-	}
-	unsigned int port = ss.ss_family == AF_INET6
-		? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-		: ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
-		MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	/* One thread, a few connections, short timeouts: Prometheus
-	 * scrapes once per interval; nobody else should hold it. */
-	ctl->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
-		on_http, ctl,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-		MHD_OPTION_END);
-	if (ctl->mhd == NULL) {
-		fprintf(stderr, "backstop: metrics.listen %s: cannot listen "
-			"(address in use or not local?)\n", listen);
 		return -1;
 	}
 	RTE_LOG(INFO, BACKSTOP, "metrics: http://%s/metrics\n", listen);
@@ -1187,45 +862,23 @@ bs_control_start(struct bs_app *app, struct bs_pub *pub,
 	telemetry_register(ctl);
 
 	const struct bs_config *cfg = &app->cfg;
-	if (cfg->control_socket != NULL && cfg->control_socket[0] != '\0') {
-		struct bs_ctl_server_params sp = {
-			.path = cfg->control_socket, .gid = (gid_t)-1,
-		};
-		if (bs_ctl_parse_mode(cfg->control_socket_mode, &sp.mode) < 0) {
-			fprintf(stderr, "backstop: control.socket_mode '%.16s' "
-				"is not an octal mode (e.g. 0600)\n",
-				cfg->control_socket_mode);
-			goto fail;
-		}
-		if (cfg->control_socket_group[0] != '\0') {
-			struct group *g = getgrnam(cfg->control_socket_group);
-			if (g == NULL) {
-				fprintf(stderr, "backstop: control.socket_group "
-					"'%.64s': no such group\n",
-					cfg->control_socket_group);
-				goto fail;
-			}
-			sp.gid = g->gr_gid;
-			sp.gid_allowed = true;
-		}
-		struct bs_ctl_handlers h = { .ctx = ctl };
-		h.fn[BS_CTL_STATUS] = h_status;
-		h.fn[BS_CTL_STATS] = h_stats;
-		h.fn[BS_CTL_RULES_RELOAD] = h_rules_reload;
-		h.fn[BS_CTL_CONFIG_RELOAD] = h_config_reload;
-		h.fn[BS_CTL_CONFIG_SHOW] = h_config_show;
-		h.fn[BS_CTL_FLOWS_TOP] = h_flows_top;
-		h.fn[BS_CTL_LEDGER_STATS] = h_ledger_stats;
-		h.fn[BS_CTL_LEDGER_SAVE] = h_ledger_save;
-		h.fn[BS_CTL_VERDICT_TEST] = h_verdict_test;
-		ctl->srv = bs_ctl_server_create(&sp, &h, err, sizeof(err));
-		if (ctl->srv == NULL) {
-			fprintf(stderr, "backstop: control socket: %s\n", err);
-			goto fail;
-		}
+	struct bs_ctl_handlers h = { .ctx = ctl };
+	h.fn[BS_CTL_STATUS] = h_status;
+	h.fn[BS_CTL_STATS] = h_stats;
+	h.fn[BS_CTL_RULES_RELOAD] = h_rules_reload;
+	h.fn[BS_CTL_CONFIG_RELOAD] = h_config_reload;
+	h.fn[BS_CTL_CONFIG_SHOW] = h_config_show;
+	h.fn[BS_CTL_FLOWS_TOP] = h_flows_top;
+	h.fn[BS_CTL_LEDGER_STATS] = h_ledger_stats;
+	h.fn[BS_CTL_LEDGER_SAVE] = h_ledger_save;
+	h.fn[BS_CTL_VERDICT_TEST] = h_verdict_test;
+	if (bs_ctl_server_open(cfg, &h, &ctl->srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "backstop: %s\n", err);
+		goto fail;
+	}
+	if (ctl->srv != NULL)
 		RTE_LOG(INFO, BACKSTOP, "control socket: %s\n",
 			cfg->control_socket);
-	}
 	if (cfg->metrics_listen != NULL && cfg->metrics_listen[0] != '\0' &&
 			metrics_start(ctl, cfg->metrics_listen) < 0)
 		goto fail;
@@ -1282,8 +935,7 @@ bs_control_stop(struct bs_control *ctl, FILE *drain_to)
 		(void)n;
 		pthread_join(ctl->thread, NULL);
 	}
-	if (ctl->mhd != NULL)
-		MHD_stop_daemon(ctl->mhd);
+	bs_metrics_http_stop(ctl->http);
 	bs_ctl_server_free(ctl->srv);
 	/* A reload that ended while stopping has its line in the ring. */
 	if (drain_to != NULL && ctl->events != NULL &&

@@ -224,8 +224,9 @@ bs_ctl_handle_line(const struct bs_ctl_handlers *h, const char *line,
 		rc = help(result);
 	} else if (h == NULL || h->fn[cmd] == NULL) {
 		rc = bs_ctl_fail(&e, BS_CTL_E_UNAVAILABLE,
-			"%s: not available in this build",
-			bs_ctl_cmd_desc[cmd].words);
+			"%s: not available in %s", bs_ctl_cmd_desc[cmd].words,
+			h != NULL && h->program != NULL ? h->program
+							: "this build");
 	} else {
 		rc = h->fn[cmd](h->ctx, args, result, &e);
 		if (rc < 0 && e.code == NULL)

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backstop/metrics.h"
@@ -50,6 +51,8 @@ counters(FILE *f, const struct bs_metrics_src *s)
 {
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++) {
 		const struct bs_counter_desc *d = &bs_counter_desc[i];
+		if (d->kind == BS_CNT_KIND_HIST)
+			continue; /* in its histogram (verdict_latency()) */
 		bool gauge = d->kind == BS_CNT_KIND_GAUGE;
 		const char *sfx = gauge ? "" : "_total";
 		if (bs_counter_process[i]) {
@@ -134,29 +137,55 @@ gauge(FILE *f, const char *name, const char *help, double v)
 	fprintf(f, PFX "%s %.17g\n", name, v);
 }
 
+/*
+ * The verdict latency histogram, from its rows in the counter table
+ * (BS_VERDICT_LATENCY_BUCKETS): every worker's buckets summed, then made
+ * cumulative as Prometheus wants them.
+ */
 static void
-hist(FILE *f, const struct bs_metrics_hist *h)
+verdict_latency(FILE *f, const struct bs_metrics_src *s)
 {
-	family(f, h->name, "", "histogram", h->help);
-	for (unsigned int i = 0; i < h->n; i++)
-		fprintf(f, PFX "%s_bucket{le=\"%.17g\"} %" PRIu64 "\n", h->name,
-			h->le[i], h->counts[i]);
-	fprintf(f, PFX "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", h->name,
-		h->count);
-	fprintf(f, PFX "%s_sum %.17g\n", h->name, h->sum);
-	fprintf(f, PFX "%s_count %" PRIu64 "\n", h->name, h->count);
+	uint64_t cum = 0, count = 0, sum_ns = 0;
+
+	family(f, "verdict_latency_seconds", "", "histogram",
+		"Time from the end of a judged message to its verdict (the end "
+		"of detection and the verdict: what the held segment waits)");
+	for (unsigned int b = 0; b < BS_VERDICT_LATENCY_N; b++) {
+		for (unsigned int w = 0; w < s->n_workers; w++)
+			cum += s->workers[w]->v[BS_CNT_verdict_latency_le_2us + b];
+		fprintf(f, PFX "verdict_latency_seconds_bucket{le=\"%g\"} %"
+			PRIu64 "\n", bs_verdict_latency_le[b], cum);
+	}
+	for (unsigned int w = 0; w < s->n_workers; w++) {
+		count += s->workers[w]->v[BS_CNT_verdict_latency_count];
+		sum_ns += s->workers[w]->v[BS_CNT_verdict_latency_sum_ns];
+	}
+	/* Rows are read while workers write them: a bucket may be a burst
+	 * ahead of the count; +Inf must be at least every bucket. */
+	if (count < cum)
+		count = cum;
+	fprintf(f, PFX "verdict_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64
+		"\n", count);
+	fprintf(f, PFX "verdict_latency_seconds_sum %.17g\n",
+		(double)sum_ns / 1e9);
+	fprintf(f, PFX "verdict_latency_seconds_count %" PRIu64 "\n", count);
 }
 
 static void
 control(FILE *f, const struct bs_metrics_src *s)
 {
-	family(f, "build_info", "", "gauge", "Version of the running program");
-	fprintf(f, PFX "build_info{version=\"");
+	family(f, "build_info", "", "gauge",
+		"Program (backstop, backstop-milter) and version running");
+	fprintf(f, PFX "build_info{program=\"");
+	label_value(f, s->program ? s->program : "backstop");
+	fprintf(f, "\",version=\"");
 	label_value(f, s->version ? s->version : "");
 	fprintf(f, "\"} 1\n");
 	gauge(f, "start_time_seconds", "Start time, seconds since the epoch",
 		s->start_time);
-	gauge(f, "workers", "Worker lcores forwarding", s->n_workers);
+	gauge(f, "workers", "Counter blocks in the worker-labelled families "
+		"(the appliance: its worker lcores; backstop-milter: 1, its "
+		"threads' blocks summed)", s->n_workers);
 	if (s->flow_capacity != NULL) {
 		family(f, "flow_table_capacity", "", "gauge",
 			"SMTP flows one worker's table holds (flow.table_size)");
@@ -189,15 +218,29 @@ control(FILE *f, const struct bs_metrics_src *s)
 	family(f, "control_denied", "_total", "counter",
 		"Control socket clients refused (peer credentials)");
 	fprintf(f, PFX "control_denied_total %" PRIu64 "\n", s->ctl_denied);
-	if (s->verdict_latency != NULL)
-		hist(f, s->verdict_latency);
 }
 
 int
 bs_metrics_write(FILE *f, const struct bs_metrics_src *s)
 {
 	counters(f, s);
+	verdict_latency(f, s);
 	ports(f, s);
 	control(f, s);
 	return ferror(f) ? -EIO : 0;
+}
+
+char *
+bs_metrics_text(const struct bs_metrics_src *s, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	if (f == NULL)
+		return NULL;
+	int rc = bs_metrics_write(f, s);
+	if (fclose(f) != 0 || rc < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }

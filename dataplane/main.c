@@ -169,7 +169,9 @@ print_reference(const char *what)
 		for (unsigned int i = 0; i < BS_CNT__MAX; i++)
 			printf("| `%s` | %s%s | %s |\n", bs_counter_desc[i].name,
 				bs_counter_desc[i].kind == BS_CNT_KIND_GAUGE
-					? "gauge" : "counter",
+					? "gauge"
+				: bs_counter_desc[i].kind == BS_CNT_KIND_HIST
+					? "histogram part" : "counter",
 				bs_counter_process[i] ? " (process)" : "",
 				bs_counter_desc[i].help);
 	}

@@ -304,12 +304,15 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 			BS_CNT_INC(w->cnt, action_unjudged);
 		goto out;
 	}
+	uint64_t t0 = bs_mono_ns();
 	bs_msg_end(d->msg, &d->res);
 	d->msg = NULL;
 	d->done = true;
 	if (bs_class_is_bounce((enum bs_class)d->res.cls))
 		BS_CNT_INC(w->cnt, txn_bounces);
 	judge(w, d, rec);
+	if (d->judged)
+		bs_verdict_latency_note(w->cnt, bs_mono_ns() - t0);
 	det_unpin(w, d);
 	/* The segment that completes the message (pkt) is held until here:
 	 * the worker forwards it only when this call returns. */

@@ -43,13 +43,32 @@ struct mf_slot {
 	struct bs_detect_result res;
 };
 
+/*
+ * A connection's counter block (the milter_* rows it counts).  Claimed
+ * by a connection when it starts and given back when it ends, with its
+ * values: the next connection to claim it counts on from there, and the
+ * reader sums every block ever made.  One writer at a time (the thread
+ * serving the connection; the pool's mutex orders successive owners),
+ * plain stores; the set of blocks only grows, to the most connections
+ * ever open at once, and is freed with the core.
+ */
+struct mf_cblk {
+	struct bs_counters cnt; /* first: 64-byte aligned */
+	struct mf_cblk *all_next;  /* every block; immutable once linked */
+	struct mf_cblk *free_next; /* under the pool's mutex */
+};
+
 struct bs_mf {
-	struct bs_counters front; /* milter rows: relaxed atomics */
+	/* Counts made outside any connection (the glue out of memory for
+	 * one): rare, relaxed atomic adds. */
+	struct bs_counters spill;
 	struct bs_mf_params p;
 	unsigned int n_slots;
 	struct mf_slot **slots;
 	pthread_mutex_t mu;
 	struct mf_slot *free_list;
+	struct mf_cblk *blocks;      /* head of all_next; release store */
+	struct mf_cblk *free_blocks; /* under mu */
 };
 
 enum txn_state {
@@ -61,6 +80,7 @@ enum txn_state {
 
 struct bs_mf_txn {
 	struct bs_mf *mf;
+	struct bs_counters *cnt; /* this connection's block */
 	uint8_t state;
 	bool outbound;
 	bool learn;           /* outbound from a protected sender */
@@ -75,10 +95,21 @@ struct bs_mf_txn {
 	size_t msgid_len;     /* 0: none; SIZE_MAX: too long */
 };
 
-#define MF_INC(mf, name)                                                     \
-	__atomic_fetch_add(&(mf)->front.v[BS_CNT_##name], 1, __ATOMIC_RELAXED)
-#define MF_DEC(mf, name)                                                     \
-	__atomic_fetch_sub(&(mf)->front.v[BS_CNT_##name], 1, __ATOMIC_RELAXED)
+/*
+ * Count in the connection's own block: a plain load and store (no lock
+ * prefix, no shared cache line), written as relaxed atomics so that the
+ * reader's concurrent loads are defined behaviour.  Gauges go down by
+ * adding -1 (unsigned wrap): the sum over blocks is what is read.
+ */
+static inline void
+cnt_add(struct bs_counters *c, enum bs_counter k, uint64_t n)
+{
+	__atomic_store_n(&c->v[k], __atomic_load_n(&c->v[k],
+		__ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+#define TX_INC(t, name) cnt_add((t)->cnt, BS_CNT_##name, 1)
+#define TX_DEC(t, name) cnt_add((t)->cnt, BS_CNT_##name, UINT64_MAX)
 
 /* ---- RCU: registered once per thread, offline unless judging ---- */
 
@@ -237,70 +268,136 @@ bs_mf_free(struct bs_mf *mf)
 		for (unsigned int i = 0; i < mf->n_slots; i++)
 			slot_free(mf->slots[i]);
 	free(mf->slots);
+	for (struct mf_cblk *b = mf->blocks, *n; b != NULL; b = n) {
+		n = b->all_next;
+		free(b);
+	}
 	pthread_mutex_destroy(&mf->mu);
 	free(mf);
 }
 
 static struct mf_slot *
-slot_get(struct bs_mf *mf)
+slot_get(struct bs_mf_txn *t)
 {
+	struct bs_mf *mf = t->mf;
 	pthread_mutex_lock(&mf->mu);
 	struct mf_slot *s = mf->free_list;
 	if (s != NULL)
 		mf->free_list = s->next_free;
 	pthread_mutex_unlock(&mf->mu);
 	if (s != NULL)
-		MF_INC(mf, milter_in_flight);
+		TX_INC(t, milter_in_flight);
 	return s;
 }
 
 static void
-slot_put(struct bs_mf *mf, struct mf_slot *s)
+slot_put(struct bs_mf_txn *t, struct mf_slot *s)
 {
+	struct bs_mf *mf = t->mf;
 	pthread_mutex_lock(&mf->mu);
 	s->next_free = mf->free_list;
 	mf->free_list = s;
 	pthread_mutex_unlock(&mf->mu);
-	MF_DEC(mf, milter_in_flight);
+	TX_DEC(t, milter_in_flight);
+}
+
+static void
+add_block(struct bs_counters *out, const struct bs_counters *b)
+{
+	for (unsigned int k = 0; k < BS_CNT__MAX; k++)
+		out->v[k] += __atomic_load_n(&b->v[k], __ATOMIC_RELAXED);
 }
 
 void
 bs_mf_counters(const struct bs_mf *mf, struct bs_counters *out)
 {
 	memset(out, 0, sizeof(*out));
+	/* Per-writer blocks, summed here (counters.h): the slots' (the
+	 * detection and verdict rows, written by the slot's holder), the
+	 * connections' (the milter rows) and the rare spill block. */
 	for (unsigned int i = 0; i < mf->n_slots; i++)
-		for (unsigned int k = 0; k < BS_CNT__MAX; k++)
-			out->v[k] += __atomic_load_n(&mf->slots[i]->cnt.v[k],
-				__ATOMIC_RELAXED);
-	for (unsigned int k = 0; k < BS_CNT__MAX; k++)
-		out->v[k] += __atomic_load_n(&mf->front.v[k],
-			__ATOMIC_RELAXED);
+		add_block(out, &mf->slots[i]->cnt);
+	for (const struct mf_cblk *b = __atomic_load_n(&mf->blocks,
+			__ATOMIC_ACQUIRE); b != NULL; b = b->all_next)
+		add_block(out, &b->cnt);
+	add_block(out, &mf->spill);
 	uint64_t now = wall_s(mf);
 	bs_ledger_counters(mf->p.ledger, now, out);
 	if (mf->p.storm != NULL)
 		bs_storm_counters(mf->p.storm, out);
 }
 
-void
-bs_mf_connection(struct bs_mf *mf)
+unsigned int
+bs_mf_counter_blocks(const struct bs_mf *mf)
 {
-	MF_INC(mf, milter_connections);
+	unsigned int n = 0;
+	for (const struct mf_cblk *b = __atomic_load_n(&mf->blocks,
+			__ATOMIC_ACQUIRE); b != NULL; b = b->all_next)
+		n++;
+	return n;
+}
+
+void
+bs_mf_connection(struct bs_mf_txn *t)
+{
+	TX_INC(t, milter_connections);
+}
+
+void
+bs_mf_txn_inc(struct bs_mf_txn *t, enum bs_counter c)
+{
+	cnt_add(t->cnt, c, 1);
 }
 
 void
 bs_mf_inc(struct bs_mf *mf, enum bs_counter c)
 {
-	__atomic_fetch_add(&mf->front.v[c], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&mf->spill.v[c], 1, __ATOMIC_RELAXED);
 }
 
 /* ---- transactions ---- */
+
+/* A counter block for a new connection: a returned one, or a new one
+ * linked into the list the reader walks. */
+static struct mf_cblk *
+block_get(struct bs_mf *mf)
+{
+	pthread_mutex_lock(&mf->mu);
+	struct mf_cblk *b = mf->free_blocks;
+	if (b != NULL) {
+		mf->free_blocks = b->free_next;
+	} else if ((b = aligned_alloc(64, sizeof(*b))) != NULL) {
+		memset(b, 0, sizeof(*b));
+		b->all_next = mf->blocks;
+		/* Zeroed and linked before it is visible. */
+		__atomic_store_n(&mf->blocks, b, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&mf->mu);
+	return b;
+}
+
+static void
+block_put(struct bs_mf *mf, struct mf_cblk *b)
+{
+	pthread_mutex_lock(&mf->mu);
+	b->free_next = mf->free_blocks;
+	mf->free_blocks = b;
+	pthread_mutex_unlock(&mf->mu);
+}
 
 struct bs_mf_txn *
 bs_mf_txn_new(struct bs_mf *mf)
 {
 	struct bs_mf_txn *t = calloc(1, sizeof(*t));
-	if (t != NULL)
-		t->mf = mf;
+	if (t == NULL)
+		return NULL;
+	struct mf_cblk *b = block_get(mf);
+	if (b == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->mf = mf;
+	t->cnt = &b->cnt;
 	return t;
 }
 
@@ -313,7 +410,7 @@ drop_message(struct bs_mf_txn *t)
 		t->msg = NULL;
 	}
 	if (t->slot != NULL) {
-		slot_put(t->mf, t->slot);
+		slot_put(t, t->slot);
 		t->slot = NULL;
 	}
 }
@@ -323,7 +420,7 @@ static void
 txn_unfinished(struct bs_mf_txn *t)
 {
 	if (t->state == TX_CONTENT)
-		MF_INC(t->mf, milter_unfinished);
+		TX_INC(t, milter_unfinished);
 	drop_message(t);
 	t->state = TX_IDLE;
 	t->nrcpt = 0;
@@ -335,6 +432,8 @@ bs_mf_txn_free(struct bs_mf_txn *t)
 	if (t == NULL)
 		return;
 	txn_unfinished(t);
+	/* The block is the first member of its struct mf_cblk. */
+	block_put(t->mf, (struct mf_cblk *)(void *)t->cnt);
 	free(t->rcpt);
 	free(t);
 }
@@ -409,7 +508,7 @@ bs_mf_txn_rcpt(struct bs_mf_txn *t, const char *addr)
 	if (t->state != TX_ENVELOPE)
 		return;
 	if (t->nrcpt >= t->mf->p.cfg->smtp_rcpt_max) {
-		MF_INC(t->mf, milter_rcpt_over_cap);
+		TX_INC(t, milter_rcpt_over_cap);
 		return;
 	}
 	if (t->nrcpt == t->rcpt_cap) {
@@ -418,7 +517,7 @@ bs_mf_txn_rcpt(struct bs_mf_txn *t, const char *addr)
 			nc = t->mf->p.cfg->smtp_rcpt_max;
 		struct bs_smtp_rcpt *r = realloc(t->rcpt, nc * sizeof(*r));
 		if (r == NULL) {
-			MF_INC(t->mf, milter_rcpt_over_cap);
+			TX_INC(t, milter_rcpt_over_cap);
 			return;
 		}
 		t->rcpt = r;
@@ -464,26 +563,26 @@ content_begin(struct bs_mf_txn *t)
 		t->outbound = mf->p.role == BS_MF_OUTBOUND;
 		t->learn = false;
 	}
-	MF_INC(mf, milter_messages);
+	TX_INC(t, milter_messages);
 	t->state = TX_CONTENT;
 	t->bytes = 0;
 	t->in_header = true;
 	if (t->outbound) {
-		MF_INC(mf, milter_outbound);
+		TX_INC(t, milter_outbound);
 		return t->learn ? BS_MF_CONTINUE : give_up(t);
 	}
 	if (mf->p.rules == NULL) {
-		MF_INC(mf, milter_no_rules);
+		TX_INC(t, milter_no_rules);
 		return give_up(t);
 	}
-	t->slot = slot_get(mf);
+	t->slot = slot_get(t);
 	if (t->slot == NULL) {
-		MF_INC(mf, milter_overload);
+		TX_INC(t, milter_overload);
 		return give_up(t);
 	}
 	t->msg = bs_msg_begin(t->slot->det, t->mail_from, NULL, 0);
 	if (t->msg == NULL) {
-		MF_INC(mf, milter_nomem);
+		TX_INC(t, milter_nomem);
 		return give_up(t);
 	}
 	return BS_MF_CONTINUE;
@@ -496,7 +595,7 @@ feed(struct bs_mf_txn *t, const uint8_t *p, size_t n)
 	if (t->msg == NULL)
 		return BS_MF_CONTINUE; /* outbound: header only */
 	if (n > t->mf->p.cfg->milter_max_scan_bytes - t->bytes) {
-		MF_INC(t->mf, milter_scan_cap);
+		TX_INC(t, milter_scan_cap);
 		return give_up(t);
 	}
 	t->bytes += n;
@@ -566,18 +665,18 @@ learn(struct bs_mf_txn *t)
 	struct bs_mf *mf = t->mf;
 
 	if (t->msgid_len == 0 || t->msgid_len == SIZE_MAX) {
-		MF_INC(mf, milter_outbound_no_msgid);
+		TX_INC(t, milter_outbound_no_msgid);
 		return give_up(t);
 	}
-	struct mf_slot *s = slot_get(mf);
+	struct mf_slot *s = slot_get(t);
 	if (s == NULL) {
-		MF_INC(mf, milter_overload);
+		TX_INC(t, milter_overload);
 		return give_up(t);
 	}
 	if (bs_ledger_record(s->lpart, t->msgid, t->msgid_len,
 			wall_s(mf)) == 0)
-		MF_INC(mf, milter_learned);
-	slot_put(mf, s);
+		TX_INC(t, milter_learned);
+	slot_put(t, s);
 	return give_up(t);
 }
 
@@ -662,14 +761,15 @@ bs_mf_txn_eom(struct bs_mf_txn *t, struct bs_mf_answer *out)
 		return BS_MF_ACCEPT;
 	}
 	struct mf_slot *s = t->slot;
+	uint64_t t0 = bs_mono_ns();
 	bs_msg_end(t->msg, &s->res);
 	t->msg = NULL;
 	out->cls = s->res.cls;
 	if (s->res.fail & (BS_DF_NOMEM | BS_DF_HS | BS_DF_NO_RULES)) {
 		if (s->res.fail & BS_DF_NO_RULES)
-			MF_INC(mf, milter_no_rules);
+			TX_INC(t, milter_no_rules);
 		else
-			MF_INC(mf, milter_detect_failed);
+			TX_INC(t, milter_detect_failed);
 		drop_message(t);
 		t->state = TX_IDLE;
 		return BS_MF_ACCEPT;
@@ -687,14 +787,15 @@ bs_mf_txn_eom(struct bs_mf_txn *t, struct bs_mf_answer *out)
 	rcu_thread_online();
 	bs_verdict_judge(s->vc, &s->env, &in, &out->vr);
 	rcu_thread_offline();
+	bs_verdict_latency_note(&s->cnt, bs_mono_ns() - t0);
 	out->judged = true;
-	MF_INC(mf, milter_judged);
+	TX_INC(t, milter_judged);
 	drop_message(t);
 	t->state = TX_IDLE;
 	if (out->vr.action == BS_ACTION_REFUSE) {
 		reply_text(&out->vr, out->reply, sizeof(out->reply));
 		out->act = BS_MF_REJECT;
-		MF_INC(mf, milter_refused);
+		TX_INC(t, milter_refused);
 	}
 	return (enum bs_mf_act)out->act;
 }

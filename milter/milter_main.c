@@ -15,13 +15,16 @@
  * runs in the foreground; SIGTERM or SIGINT stop it (libmilter's signal
  * thread), SIGUSR1 prints every counter ("name value" lines, as the
  * appliance's report) to standard output, and so does the exit.
- * --event-log appends one JSON line per message that reached its end:
- * envelope, class, and the verdict with its reasons.
+ * control.socket and metrics.listen, when set, serve the appliance's
+ * control protocol (backstopctl) and /metrics over the same counters
+ * (mf_control.c).  --event-log appends one JSON line per message that
+ * reached its end: envelope, class, and the verdict with its reasons.
  *
  * This file is the libmilter glue only: the protocol is libmilter's
  * (Debian's libmilter-dev), the message handling and the verdict are
- * milter/mf_core.c over the engine.  The MTA's part of fail-open is its
- * milter_default_action = accept (docs/MILTER.md).
+ * milter/mf_core.c over the engine, the control plane mf_control.c.  The
+ * MTA's part of fail-open is its milter_default_action = accept
+ * (docs/MILTER.md).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +42,11 @@
 #include "backstop/config.h"
 #include "backstop/milter.h"
 #include "backstop/rules.h"
+#include "mf_control.h"
+
+#ifndef BS_VERSION
+#define BS_VERSION "0.1.0"
+#endif
 
 static struct bs_mf *core;
 static const struct bs_config *mcfg;
@@ -130,7 +138,10 @@ mf_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 	(void)host;
 	(void)sa;
 	struct conn *c = conn_of(ctx);
-	bs_mf_connection(core);
+	if (c != NULL)
+		bs_mf_connection(c->t);
+	else
+		bs_mf_inc(core, BS_CNT_milter_connections);
 	return go_on(c, SMFIP_NR_CONN);
 }
 
@@ -138,8 +149,11 @@ static sfsistat
 mf_envfrom(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = conn_of(ctx);
-	if (c == NULL)
-		return SMFIS_ACCEPT; /* no memory: this message unjudged */
+	if (c == NULL) {
+		/* No memory for the connection: this message unjudged. */
+		bs_mf_inc(core, BS_CNT_milter_nomem);
+		return SMFIS_ACCEPT;
+	}
 	const char *auth = smfi_getsymval(ctx, (char *)"{auth_authen}");
 	const char *dn = smfi_getsymval(ctx, (char *)"{daemon_name}");
 	const char *want = mcfg->milter_outbound_daemon_name;
@@ -202,7 +216,7 @@ mf_eom(SMFICTX *ctx)
 	if (smfi_setreply(ctx, (char *)"550", (char *)"5.7.1", ans.reply) !=
 			MI_SUCCESS) {
 		/* The MTA then answers with its own 5xx text. */
-		bs_mf_inc(core, BS_CNT_milter_reply_failed);
+		bs_mf_txn_inc(c->t, BS_CNT_milter_reply_failed);
 	}
 	return SMFIS_REJECT;
 }
@@ -387,10 +401,16 @@ main(int argc, char **argv)
 	 * accepted unjudged, counted milter_no_rules), not a refusal to
 	 * start: the MTA would then apply its default action to all mail. */
 	struct bs_ruleset *rs = NULL;
+	const char *rp = NULL;
+	uint64_t compile_ns = 0;
 	if (cfg.detect_enabled) {
-		const char *rp = rules_path(rules != NULL ? rules :
-			cfg.detect_rules_file);
+		rp = rules_path(rules != NULL ? rules : cfg.detect_rules_file);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rs = bs_ruleset_load(rp, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		compile_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+			(uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
 		if (rs == NULL)
 			fprintf(stderr, "backstop-milter: rules: %s: every "
 				"message is accepted unjudged\n", err);
@@ -489,15 +509,36 @@ main(int argc, char **argv)
 	if (path != NULL && chmod(path, (mode_t)sock_mode) < 0)
 		fprintf(stderr, "backstop-milter: chmod %s: %s\n", path,
 			strerror(errno));
+	/* The control socket and /metrics (control.socket*, metrics.listen,
+	 * as the appliance's): up before the "listening" line. */
+	const char *role_name = role == BS_MF_INBOUND ? "inbound" :
+		role == BS_MF_OUTBOUND ? "outbound" : "both";
+	struct mf_control_params cp = {
+		.cfg = &cfg, .config_path = config, .listen = listen,
+		.role = role_name, .core = core, .rules = rs, .rules_path = rp,
+		.compile_ns = compile_ns, .pol = pol, .ledger = led,
+		.version = BS_VERSION,
+	};
+	struct mf_control *ctl = mf_control_start(&cp, err, sizeof(err));
+	if (ctl == NULL) {
+		fprintf(stderr, "backstop-milter: %s\n", err);
+		return 2;
+	}
+	if (cfg.control_socket[0] != '\0')
+		fprintf(stderr, "backstop-milter: control socket: %s\n",
+			cfg.control_socket);
+	if (cfg.metrics_listen[0] != '\0')
+		fprintf(stderr, "backstop-milter: metrics: http://%s/metrics\n",
+			cfg.metrics_listen);
 	fprintf(stderr, "backstop-milter: listening on %s (role %s, %u "
 		"messages at once%s)\n", listen,
-		role == BS_MF_INBOUND ? "inbound" :
-		role == BS_MF_OUTBOUND ? "outbound" : "both", n_slots,
+		role_name, n_slots,
 		rs == NULL ? ", NO RULES: accepting everything" : "");
 
 	int rc = smfi_main();
 
 	print_counters();
+	mf_control_stop(ctl); /* before the core and ledger it reads */
 	if (led != NULL)
 		bs_ledger_stop(led);
 	if (storm != NULL)

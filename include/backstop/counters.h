@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "backstop/counters_smtp.h"
 #include "backstop/counters_detect.h"
@@ -26,9 +27,12 @@
 #include "backstop/counters_action.h"
 #include "backstop/counters_milter.h"
 
-/* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers). */
+/* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers);
+ * a HIST row is a counter that is part of a histogram (its buckets, count
+ * and sum), exported as one Prometheus histogram, not on its own. */
 #define BS_CNT_KIND_COUNTER 0
 #define BS_CNT_KIND_GAUGE 1
+#define BS_CNT_KIND_HIST 2
 
 /* Packet path: receive, parse, forward. */
 #define BS_CNT_PKT(X)                                                        \
@@ -143,6 +147,13 @@ extern const struct bs_counter_desc bs_counter_desc[BS_CNT__MAX];
 /* True for the rows of BS_COUNTERS_PROCESS (one value per process). */
 extern const unsigned char bs_counter_process[BS_CNT__MAX];
 
+/* The verdict latency histogram's buckets: upper bounds in seconds, in
+ * the order of their rows (from BS_CNT_verdict_latency_le_2us on). */
+#define BS_VERDICT_LATENCY_N_ (0 BS_VERDICT_LATENCY_BUCKETS(BS_VLAT_ONE_, ))
+#define BS_VLAT_ONE_(X, name, le) +1
+enum { BS_VERDICT_LATENCY_N = BS_VERDICT_LATENCY_N_ };
+extern const double bs_verdict_latency_le[BS_VERDICT_LATENCY_N];
+
 /* One block per worker; aligned so two workers never share a line. */
 struct bs_counters {
 	uint64_t v[BS_CNT__MAX];
@@ -158,6 +169,23 @@ struct bs_counters {
  */
 void bs_counters_sum(struct bs_counters *out,
 	const struct bs_counters *const *blk, unsigned int n);
+
+/*
+ * Count one verdict that took ns nanoseconds into block c's latency rows
+ * (its bucket, the count and the sum).  The block's writer only.
+ */
+void bs_verdict_latency_note(struct bs_counters *c, uint64_t ns);
+
+/* A monotonic clock in nanoseconds for such timings: the vDSO's
+ * CLOCK_MONOTONIC, no system call, no EAL (the engine runs without). */
+static inline uint64_t
+bs_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Print "name value" lines, one per counter, in table order. */
 void bs_counters_print(FILE *f, const struct bs_counters *c);

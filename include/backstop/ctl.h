@@ -126,6 +126,9 @@ typedef int (*bs_ctl_handler)(void *ctx, const json_t *args, json_t *result,
 struct bs_ctl_handlers {
 	bs_ctl_handler fn[BS_CTL__MAX];
 	void *ctx;
+	/* Named in the "unavailable" reply of a NULL handler ("rules
+	 * reload: not available in backstop-milter"); NULL: "this build". */
+	const char *program;
 };
 
 /* Find a command by its words ("rules reload"); -1 if unknown. */
@@ -188,5 +191,72 @@ void bs_ctl_server_free(struct bs_ctl_server *s);
  * digits or above 0777.
  */
 int bs_ctl_parse_mode(const char *s, mode_t *out);
+
+/*
+ * ---- command bodies shared by the programs (control/ctl_ops.c) ----
+ *
+ * The appliance (control/control.c) and backstop-milter
+ * (milter/mf_control.c) serve the same protocol; what a command does is
+ * the same code in both, given each program's own objects.  Control
+ * thread; nothing here keeps a pointer it is given.
+ */
+struct bs_config;
+struct bs_cfg_desc;
+struct bs_counters;
+struct bs_ledger;
+struct bs_ruleset;
+struct bs_verdict_policy;
+
+/*
+ * Open the control socket the settings ask for (control.socket,
+ * control.socket_mode, control.socket_group): 0 with *out the server, or
+ * with *out NULL when control.socket is empty; -1 with a one-line reason
+ * in err (bad mode, unknown group, path in use).  Start-up.
+ */
+int bs_ctl_server_open(const struct bs_config *cfg,
+	const struct bs_ctl_handlers *h, struct bs_ctl_server **out,
+	char *err, size_t errlen);
+
+/* Every counter of c as one JSON object {name: value}, in table order. */
+json_t *bs_ctl_counters_json(const struct bs_counters *c);
+
+/*
+ * stats: the n counter blocks blk summed, with the process-wide rows
+ * (counters.h BS_COUNTERS_PROCESS: ledger, storm) taken from process
+ * (NULL: left as summed), as "counters"; with args.per_worker each block
+ * too ("workers"); generation is the program's rule-set generation.  The
+ * blocks may be written meanwhile (counters.h: per-writer blocks, summed
+ * by the reader).
+ */
+int bs_ctl_stats(const json_t *args, json_t *result, uint64_t generation,
+	const struct bs_counters *const *blk, unsigned int n,
+	const struct bs_counters *process, struct bs_ctl_err *e);
+
+/* The value of setting d in cfg as text (what config show prints). */
+void bs_ctl_value_text(const struct bs_config *cfg,
+	const struct bs_cfg_desc *d, char *buf, size_t len);
+/* Is key one of keys[0..n)? */
+bool bs_ctl_key_in(const char *key, const char *const *keys, size_t n);
+
+/* config show: every setting's value in cfg, "live" for the keys the
+ * program applies while running (live[0..n_live)). */
+void bs_ctl_config_show(const struct bs_config *cfg, uint64_t generation,
+	const char *const *live, size_t n_live, json_t *result);
+
+/* ledger stats / ledger save on l; l NULL answers "unavailable", why_none
+ * saying why the process has none. */
+int bs_ctl_ledger_stats(struct bs_ledger *l, const char *why_none,
+	json_t *result, struct bs_ctl_err *e);
+int bs_ctl_ledger_save(struct bs_ledger *l, const char *why_none,
+	json_t *result, struct bs_ctl_err *e);
+
+/*
+ * verdict test: classify and judge the message file args.file (envelope
+ * args.mail_from, args.rcpt optional) with rules and pol, on contexts of
+ * its own (counting nothing); NULL rules or pol: "failed".
+ */
+int bs_ctl_verdict_test(const struct bs_ruleset *rules,
+	const struct bs_verdict_policy *pol, uint64_t generation,
+	const json_t *args, json_t *result, struct bs_ctl_err *e);
 
 #endif /* BACKSTOP_CTL_H */

@@ -16,6 +16,7 @@
 #ifndef BACKSTOP_METRICS_H
 #define BACKSTOP_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,20 +33,8 @@ struct bs_metrics_port {
 		oerrors, rx_nombuf;
 };
 
-/* A histogram (cumulative buckets, Prometheus style), e.g. the verdict
- * latency once verdicts exist: n upper bounds in seconds, counts[i]
- * observations <= le[i], plus the total count and sum. */
-struct bs_metrics_hist {
-	const char *name;  /* without the backstop_ prefix */
-	const char *help;
-	unsigned int n;
-	const double *le;
-	const uint64_t *counts;
-	uint64_t count;
-	double sum;
-};
-
 struct bs_metrics_src {
+	const char *program;      /* build_info's program label; NULL: backstop */
 	const char *version;
 	unsigned int n_workers;
 	const struct bs_counters *const *workers; /* n_workers blocks */
@@ -63,10 +52,39 @@ struct bs_metrics_src {
 	uint64_t reloads_ok[2], reloads_failed[2]; /* [0] rules, [1] config */
 	uint64_t ctl_requests, ctl_denied;
 	/* Verdict latency (verdict stage); NULL until it exists. */
-	const struct bs_metrics_hist *verdict_latency;
 };
 
 /* Write the whole exposition to f.  Returns 0 or -EIO. */
 int bs_metrics_write(FILE *f, const struct bs_metrics_src *s);
+
+/* The whole exposition in a malloc'd buffer the caller frees (its length
+ * in *len), or NULL (out of memory). */
+char *bs_metrics_text(const struct bs_metrics_src *s, size_t *len);
+
+/*
+ * ---- the HTTP endpoint (control/metrics_http.c) ----
+ *
+ * libmicrohttpd on a thread of its own: GET or HEAD /metrics answers
+ * fn(ctx, &len) (a malloc'd exposition, bs_metrics_text(), freed after
+ * sending; NULL: the connection is closed), any other path 404, any
+ * other method 405.  fn runs on libmicrohttpd's thread, concurrently
+ * with the program's writers: it may only read (counter blocks summed by
+ * the reader, figures published with atomic stores).  Linked into the
+ * programs that serve metrics (backstop, backstop-milter), not into the
+ * engine: the engine does not depend on libmicrohttpd.
+ */
+typedef char *(*bs_metrics_text_fn)(void *ctx, size_t *len);
+struct bs_metrics_http;
+
+/*
+ * Listen on listen ("127.0.0.1:9469", "[::1]:9469": numeric ADDR:PORT,
+ * the metrics.listen setting).  program names the server in its 404
+ * text.  Returns NULL with a one-line reason in err.  Start-up.
+ */
+struct bs_metrics_http *bs_metrics_http_start(const char *listen,
+	const char *program, bs_metrics_text_fn fn, void *ctx, char *err,
+	size_t errlen);
+/* Stop serving (waits for a scrape in progress).  NULL is fine. */
+void bs_metrics_http_stop(struct bs_metrics_http *h);
 
 #endif /* BACKSTOP_METRICS_H */

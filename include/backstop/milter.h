@@ -13,12 +13,20 @@
  * (Debian's build: one detached thread per connection, created and
  * ended with the connection).  Contexts with per-thread state (Hyperscan
  * scratch in the detection context, OpenSSL contexts in the verdict
- * context, a ledger ring and a storm sketch, a counter block) are kept in
- * a pool of milter.max_messages slots: a message checks one out at its
- * first content byte and gives it back at its end, so at most that many
- * messages are judged at once and a slot is used by one thread at a time
- * (the pool's mutex orders successive owners).  A message with no free
+ * context, a ledger ring and a storm sketch, a counter block for the
+ * detection and verdict rows) are kept in a pool of milter.max_messages
+ * slots: a message checks one out at its first content byte and gives it
+ * back at its end, so at most that many messages are judged at once and
+ * a slot is used by one thread at a time (the pool's mutex orders
+ * successive owners).  A message with no free
  * slot is accepted unjudged and counted (fail-open).
+ *
+ * Counters.  Per writer, plain stores, summed by the reader, as the
+ * appliance's workers count: a slot's block is written by its holder; the
+ * milter rows go to a block each connection holds from bs_mf_txn_new() to
+ * bs_mf_txn_free() (given back with its values for the next connection,
+ * so the blocks number the most connections open at once).  The control
+ * socket, /metrics and SIGUSR1 read bs_mf_counters() while they count.
  *
  * RCU.  The ledger's table and the storm snapshot are read under
  * liburcu-qsbr.  A QSBR reader that blocks (a libmilter thread waiting
@@ -84,14 +92,26 @@ void bs_mf_free(struct bs_mf *mf);
 unsigned int bs_mf_slots(const struct bs_config *cfg);
 
 /*
- * Sum every counter of the milter (slots, the shared block, the ledger's
- * and the storm's rows) into *out (zeroed first).  Any thread.
+ * Sum every counter of the milter into *out (zeroed first): the slots'
+ * blocks (detection and verdict rows), the connections' blocks (milter
+ * rows), the spill block, the ledger's and the storm's rows.  Any thread,
+ * while the MTA's threads count: each block has one writer at a time and
+ * the reader sums them (counters.h), so every counter read is one its
+ * writer stored and a later read is never smaller.
  */
 void bs_mf_counters(const struct bs_mf *mf, struct bs_counters *out);
 
+/* Counter blocks of connections made so far (the most connections open
+ * at once).  Any thread. */
+unsigned int bs_mf_counter_blocks(const struct bs_mf *mf);
+
 /* Count a connection (xxfi_connect). */
-void bs_mf_connection(struct bs_mf *mf);
-/* Add one to counter c of the milter's shared block.  Any thread. */
+void bs_mf_connection(struct bs_mf_txn *t);
+/* Add one to counter c in t's block.  The thread serving t. */
+void bs_mf_txn_inc(struct bs_mf_txn *t, enum bs_counter c);
+/* Add one to counter c outside any connection (the glue out of memory
+ * for one): an atomic add on a shared block, never on a message's
+ * path.  Any thread. */
 void bs_mf_inc(struct bs_mf *mf, enum bs_counter c);
 
 /* What the MTA is to do with the message now. */

@@ -47,7 +47,8 @@ c.eq("exposition content type", ctype,
      "text/plain; version=0.0.4; charset=utf-8")
 names = [line.split("`")[1] for line in subprocess.run(
     [bstest.backstop_bin(), "--list-counters"], stdout=subprocess.PIPE,
-    text=True).stdout.splitlines() if line.startswith("| `")]
+    text=True).stdout.splitlines() if line.startswith("| `") and
+    "histogram part" not in line]
 types = {}
 for line in text.splitlines():
     if line.startswith("# TYPE "):
@@ -56,6 +57,8 @@ for line in text.splitlines():
 missing = [n for n in names if "backstop_%s_total" % n not in types and
            "backstop_%s" % n not in types]
 c.eq("a family per counter", missing, [])
+c.eq("verdict latency: a histogram",
+     types.get("backstop_verdict_latency_seconds"), "histogram")
 c.true("counters end in _total", all(
     n.endswith("_total") for n, t in types.items() if t == "counter"))
 samples = {}

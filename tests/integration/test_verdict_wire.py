@@ -123,4 +123,16 @@ for k, n in (("legit", "legit"), ("backscatter", "backscatter"),
          kinds.get(k, 0))
 c.eq("counter verdict_refuse", rep.get("verdict_refuse", 0),
      sum(1 for r in recs if r.get("action") == "refuse"))
+# The verdict latency histogram's rows: every judged message timed once,
+# in exactly one bucket, and the time spent is plausible.
+buckets = [k for k in rep if k.startswith("verdict_latency_le_")]
+c.true("latency buckets exported (%d)" % len(buckets), len(buckets) >= 10)
+c.eq("latency: one timing per verdict", rep.get("verdict_latency_count"),
+     n_sent)
+c.eq("latency: each timing in one bucket",
+     sum(rep[k] for k in buckets) + rep.get("verdict_latency_over", 0),
+     n_sent)
+mean_ns = rep.get("verdict_latency_sum_ns", 0) / max(n_sent, 1)
+c.true("latency: mean %.0f ns between 100 ns and 100 ms" % mean_ns,
+       100 < mean_ns < 1e8)
 c.done()

@@ -123,6 +123,49 @@ end
 """
 
 
+def backscatter(msgid=b"<a1@example.com>", pad=0):
+    """A DSN for mail 'from' alice@example.com whose Received chain
+    passes none of the relays out.example.com (backscatter unless
+    something proves it legit); pad lines of padding make it longer."""
+    return crlf(
+        b"From: Mail Delivery System <MAILER-DAEMON@remote.example.org>\n"
+        b"To: alice@example.com\n"
+        b"Subject: Undelivered Mail Returned to Sender\n"
+        b"Content-Type: multipart/report; report-type=delivery-status;\n"
+        b"\tboundary=\"XX\"\n\n"
+        b"--XX\nContent-Type: text/plain\n\n"
+        b"I'm sorry to have to inform you that your message could not\n"
+        b"be delivered to one or more recipients.\n" +
+        b"padding padding padding padding padding padding\n" * pad +
+        b"\n--XX\nContent-Type: message/delivery-status\n\n"
+        b"Reporting-MTA: dns; remote.example.org\n\n"
+        b"Final-Recipient: rfc822; bob@remote.example.org\n"
+        b"Action: failed\nStatus: 5.1.1\n\n"
+        b"--XX\nContent-Type: message/rfc822\n\n"
+        b"Received: from spam.example.net (spam.example.net [203.0.113.7])\n"
+        b"\tby mx.remote.example.org (Postfix) with ESMTP id 1234\n"
+        b"From: alice@example.com\nTo: bob@remote.example.org\n"
+        b"Message-ID: " + msgid + b"\nSubject: hi\n\nhello\n--XX--\n")
+
+
+def full(spec, name, msg=None, rcpt="<alice@example.com>", mail_from="<>",
+         macros=None):
+    """Lua for one connection to spec with one whole transaction of msg
+    (default backscatter()), then a disconnect."""
+    return ("%s = open(%s)\n" % (name, lua_str(spec.encode())) +
+            lua_message(name, mail_from, [rcpt], msg or backscatter(), name,
+                        macros=macros) +
+            "mt.disconnect(%s)\n" % name)
+
+
+def lua_checked(checker, what, lua, timeout=60):
+    """run_lua(lua); checker records that miltertest ran cleanly.
+    Returns the replies."""
+    rc, replies, out, err = run_lua(lua, timeout=timeout)
+    checker.eq("%s: miltertest ran (%s)" % (what, err[-300:]), rc, 0)
+    return replies
+
+
 def run_lua(body, timeout=60):
     """Run one miltertest script; returns (returncode, {name: reply},
     stdout, stderr)."""

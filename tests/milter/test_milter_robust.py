@@ -37,43 +37,15 @@ BASE = ("protected_domains: [example.com]\n"
         "relays: [out.example.com]\n")
 
 
-def bounce(msgid=b"<a1@example.com>", pad=0):
-    """A DSN for mail 'from' alice@example.com whose Received chain
-    passes none of the relays (backscatter unless something proves it
-    legit)."""
-    return mtlib.crlf(
-        b"From: Mail Delivery System <MAILER-DAEMON@remote.example.org>\n"
-        b"To: alice@example.com\n"
-        b"Subject: Undelivered Mail Returned to Sender\n"
-        b"Content-Type: multipart/report; report-type=delivery-status;\n"
-        b"\tboundary=\"XX\"\n\n"
-        b"--XX\nContent-Type: text/plain\n\n"
-        b"I'm sorry to have to inform you that your message could not\n"
-        b"be delivered to one or more recipients.\n" +
-        b"padding padding padding padding padding padding\n" * pad +
-        b"\n--XX\nContent-Type: message/delivery-status\n\n"
-        b"Reporting-MTA: dns; remote.example.org\n\n"
-        b"Final-Recipient: rfc822; bob@remote.example.org\n"
-        b"Action: failed\nStatus: 5.1.1\n\n"
-        b"--XX\nContent-Type: message/rfc822\n\n"
-        b"Received: from spam.example.net (spam.example.net [203.0.113.7])\n"
-        b"\tby mx.remote.example.org (Postfix) with ESMTP id 1234\n"
-        b"From: alice@example.com\nTo: bob@remote.example.org\n"
-        b"Message-ID: " + msgid + b"\nSubject: hi\n\nhello\n--XX--\n")
+bounce = mtlib.backscatter
 
 
-def full(m, name, msg=None, rcpt="<alice@example.com>", mail_from="<>",
-         macros=None):
-    return ("%s = open(%s)\n" % (name, L(m.spec.encode())) +
-            mtlib.lua_message(name, mail_from, [rcpt], msg or bounce(), name,
-                              macros=macros) +
-            "mt.disconnect(%s)\n" % name)
+def full(m, name, msg=None, **kw):
+    return mtlib.full(m.spec, name, msg, **kw)
 
 
 def lua_ok(what, lua):
-    rc, replies, out, err = mtlib.run_lua(lua)
-    c.eq("%s: miltertest ran (%s)" % (what, err[-300:]), rc, 0)
-    return replies
+    return mtlib.lua_checked(c, what, lua)
 
 
 # -- overload: one slot, held by a message in its header ----------------

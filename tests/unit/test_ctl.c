@@ -287,6 +287,16 @@ test_metrics(void **state)
 	w0.v[BS_CNT_rx_packets] = 5;
 	w1.v[BS_CNT_rx_packets] = 7;
 	w1.v[BS_CNT_flow_active] = 3;
+	/* Verdict latency: 2 at <= 2us and 1 at <= 10us on worker 0, 4 at
+	 * <= 10us and 1 beyond the last bucket on worker 1. */
+	w0.v[BS_CNT_verdict_latency_le_2us] = 2;
+	w0.v[BS_CNT_verdict_latency_le_10us] = 1;
+	w0.v[BS_CNT_verdict_latency_count] = 3;
+	w0.v[BS_CNT_verdict_latency_sum_ns] = 12000;
+	w1.v[BS_CNT_verdict_latency_le_10us] = 4;
+	w1.v[BS_CNT_verdict_latency_over] = 1;
+	w1.v[BS_CNT_verdict_latency_count] = 5;
+	w1.v[BS_CNT_verdict_latency_sum_ns] = 500000000;
 	const struct bs_counters *blk[2] = { &w0, &w1 };
 	uint64_t rx[2] = { 1, 2 }, tx[2] = { 3, 4 }, dr[2] = { 0, 0 };
 	struct bs_metrics_port port = { .id = 0, .name = "net\"x", .rx = rx,
@@ -320,8 +330,29 @@ test_metrics(void **state)
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++) {
 		char want[160];
 		snprintf(want, sizeof(want), "# HELP backstop_%s", bs_counter_desc[i].name);
-		assert_non_null(strstr(buf, want));
+		/* A histogram's rows are in its family, not on their own. */
+		if (bs_counter_desc[i].kind == BS_CNT_KIND_HIST)
+			assert_null(strstr(buf, want));
+		else
+			assert_non_null(strstr(buf, want));
 	}
+	/* The histogram: summed over workers, cumulative, +Inf = count. */
+	assert_non_null(strstr(buf,
+		"# TYPE backstop_verdict_latency_seconds histogram\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_bucket{le=\"2e-06\"} 2\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_bucket{le=\"5e-06\"} 2\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_bucket{le=\"1e-05\"} 7\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_bucket{le=\"0.05\"} 7\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_bucket{le=\"+Inf\"} 8\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_count 8\n"));
+	assert_non_null(strstr(buf,
+		"backstop_verdict_latency_seconds_sum 0.50001200000000001\n"));
 	free(buf);
 
 	struct bs_counters proc = { .v = { 0 } };
