@@ -1335,62 +1335,120 @@ show_value(FILE *f, const struct bs_cfg_desc *d, const void *field)
 	}
 }
 
+/*
+ * One setting's value in YAML flow style (no newline).  BATV keys show
+ * their ids only: secrets are never printed.
+ */
+static void
+show_setting(FILE *f, const struct bs_cfg_desc *d, const void *field)
+{
+	if (d->type == BS_CFG_BATVKEYS) {
+		const struct bs_cfg_batv_keys *k = field;
+		fputs("ids [", f);
+		for (uint32_t j = 0; j < k->n; j++)
+			fprintf(f, "%s%u", j ? ", " : "", k->key[j].id);
+		fputs("] (secrets not shown)", f);
+	} else if (d->type == BS_CFG_DKIMKEYS) {
+		const struct bs_cfg_dkim_keys *k = field;
+		fputc('[', f);
+		for (uint32_t j = 0; j < k->n; j++) {
+			fprintf(f, "%s{domain: \"%s\", selector: \"%s\", "
+				"public_key: \"v=DKIM1; k=%s; p=",
+				j ? ", " : "", k->key[j].domain,
+				k->key[j].selector,
+				k->key[j].alg == BS_DKIM_ALG_ED25519 ? "ed25519"
+								     : "rsa");
+			show_b64(f, k->key[j].der, k->key[j].der_len);
+			fputs("\"}", f);
+		}
+		fputc(']', f);
+	} else if (d->type == BS_CFG_DOMAINMAP) {
+		const struct bs_cfg_domains *m = field;
+		fputc('{', f);
+		for (uint32_t j = 0; j < m->n; j++) {
+			const struct bs_cfg_domain *dm = &m->d[j];
+			unsigned int k = 0;
+			fprintf(f, "%s\"%s\": {", j ? ", " : "", dm->name);
+			for (unsigned int r = 0; r < BS_CFG_PD__MAX; r++) {
+				if (!(dm->set & (1u << r)))
+					continue;
+				fprintf(f, "%s%s: ", k++ ? ", " : "",
+					bs_cfg_pd_desc[r].key);
+				show_setting(f, &bs_cfg_pd_desc[r],
+					(const char *)dm +
+						bs_cfg_pd_desc[r].offset);
+			}
+			fputc('}', f);
+		}
+		fputc('}', f);
+	} else {
+		show_value(f, d, field);
+	}
+}
+
 void
 bs_config_show(FILE *f, const struct bs_config *cfg)
 {
 	for (unsigned int i = 0; i < bs_cfg_count; i++) {
 		const struct bs_cfg_desc *d = &bs_cfg_desc[i];
-		const void *field = (const char *)cfg + d->offset;
-		if (d->type == BS_CFG_BATVKEYS) {
-			/* Secrets are never printed: the ids show which keys
-			 * are loaded; the line is a comment so that the output
-			 * cannot load back with made-up secrets. */
-			const struct bs_cfg_batv_keys *k = field;
-			fprintf(f, "# %s: ids [", d->key);
-			for (uint32_t j = 0; j < k->n; j++)
-				fprintf(f, "%s%u", j ? ", " : "", k->key[j].id);
-			fputs("] (secrets not shown)\n", f);
-			continue;
-		}
-		fprintf(f, "%s: ", d->key);
-		if (d->type == BS_CFG_DKIMKEYS) {
-			const struct bs_cfg_dkim_keys *k = field;
-			fputc('[', f);
-			for (uint32_t j = 0; j < k->n; j++) {
-				fprintf(f, "%s{domain: \"%s\", selector: \"%s\", "
-					"public_key: \"v=DKIM1; k=%s; p=",
-					j ? ", " : "", k->key[j].domain,
-					k->key[j].selector,
-					k->key[j].alg == BS_DKIM_ALG_ED25519
-						? "ed25519" : "rsa");
-				show_b64(f, k->key[j].der, k->key[j].der_len);
-				fputs("\"}", f);
-			}
-			fputc(']', f);
-		} else if (d->type == BS_CFG_DOMAINMAP) {
-			const struct bs_cfg_domains *m = field;
-			fputc('{', f);
-			for (uint32_t j = 0; j < m->n; j++) {
-				const struct bs_cfg_domain *dm = &m->d[j];
-				unsigned int k = 0;
-				fprintf(f, "%s\"%s\": {", j ? ", " : "", dm->name);
-				for (unsigned int r = 0; r < BS_CFG_PD__MAX; r++) {
-					if (!(dm->set & (1u << r)))
-						continue;
-					fprintf(f, "%s%s: ", k++ ? ", " : "",
-						bs_cfg_pd_desc[r].key);
-					show_value(f, &bs_cfg_pd_desc[r],
-						(const char *)dm +
-							bs_cfg_pd_desc[r].offset);
-				}
-				fputc('}', f);
-			}
-			fputc('}', f);
-		} else {
-			show_value(f, d, field);
-		}
+		/* BATV keys: a comment, so that the output cannot load back
+		 * with made-up secrets. */
+		fprintf(f, "%s%s: ", d->type == BS_CFG_BATVKEYS ? "# " : "",
+			d->key);
+		show_setting(f, d, (const char *)cfg + d->offset);
 		fputc('\n', f);
 	}
+}
+
+char *
+bs_config_value_text(const struct bs_config *cfg, const struct bs_cfg_desc *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	show_setting(f, d, (const char *)cfg + d->offset);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* BATV keys equal: the same ids with the same secrets, in order. */
+static bool
+batv_keys_equal(const struct bs_cfg_batv_keys *a,
+	const struct bs_cfg_batv_keys *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (uint32_t j = 0; j < a->n; j++)
+		if (a->key[j].id != b->key[j].id ||
+				a->key[j].len != b->key[j].len ||
+				memcmp(a->key[j].secret, b->key[j].secret,
+					a->key[j].len) != 0)
+			return false;
+	return true;
+}
+
+int
+bs_config_value_equal(const struct bs_config *a, const struct bs_config *b,
+	const struct bs_cfg_desc *d)
+{
+	const void *fa = (const char *)a + d->offset;
+	const void *fb = (const char *)b + d->offset;
+
+	if (d->type == BS_CFG_BATVKEYS)
+		return batv_keys_equal(fa, fb);
+	/* Every other value is its text in full (DKIM keys in base64, a
+	 * domain's own settings; they have no secrets). */
+	char *ta = bs_config_value_text(a, d), *tb = bs_config_value_text(b, d);
+	int eq = ta == NULL || tb == NULL ? -ENOMEM : strcmp(ta, tb) == 0;
+	free(ta);
+	free(tb);
+	return eq;
 }
 
 void
@@ -1558,6 +1616,45 @@ field_ptr_size(enum bs_cfg_type t)
 	default:
 		return 0;
 	}
+}
+
+/* Bytes a field of type t takes in struct bs_config. */
+static size_t
+field_size(enum bs_cfg_type t)
+{
+	switch (t) {
+	case BS_CFG_U32:
+		return sizeof(uint32_t);
+	case BS_CFG_U64:
+		return sizeof(uint64_t);
+	case BS_CFG_BOOL:
+		return sizeof(bool);
+	case BS_CFG_ACTION:
+		return sizeof(uint8_t);
+	case BS_CFG_PORTS:
+		return sizeof(struct bs_cfg_ports);
+	case BS_CFG_BATVKEYS:
+		return sizeof(struct bs_cfg_batv_keys);
+	default:
+		return field_ptr_size(t);
+	}
+}
+
+int
+bs_config_keep(struct bs_config *dst, const struct bs_config *src,
+	const struct bs_cfg_desc *d)
+{
+	void *fd = (char *)dst + d->offset;
+	const void *fs = (const char *)src + d->offset;
+	size_t n = field_size(d->type);
+
+	field_free(d->type, fd);
+	memcpy(fd, fs, n);
+	if (field_dup(d->type, fd) < 0) {
+		memset(fd, 0, n);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int

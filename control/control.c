@@ -78,6 +78,22 @@ static const char *const live_keys[] = {
 	"detect.enabled",
 	"detect.inflight_max",
 	"mode",
+	/* The verdict policy: built into every published set from its
+	 * settings (pubcfg.c), so a message is judged by the policy of the
+	 * set it pinned.  The ledger and the storm detector are started
+	 * once: their own settings need a restart. */
+	"protected_domains",
+	"domains",
+	"batv.enforce",
+	"batv.keys",
+	"batv.lifetime_days",
+	"batv.exempt_destinations",
+	"relays",
+	"dkim_keys",
+	"verdict.unknown",
+	"verdict.judge_feedback",
+	"verdict.dkim_checks_per_s",
+	"ledger.authoritative",
 };
 
 enum { K_RULES = 0, K_CONFIG = 1 };
@@ -353,7 +369,7 @@ reload_config(struct bs_control *ctl, json_t *result, struct bs_ctl_err *e)
 	uint64_t t0 = mono_ns();
 	const struct bs_pubcfg *cur = bs_pub_current(ctl->pub);
 	struct bs_config nc;
-	char err[512], a[BS_CFG_STR_MAX * 2], b[BS_CFG_STR_MAX * 2];
+	char err[512];
 
 	if (bs_config_defaults(&nc) < 0)
 		return bs_ctl_fail(e, BS_CTL_E_FAILED, "bad built-in default");
@@ -370,9 +386,7 @@ reload_config(struct bs_control *ctl, json_t *result, struct bs_ctl_err *e)
 	json_t *changed = json_array(), *restart = json_array();
 	for (unsigned int i = 0; i < bs_cfg_count; i++) {
 		const struct bs_cfg_desc *d = &bs_cfg_desc[i];
-		bs_ctl_value_text(&nc, d, a, sizeof(a));
-		bs_ctl_value_text(&cur->cfg, d, b, sizeof(b));
-		if (strcmp(a, b) == 0)
+		if (bs_config_value_equal(&nc, &cur->cfg, d) == 1)
 			continue;
 		if (is_live(d->key)) {
 			json_array_append_new(changed, json_string(d->key));
@@ -380,7 +394,9 @@ reload_config(struct bs_control *ctl, json_t *result, struct bs_ctl_err *e)
 		}
 		json_array_append_new(restart, json_string(d->key));
 		/* Keep the running value. */
-		if (bs_config_set(&nc, d->key, b, err, sizeof(err)) < 0) {
+		if (bs_config_keep(&nc, &cur->cfg, d) < 0) {
+			snprintf(err, sizeof(err), "out of memory keeping %s",
+				d->key);
 			json_decref(changed);
 			json_decref(restart);
 			bs_config_free(&nc);

@@ -125,38 +125,21 @@ void
 bs_ctl_value_text(const struct bs_config *cfg, const struct bs_cfg_desc *d,
 	char *buf, size_t len)
 {
-	const void *f = (const char *)cfg + d->offset;
-	switch (d->type) {
-	case BS_CFG_U32:
-		snprintf(buf, len, "%" PRIu32, *(const uint32_t *)f);
-		break;
-	case BS_CFG_U64:
-		snprintf(buf, len, "%" PRIu64, *(const uint64_t *)f);
-		break;
-	case BS_CFG_BOOL:
-		snprintf(buf, len, "%s", *(const bool *)f ? "true" : "false");
-		break;
-	case BS_CFG_STR: {
-		const char *s = *(char *const *)f;
-		snprintf(buf, len, "%s", s ? s : "");
-		break;
+	/* A string is shown as it is, not YAML-quoted: the reply is JSON. */
+	if (d->type == BS_CFG_STR) {
+		const char *v = *(char *const *)((const char *)cfg + d->offset);
+		snprintf(buf, len, "%s", v != NULL ? v : "");
+		return;
 	}
-	case BS_CFG_MODE:
-		snprintf(buf, len, "%s", bs_config_mode_name(*(const uint8_t *)f));
-		break;
-	case BS_CFG_PORTS: {
-		const struct bs_cfg_ports *p = f;
-		size_t o = 0;
-		buf[0] = '\0';
-		for (unsigned int j = 0; j < p->n && o < len; j++)
-			o += (size_t)snprintf(buf + o, len - o, "%s%u",
-				j ? "," : "", p->port[j]);
-		break;
-	}
-	default:
-		snprintf(buf, len, "?");
-		break;
-	}
+	char *t = bs_config_value_text(cfg, d);
+
+	/* Cut at len: a list of many domains or keys is long; the reply
+	 * says so rather than end mid-item without a mark. */
+	if (t != NULL && strlen(t) >= len && len > 4)
+		snprintf(buf, len, "%.*s...", (int)(len - 4), t);
+	else
+		snprintf(buf, len, "%s", t != NULL ? t : "?");
+	free(t);
 }
 
 bool

@@ -271,6 +271,21 @@ int bs_config_set(struct bs_config *cfg, const char *key, const char *val,
 /* Write every setting as "key: value" YAML, in table order. */
 void bs_config_show(FILE *f, const struct bs_config *cfg);
 
+/* One setting's value as bs_config_show() writes it (BATV secrets never
+ * shown), in a malloc'd string the caller frees; NULL: out of memory. */
+char *bs_config_value_text(const struct bs_config *cfg,
+	const struct bs_cfg_desc *d);
+
+/* Give dst the value src has for setting d (a deep copy; dst's old value
+ * released).  0 or -ENOMEM (dst's value is then empty). */
+int bs_config_keep(struct bs_config *dst, const struct bs_config *src,
+	const struct bs_cfg_desc *d);
+
+/* 1 when the setting d has the same value in a and b (BATV secrets
+ * compared too), 0 when not, -ENOMEM. */
+int bs_config_value_equal(const struct bs_config *a,
+	const struct bs_config *b, const struct bs_cfg_desc *d);
+
 /*
  * Deep copy of *src into *dst (strings duplicated; free dst with
  * bs_config_free()).  Returns 0 or -ENOMEM (then dst holds nothing to

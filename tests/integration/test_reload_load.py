@@ -56,21 +56,44 @@ ids_b = {i + 8000 for i in ids_a}
 ev = os.path.join(d, "ev.jsonl")
 env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
            UBSAN_OPTIONS="print_stacktrace=1")
+# The policy changes too: each config reload switches the protected
+# domain between the capture's recipients' (example.net: bounces judged)
+# and another (example.org: every bounce "not_protected").  Nothing here
+# refuses (verdict.unknown: deliver, no keys), so traffic is unchanged.
+BASE = ("detect.rules: %s\n"
+        "dataplane.mbuf_pool_size: 32767\n"
+        # one capture carries both directions
+        "dataplane.inside_port: 2\n"
+        "ledger.learn_outbound: false\n"
+        "storm.enabled: false\n" % fa)
+
+
+def write_cfg(dom):
+    with open(dm.cfg, "w") as fh:
+        fh.write(cfg_head + BASE + "protected_domains: [%s]\n" % dom)
+
+
 dm = ctltest.Daemon(d, ["net_pcap0,rx_pcap=%s,infinite_rx=1" % pc,
                         "net_null0,no-rx=1"], binary=asan, mem=512,
-                    extra_cfg="detect.rules: %s\n"
-                              "dataplane.mbuf_pool_size: 32767\n"
-                              # one capture carries both directions
-                              "dataplane.inside_port: 2\n" % fa,
+                    extra_cfg=BASE + "protected_domains: [example.net]\n",
                     opts=("--event-log", ev), env=env)
+with open(dm.cfg) as fh:
+    cfg_head = fh.read().split(BASE)[0]   # the control socket's lines
 gen_file = {1: fa}
+gen_dom = {1: "example.net"}
+dom = "example.net"
+dom_changed = 0
 s = dm.connect()
 f = s.makefile("r")
 failed = 0
 t0 = time.time()
 for i in range(RELOADS):
-    if i % 25 == 24:
-        req = {"cmd": "config reload", "id": i}   # back to A, from the file
+    cfg_reload = i % 25 == 24
+    if cfg_reload:
+        # back to A, from the file, and the other protected domain
+        dom = "example.org" if dom == "example.net" else "example.net"
+        write_cfg(dom)
+        req = {"cmd": "config reload", "id": i}
         want = fa
     else:
         want = fb if len(gen_file) % 2 else fa
@@ -81,6 +104,11 @@ for i in range(RELOADS):
         failed += 1
         continue
     gen_file[r["result"]["generation"]] = want
+    gen_dom[r["result"]["generation"]] = dom
+    # (detect.rules may change too: back to A after a rules reload to B)
+    if cfg_reload and "protected_domains" in r["result"].get("changed") \
+            and r["result"].get("restart_needed") == []:
+        dom_changed += 1
     time.sleep(0.005)
 elapsed = time.time() - t0
 s.close()
@@ -133,6 +161,20 @@ c.true("records from many generations (%d)" % len(gens), len(gens) > 50)
 c.eq("no message scanned by two sets", mixed, 0)
 c.eq("every message finished on its generation's set", wrong, 0)
 c.eq("reloads in the event log", len(reload_ev), RELOADS)
+# Verdicts follow the policy of the message's own generation, exactly.
+c.eq("config reloads: protected_domains changed, live", dom_changed,
+     RELOADS // 25)
+# (A bounce to a domain not protected is "not-bounce" with reason
+# not_protected; messages that are no bounce are left out.)
+judged = [r for r in scanned if "verdict" in r and
+          "not_bounce" not in r.get("reasons", [])]
+off = [r for r in judged if ("not_protected" in r.get("reasons", [])) !=
+       (gen_dom.get(r["gen"]) == "example.org")]
+c.true("bounces judged under both policies", len(
+    {gen_dom.get(r["gen"]) for r in judged}) == 2)
+c.eq("every verdict follows its generation's protected domains",
+     [(r["gen"], gen_dom.get(r["gen"]), r.get("reasons")) for r in off[:5]],
+     [])
 print("%d reloads in %.1f s under traffic; %d records over %d generations"
       % (RELOADS, elapsed, len(scanned), len(gens)))
 c.done()
