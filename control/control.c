@@ -77,6 +77,7 @@ static const char *const live_keys[] = {
 	"detect.rules",
 	"detect.enabled",
 	"detect.inflight_max",
+	"mode",
 	/* The verdict policy: built into every published set from its
 	 * settings (pubcfg.c), so a message is judged by the policy of the
 	 * set it pinned.  The ledger and the storm detector are started
