@@ -60,6 +60,7 @@ bs_cfg_type_name(enum bs_cfg_type t)
 		[BS_CFG_DKIMKEYS] = "list of {domain, selector, public_key}",
 		[BS_CFG_ACTION] = "deliver or refuse",
 		[BS_CFG_DOMAINMAP] = "map of domain to settings",
+		[BS_CFG_MODE] = "inline, monitor or tap",
 	};
 	return (unsigned int)t < sizeof(n) / sizeof(n[0]) ? n[t] : "?";
 }
@@ -355,6 +356,27 @@ parse_action(const char *s, uint8_t *out)
 	return 0;
 }
 
+static int
+parse_mode(const char *s, uint8_t *out)
+{
+	if (strcasecmp(s, "inline") == 0)
+		*out = BS_MODE_INLINE;
+	else if (strcasecmp(s, "monitor") == 0)
+		*out = BS_MODE_MONITOR;
+	else if (strcasecmp(s, "tap") == 0)
+		*out = BS_MODE_TAP;
+	else
+		return -1;
+	return 0;
+}
+
+const char *
+bs_config_mode_name(unsigned int m)
+{
+	return m == BS_MODE_MONITOR ? "monitor"
+		: m == BS_MODE_TAP ? "tap" : "inline";
+}
+
 static void
 batv_keys_wipe(struct bs_cfg_batv_keys *k)
 {
@@ -470,6 +492,9 @@ set_text(void *base, const struct bs_cfg_desc *d, const char *key,
 	case BS_CFG_ACTION:
 		rc = parse_action(val, field);
 		break;
+	case BS_CFG_MODE:
+		rc = parse_mode(val, field);
+		break;
 	case BS_CFG_BATVKEYS:
 	case BS_CFG_DKIMKEYS:
 	case BS_CFG_DOMAINMAP:
@@ -497,6 +522,9 @@ set_text(void *base, const struct bs_cfg_desc *d, const char *key,
 			return fail(err, errlen,
 				"%s: invalid value '%s' (deliver or refuse)",
 				key, qv);
+		if (d->type == BS_CFG_MODE)
+			return fail(err, errlen, "%s: invalid value '%s' "
+				"(inline, monitor or tap)", key, qv);
 		return fail(err, errlen, "%s: value too long (max %d bytes)",
 			key, BS_CFG_STR_MAX - 1);
 	}
@@ -1296,6 +1324,9 @@ show_value(FILE *f, const struct bs_cfg_desc *d, const void *field)
 		fputs(*(const uint8_t *)field == BS_ACTION_REFUSE ? "refuse"
 								  : "deliver",
 			f);
+		break;
+	case BS_CFG_MODE:
+		fputs(bs_config_mode_name(*(const uint8_t *)field), f);
 		break;
 	case BS_CFG_BATVKEYS:
 	case BS_CFG_DKIMKEYS:

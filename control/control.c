@@ -40,6 +40,7 @@
 #include <rte_telemetry.h>
 
 #include "../dataplane/dataplane.h"
+#include "backstop/counters.h"
 #include "backstop/ctl.h"
 #include "backstop/ledger.h"
 #include "backstop/storm.h"
@@ -77,6 +78,7 @@ static const char *const live_keys[] = {
 	"detect.rules",
 	"detect.enabled",
 	"detect.inflight_max",
+	"mode",
 	/* The verdict policy: built into every published set from its
 	 * settings (pubcfg.c), so a message is judged by the policy of the
 	 * set it pinned.  The ledger and the storm detector are started
@@ -133,14 +135,6 @@ static inline uint64_t
 ld(const uint64_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 const char *
@@ -277,9 +271,9 @@ static void
 publish(struct bs_control *ctl, struct bs_pubcfg *pc, int k, uint64_t t0,
 	json_t *result)
 {
-	uint64_t t1 = mono_ns();
+	uint64_t t1 = bs_mono_ns();
 	uint64_t gen = bs_pub_publish(ctl->pub, pc);
-	uint64_t t2 = mono_ns();
+	uint64_t t2 = bs_mono_ns();
 	st(&ctl->reloads_ok[k], ctl->reloads_ok[k] + 1);
 	ctl->last_reload_ns = t2 - t0;
 	ctl->last_error[0] = '\0';
@@ -328,7 +322,7 @@ static int
 reload_rules(struct bs_control *ctl, const char *file, json_t *result,
 	struct bs_ctl_err *e)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = bs_mono_ns();
 	const struct bs_pubcfg *cur = bs_pub_current(ctl->pub);
 	struct bs_config cfg;
 	char err[512];
@@ -365,7 +359,7 @@ is_live(const char *key)
 static int
 reload_config(struct bs_control *ctl, json_t *result, struct bs_ctl_err *e)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = bs_mono_ns();
 	const struct bs_pubcfg *cur = bs_pub_current(ctl->pub);
 	struct bs_config nc;
 	char err[512];
@@ -592,14 +586,14 @@ h_flows_top(void *arg, const json_t *args, json_t *result,
 		__atomic_store_n(&app->worker[w]->snap, snap[w],
 			__ATOMIC_RELEASE);
 	}
-	uint64_t deadline = mono_ns() + SNAP_WAIT_MS * 1000000ull;
+	uint64_t deadline = bs_mono_ns() + SNAP_WAIT_MS * 1000000ull;
 	json_t *all = json_array();
 	bool partial = false;
 	for (unsigned int w = 0; w < app->n_workers; w++) {
 		if (snap[w] == NULL)
 			continue;
 		while (!__atomic_load_n(&snap[w]->done, __ATOMIC_ACQUIRE) &&
-				mono_ns() < deadline)
+				bs_mono_ns() < deadline)
 			usleep(1000);
 		if (!__atomic_load_n(&snap[w]->done, __ATOMIC_ACQUIRE)) {
 			/* The worker may still write it: leave it (a worker

@@ -28,14 +28,6 @@
 #include "backstop/smtp.h"
 #include "backstop/verdict.h"
 
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the socket, from the settings ---- */
 
 int
@@ -218,7 +210,7 @@ bs_ctl_ledger_save(struct bs_ledger *l, const char *why_none,
 	char err[512];
 	if (l == NULL)
 		return no_ledger(e, "ledger save", why_none);
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = bs_mono_ns();
 	int rc = bs_ledger_save(l, err, sizeof(err));
 	if (rc == -ENOENT)
 		return bs_ctl_fail(e, BS_CTL_E_FAILED, "ledger save: no "
@@ -226,7 +218,7 @@ bs_ctl_ledger_save(struct bs_ledger *l, const char *why_none,
 	if (rc < 0)
 		return bs_ctl_fail(e, BS_CTL_E_FAILED, "ledger save: %s", err);
 	json_object_set_new(result, "saved", json_true());
-	json_object_set_new(result, "ms", json_real((double)(mono_ns() - t0) /
+	json_object_set_new(result, "ms", json_real((double)(bs_mono_ns() - t0) /
 		1e6));
 	return 0;
 }

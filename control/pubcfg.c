@@ -18,6 +18,7 @@
 
 #include <urcu-qsbr.h>
 
+#include "backstop/counters.h"
 #include "backstop/pubcfg.h"
 #include "backstop/verdict.h"
 
@@ -29,14 +30,6 @@ struct bs_pub {
 	unsigned int n_retired;
 	struct bs_counters *cnt[BS_PUB_WORKERS_MAX]; /* workers' blocks */
 };
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void
 policy_free(void *p)
@@ -93,7 +86,7 @@ bs_pubcfg_build(const struct bs_config *cfg, const char *rules_path,
 		return NULL;
 	}
 	snprintf(pc->rules_path, sizeof(pc->rules_path), "%s", rules_path);
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = bs_mono_ns();
 	pc->rules = bs_ruleset_load(rules_path, err, errlen);
 	if (pc->rules == NULL) {
 		bs_pubcfg_free(pc);
@@ -110,7 +103,7 @@ bs_pubcfg_build(const struct bs_config *cfg, const char *rules_path,
 			return NULL;
 		}
 	}
-	pc->compile_ns = mono_ns() - t0;
+	pc->compile_ns = bs_mono_ns() - t0;
 	return pc;
 }
 

@@ -24,6 +24,7 @@
 #include "backstop/smtp.h"
 #include "backstop/txn.h"
 #include "backstop/verdict.h"
+#include "backstop/action.h"
 #include "backstop/ledger.h"
 #include "backstop/storm.h"
 
@@ -87,6 +88,43 @@ struct bs_port_cnt {
 	uint64_t rx, tx, tx_drop;
 };
 
+/*
+ * One refused connection the worker keeps answering (action.c): the
+ * client's retransmissions of the held segment get the reply again, its
+ * later segments an ACK (never the server), the server's segments a RST.
+ */
+struct bs_act_flow {
+	struct bs_act_tmpl t;
+	uint32_t c_nxt;     /* client bytes consumed (acknowledged) up to */
+	uint32_t s_seq;     /* the reply's first sequence number */
+	uint32_t s_end;     /* after the reply and our FIN */
+	uint32_t next_free; /* free list */
+	uint16_t reply_len;
+	uint8_t responses;  /* packets sent to the client since */
+	uint8_t rsts;       /* RSTs sent to the server since */
+	uint8_t reply[BS_ACT_REPLY_MAX];
+};
+
+/* Injected packets of one burst, sent after its forwarded frames. */
+#define BS_ACT_OUT_MAX (3 * BS_MAX_BURST)
+struct bs_act_out {
+	struct rte_mbuf *m;
+	uint16_t port;
+};
+
+/* The inline action's per-worker state (action.c). */
+struct bs_act_worker {
+	struct rte_mempool *pool;    /* injected packets */
+	struct bs_act_flow *slot;    /* action.refused_max of them */
+	uint32_t n_slots, free_head, in_use;
+	uint16_t n_out;
+	struct bs_act_out out[BS_ACT_OUT_MAX];
+	double ns_per_cycle;
+	/* How long a segment stays in the worker: those that end a message
+	 * (held for the verdict), the others, and the refusal path. */
+	struct bs_lat_hist hold, other, refuse;
+};
+
 struct bs_worker {
 	unsigned int lcore;
 	unsigned int idx;                 /* its queue on every port */
@@ -113,6 +151,7 @@ struct bs_worker {
 	struct bs_flow_snap *volatile snap;
 	struct bs_cov cov;                /* sessions per protected server */
 	uint8_t *fix;                     /* BS_SEG_FIX_MAX bytes: rewrites */
+	struct bs_act_worker act;         /* the inline action (action.c) */
 	/* Two bursts in flight: one being parsed, one being finished. */
 	struct bs_burst burst[2];
 	int pending;                      /* burst[] awaiting finish, or -1 */
@@ -126,6 +165,7 @@ struct bs_app {
 	unsigned int n_workers;
 	struct bs_worker *worker[BS_MAX_WORKERS];
 	struct rte_mempool *pool;
+	struct rte_mempool *inject_pool;  /* injected packets (action.c) */
 	/* The verdict policy compiled at start (its errors stop start-up).
 	 * What the workers are to read is the published configuration's
 	 * (bs_pub_current()->policy, pinned per message like the rules),
@@ -232,6 +272,43 @@ struct bs_flow_snap {
 
 /* One slice of the pending snapshot (worker, from its loop). */
 void bs_flow_snap_step(struct bs_worker *w, uint64_t now_ms);
+
+/*
+ * The inline action (action.c).  bs_act_init() allocates a worker's
+ * refused-connection slots (action.refused_max) and sets its pool;
+ * bs_act_fini() frees them.  Start-up.
+ */
+int bs_act_init(struct bs_worker *w, const struct bs_config *cfg,
+	struct rte_mempool *pool, int socket);
+void bs_act_fini(struct bs_worker *w);
+
+/* The mbufs the inject pool needs for n_workers workers (start-up). */
+unsigned int bs_act_pool_size(const struct bs_config *cfg,
+	unsigned int n_workers, unsigned int n_ports, unsigned int nq);
+
+/*
+ * The stage asked to refuse the segment *mp just fed (w->txn.dec): act
+ * as mode says.  inline: *mp is freed (set NULL), a RST toward the
+ * server and the reply toward the client are queued, the flow's engine
+ * state ends (records written) and f becomes a refused flow.  tap: both
+ * sides reset, *mp left alone.  When the refusal cannot be made (no
+ * slot, no mbuf) nothing changes but the record and a counter: the
+ * segment passes.  Returns true when *mp was consumed.
+ */
+bool bs_act_refuse(struct bs_worker *w, struct bs_flow *f,
+	const struct bs_pkt *p, struct rte_mbuf **mp, const struct bs_rxq *q);
+
+/* A segment of a refused flow (f->act): never forwarded (*mp freed and
+ * set NULL); answered when believed. */
+void bs_act_segment(struct bs_worker *w, struct bs_flow *f,
+	const struct bs_pkt *p, struct rte_mbuf **mp, const struct bs_rxq *q,
+	bool to_server, bool believed);
+
+/* The flow table releases a refused flow: its slot goes back. */
+void bs_act_release(struct bs_worker *w, struct bs_flow *f);
+
+/* Send the injected packets queued during the burst. */
+void bs_act_flush(struct bs_worker *w, uint16_t queue);
 
 /* Worker lcore entry point; arg is its struct bs_worker. */
 int bs_worker_main(void *arg);

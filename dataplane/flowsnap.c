@@ -39,8 +39,11 @@ bs_flow_snap_step(struct bs_worker *w, uint64_t now_ms)
 		e->fin_seen = f->fin_seen;
 		e->bytes = f->bytes;
 		e->idle_ms = now_ms > f->last_seen ? now_ms - f->last_seen : 0;
-		e->inspected = f->app != NULL && bs_smtp_flow_inspected(f->app);
-		e->closed = f->app != NULL && bs_smtp_flow_closed(f->app);
+		/* A refused flow's app is the action's state: closed. */
+		e->inspected = !f->act && f->app != NULL &&
+			bs_smtp_flow_inspected(f->app);
+		e->closed = f->act || (f->app != NULL &&
+			bs_smtp_flow_closed(f->app));
 	}
 	s->cursor = end;
 	if (end == cap) {

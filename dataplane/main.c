@@ -257,6 +257,26 @@ report(const struct bs_app *app, double secs)
 		tabs[w] = &app->worker[w]->cov;
 	bs_cov_sum(&cov, tabs, app->n_workers);
 	bs_cov_print(stdout, &cov);
+	/* How long segments stayed in the workers (ns): those that ended a
+	 * message (held for the verdict), the others, the refusal path. */
+	static const char *const hn[] = { "hold", "other", "refuse" };
+	for (unsigned int k = 0; k < 3; k++) {
+		static struct bs_lat_hist h;
+		memset(&h, 0, sizeof(h));
+		for (unsigned int w = 0; w < app->n_workers; w++) {
+			const struct bs_act_worker *a = &app->worker[w]->act;
+			bs_lat_sum(&h, k == 0 ? &a->hold : k == 1 ? &a->other
+								 : &a->refuse);
+		}
+		printf("latency_%s_n %" PRIu64 "\n", hn[k], h.count);
+		printf("latency_%s_p50_ns %" PRIu64 "\n", hn[k],
+			bs_lat_quantile(&h, 0.5));
+		printf("latency_%s_p99_ns %" PRIu64 "\n", hn[k],
+			bs_lat_quantile(&h, 0.99));
+		printf("latency_%s_max_ns %" PRIu64 "\n", hn[k], h.max_ns);
+		printf("latency_%s_mean_ns %" PRIu64 "\n", hn[k],
+			h.count ? h.sum_ns / h.count : 0);
+	}
 	fflush(stdout);
 }
 
@@ -285,6 +305,14 @@ worker_create(struct bs_app *app, unsigned int lcore, unsigned int idx,
 	w->fix = rte_malloc_socket("fix", BS_SEG_FIX_MAX, 0,
 		(int)rte_lcore_to_socket_id(lcore));
 	if (w->flows == NULL || w->fix == NULL) {
+		bs_flow_table_free(w->flows);
+		rte_free(w->fix);
+		bs_txn_fini(&w->txn);
+		rte_free(w);
+		return NULL;
+	}
+	if (bs_act_init(w, &app->cfg, app->inject_pool,
+			(int)rte_lcore_to_socket_id(lcore)) < 0) {
 		bs_flow_table_free(w->flows);
 		rte_free(w->fix);
 		bs_txn_fini(&w->txn);
@@ -352,10 +380,13 @@ drain_events(const struct bs_app *app, FILE *f)
 static unsigned int
 pool_size_needed(const struct bs_app *app, unsigned int nq, uint16_t nports)
 {
-	/* Every RX and TX ring full, plus a burst and a cache per lcore. */
+	/* Every RX and TX ring full, plus per lcore a cache and the mbufs
+	 * a worker holds: two bursts in its pipeline, among them the
+	 * segments held for their verdict (never beyond the call that
+	 * judges them: see action.c). */
 	uint64_t n = (uint64_t)nports * nq *
 		(app->cfg.rx_ring_size + app->cfg.tx_ring_size);
-	n += (uint64_t)rte_lcore_count() * (BS_MAX_BURST + BS_MBUF_CACHE);
+	n += (uint64_t)rte_lcore_count() * (2 * BS_MAX_BURST + BS_MBUF_CACHE);
 	return n > UINT32_MAX ? UINT32_MAX : (unsigned int)n;
 }
 
@@ -438,6 +469,17 @@ main(int argc, char **argv)
 	}
 	if (bs_ports_init(&app, (unsigned int)nq) < 0)
 		goto fail;
+	/* Injected packets (RSTs, 550 replies, ACKs) have a pool of their
+	 * own: a flood of refusals runs out of it, not of RX mbufs. */
+	unsigned int isize = bs_act_pool_size(&app.cfg, (unsigned int)nq,
+		app.n_ports, (unsigned int)nq);
+	app.inject_pool = rte_pktmbuf_pool_create("bs_inject", isize, 32, 0,
+		RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (app.inject_pool == NULL) {
+		fprintf(stderr, "backstop: inject pool of %u mbufs: %s\n",
+			isize, rte_strerror(rte_errno));
+		goto fail;
+	}
 
 	/* Generation 1: settings and rules, one scratch per worker. */
 	struct bs_pub *pub = bs_control_first_publish(&app.cfg,
@@ -617,6 +659,7 @@ main(int argc, char **argv)
 	report(&app, secs);
 	bs_ports_close(&app);
 	for (unsigned int i = 0; i < app.n_workers; i++) {
+		bs_act_fini(app.worker[i]);
 		bs_txn_fini(&app.worker[i]->txn);
 		rte_free(app.worker[i]->fix);
 		rte_free(app.worker[i]);
@@ -627,6 +670,7 @@ main(int argc, char **argv)
 	bs_verdict_policy_free(app.verdict);
 	bs_config_free(&app.cfg);
 	rte_mempool_free(app.pool);
+	rte_mempool_free(app.inject_pool);
 	rte_eal_cleanup();
 	return 0;
 fail:

@@ -51,6 +51,8 @@ struct bs_txn_det {
 	bool learn;           /* outbound from a protected domain: learn its
 	                       * Message-ID when the remote accepts it */
 	bool learned;         /* recorded in the ledger */
+	uint8_t taken;        /* enum bs_txn_taken */
+	uint8_t why;          /* enum bs_txn_failopen, when passed */
 	struct bs_verdict_result vr;
 	struct bs_detect_result res; /* last: copies stop at its used part */
 };
@@ -136,6 +138,78 @@ sender_protected(const struct bs_verdict_policy *pol,
  * Outbound: mark it for learning; never judge mail the protected side
  * sends.
  */
+static const uint16_t failopen_counter[] = {
+	[BS_FO_UNHELD] = BS_CNT_action_failopen_unheld,
+	[BS_FO_DETECT] = BS_CNT_action_failopen_detect,
+	[BS_FO_PIPELINED] = BS_CNT_action_failopen_pipelined,
+	[BS_FO_SHARED] = BS_CNT_action_failopen_shared,
+	[BS_FO_STATE] = BS_CNT_action_failopen_state,
+	[BS_FO_NOMBUF] = BS_CNT_action_failopen_nombuf,
+};
+
+static void
+pass_open(struct bs_txn_stage *w, struct bs_txn_det *d,
+	enum bs_txn_failopen why)
+{
+	d->taken = BS_TAKEN_PASSED;
+	d->why = why;
+	w->cnt->v[failopen_counter[why]]++;
+}
+
+/*
+ * d's verdict says refuse.  Ask the worker to refuse the segment being
+ * processed when that is safe; otherwise pass the message, counted.
+ * Returns true when the message does not pass (refusal requested or
+ * joined).
+ */
+static bool
+want_refusal(struct bs_txn_stage *w, struct bs_smtp_flow *f,
+	struct bs_txn_det *d, const struct bs_smtp_record *rec, void *pkt)
+{
+	struct bs_txn_decision *dec = &w->dec;
+
+	if (w->cfg->mode == BS_MODE_MONITOR) {
+		d->taken = BS_TAKEN_MONITOR;
+		BS_CNT_INC(w->cnt, action_monitor);
+		return false;
+	}
+	if (dec->refuse) {
+		/* A second message to refuse ended in the same segment:
+		 * refusing the segment refuses both. */
+		d->taken = BS_TAKEN_PENDING;
+		return true;
+	}
+	/* Its bytes came from the wait hold: the packets that carried
+	 * them were forwarded before the reply that released them. */
+	if (pkt == NULL) {
+		pass_open(w, d, BS_FO_UNHELD);
+		return false;
+	}
+	/* A parse or scan failure: the verdict may rest on a part. */
+	if (d->res.fail != 0) {
+		pass_open(w, d, BS_FO_DETECT);
+		return false;
+	}
+	/* The replies the refusal writes would answer a message that
+	 * passes: one that ended earlier in this segment, or one of
+	 * another transaction whose reply is still due (pipelined BDAT). */
+	if (dec->n_pass > 0) {
+		pass_open(w, d, BS_FO_SHARED);
+		return false;
+	}
+	if (bs_smtp_flow_pending_other(f, rec->seq) > 0) {
+		pass_open(w, d, BS_FO_PIPELINED);
+		return false;
+	}
+	uint32_t owed = bs_smtp_flow_pending(f) + (rec->bdat ? 0u : 1u);
+	dec->refuse = 1;
+	dec->n_replies = (uint8_t)(owed > 255 ? 255 : owed);
+	dec->seq = rec->seq;
+	dec->vr = d->vr;
+	d->taken = BS_TAKEN_PENDING;
+	return true;
+}
+
 static void
 judge(struct bs_txn_stage *w, struct bs_txn_det *d,
 	const struct bs_smtp_record *rec)
@@ -186,6 +260,8 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 	d->judged = false;
 	d->learn = false;
 	d->learned = false;
+	d->taken = BS_TAKEN_NONE;
+	d->why = BS_FO_NONE;
 	d->seq = rec->seq;
 	d->msg = bs_msg_begin(pc->detect[w->worker], rec->mail_from, NULL, 0);
 	if (d->msg == NULL) {
@@ -218,10 +294,16 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 {
 	struct bs_txn_stage *w = arg;
 	struct bs_txn_det *d = det_find(w, f, rec->seq, NULL);
+	bool passes = true;
 
-	(void)pkt; /* the inline action will hold this packet */
-	if (d == NULL || d->msg == NULL)
-		return;
+	w->dec.n_eom++;
+	if (d == NULL || d->msg == NULL) {
+		/* Not scanned (detection off, no rule set, the inflight cap,
+		 * no memory): no verdict, the message passes. */
+		if (rec->ep.server_inside != BS_SIDE_OUTSIDE)
+			BS_CNT_INC(w->cnt, action_unjudged);
+		goto out;
+	}
 	uint64_t t0 = bs_mono_ns();
 	bs_msg_end(d->msg, &d->res);
 	d->msg = NULL;
@@ -232,6 +314,60 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 	if (d->judged)
 		bs_verdict_latency_note(w->cnt, bs_mono_ns() - t0);
 	det_unpin(w, d);
+	/* The segment that completes the message (pkt) is held until here:
+	 * the worker forwards it only when this call returns. */
+	if (d->judged && d->vr.action == BS_ACTION_REFUSE)
+		passes = !want_refusal(w, f, d, rec, pkt);
+out:
+	if (passes && w->dec.refuse) {
+		/* A message that passes ended in the segment to refuse, after
+		 * the refused one: refusing the segment would cut it (the
+		 * client would get a 421 for a message it sent whole).  The
+		 * segment passes, and the messages that wanted it refused
+		 * with it (counted, the records say so). */
+		w->dec.refuse = 0;
+		bs_txn_decided(w, f, BS_TAKEN_PASSED, BS_FO_SHARED);
+	}
+	if (passes)
+		w->dec.n_pass++;
+}
+
+const char *
+bs_txn_taken_name(enum bs_txn_taken t)
+{
+	static const char *const n[] = {
+		[BS_TAKEN_NONE] = "none", [BS_TAKEN_PENDING] = "pending",
+		[BS_TAKEN_REFUSED] = "refused", [BS_TAKEN_MONITOR] = "monitor",
+		[BS_TAKEN_RESET] = "reset", [BS_TAKEN_PASSED] = "passed",
+	};
+	return (unsigned int)t < sizeof(n) / sizeof(n[0]) ? n[t] : "?";
+}
+
+const char *
+bs_txn_failopen_name(enum bs_txn_failopen why)
+{
+	static const char *const n[] = {
+		[BS_FO_NONE] = "none", [BS_FO_UNHELD] = "unheld",
+		[BS_FO_DETECT] = "detect", [BS_FO_PIPELINED] = "pipelined",
+		[BS_FO_SHARED] = "shared", [BS_FO_STATE] = "state",
+		[BS_FO_NOMBUF] = "nombuf",
+	};
+	return (unsigned int)why < sizeof(n) / sizeof(n[0]) ? n[why] : "?";
+}
+
+void
+bs_txn_decided(struct bs_txn_stage *w, struct bs_smtp_flow *f,
+	enum bs_txn_taken taken, enum bs_txn_failopen why)
+{
+	for (struct bs_txn_det *d = bs_smtp_flow_user(f); d != NULL;
+			d = d->next) {
+		if (d->taken != BS_TAKEN_PENDING)
+			continue;
+		if (taken == BS_TAKEN_PASSED)
+			pass_open(w, d, why);
+		else
+			d->taken = (uint8_t)taken;
+	}
 }
 
 /*
@@ -273,6 +409,19 @@ append_detect(struct bs_txn_stage *w, size_t n, const struct bs_txn_det *d)
 	if (d->learned && w->json_len - o > 20) {
 		memcpy(w->json + o, ",\"learned\":true", 15);
 		o += 15;
+	}
+	if (d->taken != BS_TAKEN_NONE && w->json_len - o > 64) {
+		int k2 = snprintf(w->json + o, w->json_len - o,
+			",\"taken\":\"%s\"",
+			bs_txn_taken_name((enum bs_txn_taken)d->taken));
+		o += k2 > 0 ? (size_t)k2 : 0;
+		if (d->taken == BS_TAKEN_PASSED) {
+			k2 = snprintf(w->json + o, w->json_len - o,
+				",\"failopen\":\"%s\"",
+				bs_txn_failopen_name(
+					(enum bs_txn_failopen)d->why));
+			o += k2 > 0 ? (size_t)k2 : 0;
+		}
 	}
 	if (o + 3 > w->json_len) {
 		w->json[n - 2] = '}';

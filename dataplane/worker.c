@@ -44,11 +44,16 @@ bs_worker_flow_release(struct bs_flow *f, void *arg)
 {
 	struct bs_worker *w = arg;
 	/* Coverage: every session of a protected server that got going
-	 * (handshake done), and whether the wire could follow it. */
+	 * (handshake done), and whether the wire could follow it (a
+	 * refused one was followed to its end). */
 	if ((f->hs & BS_HS_DONE) && f->server_inside == BS_SIDE_INSIDE)
 		bs_cov_count(&w->cov, f->key.l3, f->key.addr[f->server_side],
-			f->app == NULL ? BS_COV_UNFOLLOWED
+			f->act ? -1 : f->app == NULL ? BS_COV_UNFOLLOWED
 				       : bs_smtp_flow_why(f->app));
+	if (f->act) {
+		bs_act_release(w, f);
+		return;
+	}
 	bs_txn_flow_free(&w->txn, f->app);
 	f->app = NULL;
 }
@@ -185,6 +190,7 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 	uint32_t first = rte_pktmbuf_data_len(m) > p->payload_off
 		? rte_pktmbuf_data_len(m) - p->payload_off : 0;
 	enum bs_seg_verdict v;
+	bs_txn_decision_reset(&w->txn);
 	if (likely(p->payload_len <= first)) {
 		v = bs_smtp_flow_input(w->txn.smtp, f->app, &seg, now_ms);
 		*judged = out.flags;
@@ -233,7 +239,7 @@ feed_engine(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 static inline bool
 followed(const struct bs_flow *f)
 {
-	return f->app != NULL && bs_smtp_flow_inspected(f->app);
+	return !f->act && f->app != NULL && bs_smtp_flow_inspected(f->app);
 }
 
 /* Has f ended, so that a new SYN on its 4-tuple starts a new flow? */
@@ -372,16 +378,56 @@ flow_init(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 	BS_CNT_INC(&w->cnt, flow_created);
 }
 
+/* What track_smtp() did with a segment. */
+enum trk {
+	TRK_PASS = 0, /* forward it */
+	TRK_DROP,     /* free it: a conflicting retransmission */
+	TRK_TAKEN,    /* the inline action took it (*mp is NULL now) */
+};
+
+/* Feed a followed flow's segment and act on the verdicts it completes;
+ * the time it takes is the hold of a segment that ends a message. */
+static enum trk
+feed_and_act(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
+	struct rte_mbuf **mp, const struct bs_rxq *q, bool to_server,
+	uint64_t now_ms, uint8_t *judged)
+{
+	uint64_t t0 = rte_rdtsc();
+	enum bs_seg_verdict v = feed_engine(w, f, p, *mp, to_server, now_ms,
+		judged);
+	uint64_t t1 = rte_rdtsc();
+	struct bs_act_worker *a = &w->act;
+	if (likely(w->txn.dec.n_eom == 0)) {
+		bs_lat_add(&a->other, (uint64_t)((double)(t1 - t0) *
+			a->ns_per_cycle));
+		return v == BS_SEG_DROP ? TRK_DROP : TRK_PASS;
+	}
+	enum trk r = v == BS_SEG_DROP ? TRK_DROP : TRK_PASS;
+	/* (A conflicting copy that could not be rewritten would be dropped
+	 * anyway: refusing drops it too.) */
+	if (w->txn.dec.refuse) {
+		if (bs_act_refuse(w, f, p, mp, q))
+			r = TRK_TAKEN;
+		bs_lat_add(&a->refuse, (uint64_t)((double)(rte_rdtsc() - t1) *
+			a->ns_per_cycle));
+	}
+	bs_lat_add(&a->hold, (uint64_t)((double)(rte_rdtsc() - t0) *
+		a->ns_per_cycle));
+	return r;
+}
+
 /*
  * Follow one SMTP segment.  Order matters: nothing about a segment the
  * server would not believe (wrong side of the pair, bad checksum) may
  * touch the entry; a RST or FIN of a followed flow moves the table only
- * once reassembly has accepted it.
+ * once reassembly has accepted it.  A segment of a refused connection is
+ * the action's, whatever it is.
  */
-static enum bs_seg_verdict
-track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
+static enum trk
+track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf **mp,
 	const struct bs_rxq *q, uint64_t now_ms)
 {
+	struct rte_mbuf *m = *mp;
 	const struct bs_pkt *p = &pm->p;
 	const struct bs_flow_key *kp = &pm->k;
 	int dir = pm->dir;
@@ -396,8 +442,29 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 	BS_CNT_INC(&w->cnt, smtp_packets);
 	struct bs_flow *f = bs_flow_find_hashed(w->flows, kp, pm->hash);
 	if (f == NULL && !create)
-		return BS_SEG_PASS;
+		return TRK_PASS;
 	uint8_t sender = dir == BS_DIR_0TO1 ? 0 : 1;
+	if (unlikely(f != NULL && f->act)) {
+		/* Refused: nothing of it reaches either side but what the
+		 * action writes; a new SYN on the 4-tuple is a new
+		 * connection. */
+		if ((fl & (BS_TCP_SYN | BS_TCP_ACK)) != BS_TCP_SYN) {
+			bool to_srv = sender != f->server_side;
+			bool srv_in = f->server_inside == BS_SIDE_INSIDE;
+			bool from_in = sender == f->server_side ? srv_in
+								: !srv_in;
+			bool believed = cksum_ok(m, p) &&
+				(f->server_inside == BS_SIDE_UNKNOWN ||
+				 q->inside == BS_SIDE_UNKNOWN ||
+				 from_in == (q->inside == BS_SIDE_INSIDE));
+			bs_flow_touch(w->flows, f, now_ms);
+			bs_act_segment(w, f, p, mp, q, to_srv, believed);
+			return TRK_TAKEN;
+		}
+		bs_flow_remove(w->flows, f);
+		BS_CNT_INC(&w->cnt, flow_reused);
+		f = NULL;
+	}
 	if (f != NULL && f->server_inside != BS_SIDE_UNKNOWN &&
 			q->inside != BS_SIDE_UNKNOWN) {
 		/* The server's packets come in on its side's port, the
@@ -406,7 +473,7 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 		bool from_in = sender == f->server_side ? srv_in : !srv_in;
 		if (from_in != (q->inside == BS_SIDE_INSIDE)) {
 			BS_CNT_INC(&w->cnt, seg_wrong_side);
-			return BS_SEG_PASS;
+			return TRK_PASS;
 		}
 	}
 	/* Only segments that could change what is followed pay for a
@@ -414,7 +481,7 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 	if (w->cfg->smtp_inspect && (f == NULL || !(f->hs & BS_HS_DONE) ||
 			followed(f)) && !cksum_ok(m, p)) {
 		BS_CNT_INC(&w->cnt, seg_cksum_bad);
-		return BS_SEG_PASS;
+		return TRK_PASS;
 	}
 	if (f != NULL) {
 		bs_flow_touch(w->flows, f, now_ms);
@@ -434,7 +501,7 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 			&created);
 		if (f == NULL) {
 			BS_CNT_INC(&w->cnt, flow_table_full);
-			return BS_SEG_PASS;
+			return TRK_PASS;
 		}
 		flow_init(w, f, p, dir, q);
 	}
@@ -443,7 +510,7 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 	if (!(f->hs & BS_HS_DONE)) {
 		int h = handshake(w, f, p, to_server);
 		if (h <= 0)
-			return BS_SEG_PASS;
+			return TRK_PASS;
 		establish(w, f, p, to_server, now_ms);
 	}
 	if (!followed(f)) {
@@ -461,11 +528,12 @@ track_smtp(struct bs_worker *w, struct bs_pkt_meta *pm, struct rte_mbuf *m,
 				BS_CNT_INC(&w->cnt, flow_closed);
 			bs_flow_set_tmo(w->flows, f, BS_FLOW_TMO_SHORT);
 		}
-		return BS_SEG_PASS;
+		return TRK_PASS;
 	}
 	uint8_t judged = 0;
-	enum bs_seg_verdict v = feed_engine(w, f, p, m, to_server, now_ms,
-		&judged);
+	enum trk v = feed_and_act(w, f, p, mp, q, to_server, now_ms, &judged);
+	if (v == TRK_TAKEN)
+		return v;
 	if (unlikely(judged & (BS_SEGO_RST | BS_SEGO_FIN))) {
 		uint8_t before = f->fin_seen;
 		if (judged & BS_SEGO_RST)
@@ -637,26 +705,40 @@ burst_finish(struct bs_worker *w, struct bs_burst *b, uint64_t now_ms)
 	uint16_t n = b->n, n_drop = 0;
 	uint64_t bytes = b->rx_bytes; /* what will be sent */
 
+	uint16_t n_taken = 0;
 	for (uint16_t j = 0; j < b->n_smtp; j++) {
 		uint16_t i = b->smtp_idx[j];
+		uint32_t len = rte_pktmbuf_pkt_len(pkts[i]);
+		enum trk r = track_smtp(w, &b->meta[j], &pkts[i], q, now_ms);
 
-		if (track_smtp(w, &b->meta[j], pkts[i], q, now_ms) ==
-				BS_SEG_DROP) {
+		if (r == TRK_DROP) {
 			/* Normalise: the conflicting copy never reaches the
 			 * server, so it sees what we saw. */
-			bytes -= rte_pktmbuf_pkt_len(pkts[i]);
+			bytes -= len;
 			rte_pktmbuf_free(pkts[i]);
 			pkts[i] = NULL;
 			n_drop++;
+		} else if (r == TRK_TAKEN) {
+			bytes -= len;
+			n_taken++;
 		}
 	}
-	if (unlikely(n_drop > 0)) {
+	if (unlikely(n_drop + n_taken > 0)) {
 		uint16_t k = 0;
 		for (uint16_t i = 0; i < n; i++)
 			if (pkts[i] != NULL)
 				pkts[k++] = pkts[i];
 		BS_CNT_ADD(&w->cnt, seg_dropped_conflict, n_drop);
-		n = (uint16_t)(n - n_drop);
+		n = (uint16_t)(n - n_drop - n_taken);
+	}
+	if (unlikely(w->cfg->mode == BS_MODE_TAP)) {
+		/* The ports carry copies: forwarding them would duplicate
+		 * the traffic.  Only what the action injects goes out. */
+		for (uint16_t i = 0; i < n; i++)
+			rte_pktmbuf_free(pkts[i]);
+		BS_CNT_ADD(&w->cnt, tap_frames, n);
+		n = 0;
+		bytes = 0;
 	}
 
 	/* Forward unchanged.  Retry a full TX ring a bounded number of
@@ -678,6 +760,9 @@ burst_finish(struct bs_worker *w, struct bs_burst *b, uint64_t now_ms)
 	BS_CNT_ADD(&w->cnt, tx_packets, sent);
 	BS_CNT_ADD(&w->cnt, tx_bytes, bytes);
 	w->port_cnt[q->peer].tx += sent;
+	/* After the frames they follow: RSTs, replies, ACKs. */
+	if (unlikely(w->act.n_out > 0))
+		bs_act_flush(w, q->queue);
 }
 
 /* Finish the pending burst now (idle queues, shutdown). */

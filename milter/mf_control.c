@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "backstop/counters.h"
 #include "backstop/ctl.h"
 #include "backstop/metrics.h"
 #include "mf_control.h"
@@ -57,14 +58,6 @@ struct mf_control {
 	uint64_t ctl_requests, ctl_denied;
 };
 
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- command handlers ---- */
 
 static void
@@ -76,7 +69,7 @@ fill_status(struct mf_control *c, json_t *r, const struct bs_counters *sum)
 	json_object_set_new(r, "pid", json_integer(getpid()));
 	json_object_set_new(r, "generation", json_integer(MF_GENERATION));
 	json_object_set_new(r, "uptime_s",
-		json_real((double)(mono_ns() - c->start_ns) / 1e9));
+		json_real((double)(bs_mono_ns() - c->start_ns) / 1e9));
 	json_object_set_new(r, "config_file", p->config_path
 		? json_string(p->config_path) : json_null());
 	json_object_set_new(r, "listen", json_string(p->listen));
@@ -253,7 +246,7 @@ mf_control_start(const struct mf_control_params *p, char *err,
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	c->start_ns = mono_ns();
+	c->start_ns = bs_mono_ns();
 
 	struct bs_ctl_handlers h = { .ctx = c, .program = "backstop-milter" };
 	h.fn[BS_CTL_STATUS] = h_status;

@@ -3,7 +3,9 @@
 # The demo: install what is missing, build, generate a capture of SMTP
 # sessions carrying real bounces and ordinary mail from ../shared/corpus
 # (plus other traffic: IPv6, VLANs, fragments, broken frames), run backstop
-# on it through net_pcap, and show what it did and what it found.
+# on it through net_pcap, and show what it did and what it found; then
+# the inline action: a backscatter bounce refused (550 5.7.1 to the
+# remote, RST to the server) and a legitimate one delivered, with reasons.
 #
 #   scripts/demo.sh [--keep DIR]     keep the captures and the report in DIR
 set -euo pipefail
@@ -96,3 +98,16 @@ print("== check: %d frames in, %d out, %s" % (
 print("   files in %s" % out)
 sys.exit(0 if same else 1)
 PY
+
+# The inline action: a backscatter bounce refused, a legitimate one
+# delivered, with the reasons (scripts/demo_action.py says why the capture
+# is generated: the legitimate bounce's BATV tag is today's).
+act="$out/action"
+mkdir -p "$act"
+/usr/bin/python3 scripts/demo_action.py gen "$act"
+echo "== backstop inline on $act/action.pcap (policy: $act/action.yaml)"
+build/backstop --no-huge --no-pci -m 256 -l 0-1 --file-prefix bsdemo \
+	--vdev "net_pcap0,rx_pcap=$act/action.pcap,tx_pcap=$act/out.pcap" \
+	-- --idle-exit 300 --config "$act/action.yaml" \
+	--event-log "$act/events.jsonl" >"$act/report.txt" 2>"$act/log.txt"
+/usr/bin/python3 scripts/demo_action.py show "$act"

@@ -266,6 +266,19 @@ bs_smtp_flow_pending(const struct bs_smtp_flow *f)
 }
 
 uint32_t
+bs_smtp_flow_pending_other(const struct bs_smtp_flow *f, uint32_t seq)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < f->pend_n; i++) {
+		const struct bs_smtp_pend *p =
+			&f->pend[(f->pend_head + i) % f->pend_cap];
+		n += p->txn != 0 && p->txn != seq;
+	}
+	return n;
+}
+
+uint32_t
 bs_smtp_flow_rcv_nxt(const struct bs_smtp_flow *f, bool to_server)
 {
 	return bs_reasm_rcv_nxt(&f->r, to_server ? BS_REASM_C2S

@@ -26,6 +26,7 @@
 #include "backstop/config_detect.h"
 #include "backstop/config_control.h"
 #include "backstop/config_verdict.h"
+#include "backstop/config_action.h"
 #include "backstop/config_milter.h"
 
 /* Most SMTP ports one may list. */
@@ -97,13 +98,17 @@ struct bs_cfg_dkim_keys {
 /* ACTION values. */
 enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 
+/* MODE values (the `mode` setting, config_action.h). */
+enum bs_cfg_mode { BS_MODE_INLINE = 0, BS_MODE_MONITOR = 1, BS_MODE_TAP = 2 };
+
 /* Most per-domain entries. */
 #define BS_CFG_DOMAINS_MAX 4096
 
 /* Types: U32 and U64 (bounded integers), BOOL, STR, PORTS (list of TCP
  * ports), DOMAINS (list of domain names), RELAYS (list of host names,
  * globs and CIDR networks), BATVKEYS, DKIMKEYS (lists of mappings),
- * ACTION (deliver or refuse), DOMAINMAP (per-domain settings). */
+ * ACTION (deliver or refuse), DOMAINMAP (per-domain settings), MODE
+ * (inline, monitor or tap). */
 #define BS_CFG_CORE(X)                                                       \
 	X(smtp_ports, "smtp.ports", PORTS, "25,587", 1, 65535,               \
 		"TCP ports followed as SMTP (server side)")                  \
@@ -147,6 +152,7 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 	BS_CFG_SMTP(X)                                                       \
 	BS_CFG_DETECT(X)                                                     \
 	BS_CFG_VERDICT(X)                                                    \
+	BS_CFG_INLINE(X)                                                     \
 	BS_CFG_CONTROL(X)                                                    \
 	BS_CFG_MILTER(X)
 
@@ -160,6 +166,7 @@ enum bs_cfg_action { BS_ACTION_DELIVER = 0, BS_ACTION_REFUSE = 1 };
 #define BS_CFG_CTYPE_BATVKEYS struct bs_cfg_batv_keys
 #define BS_CFG_CTYPE_DKIMKEYS struct bs_cfg_dkim_keys
 #define BS_CFG_CTYPE_ACTION uint8_t
+#define BS_CFG_CTYPE_MODE uint8_t
 #define BS_CFG_CTYPE_DOMAINMAP struct bs_cfg_domains
 
 /* One domain's own settings: the rows of BS_CFG_VERDICT_PD. */
@@ -198,7 +205,7 @@ struct bs_config {
 enum bs_cfg_type {
 	BS_CFG_U32, BS_CFG_U64, BS_CFG_BOOL, BS_CFG_STR, BS_CFG_PORTS,
 	BS_CFG_DOMAINS, BS_CFG_RELAYS, BS_CFG_BATVKEYS, BS_CFG_DKIMKEYS,
-	BS_CFG_ACTION, BS_CFG_DOMAINMAP,
+	BS_CFG_ACTION, BS_CFG_DOMAINMAP, BS_CFG_MODE,
 };
 
 struct bs_cfg_desc {
@@ -214,6 +221,9 @@ extern const struct bs_cfg_desc bs_cfg_desc[];
 extern const unsigned int bs_cfg_count;
 /* The per-domain rows, offsets into struct bs_cfg_domain. */
 extern const struct bs_cfg_desc bs_cfg_pd_desc[BS_CFG_PD__MAX];
+
+/* "inline", "monitor" or "tap" (enum bs_cfg_mode). */
+const char *bs_config_mode_name(unsigned int mode);
 
 /* "integer", "boolean", "list of domains", ...: for docs and messages. */
 const char *bs_cfg_type_name(enum bs_cfg_type t);

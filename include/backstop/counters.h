@@ -24,6 +24,7 @@
 #include "backstop/counters_detect.h"
 #include "backstop/counters_verdict.h"
 #include "backstop/counters_ledger.h"
+#include "backstop/counters_action.h"
 #include "backstop/counters_milter.h"
 
 /* Kinds: a COUNTER only grows; a GAUGE is a level (summed over workers);
@@ -112,6 +113,7 @@
 	BS_CNT_SMTP(X)                                                       \
 	BS_CNT_DETECT(X)                                                     \
 	BS_CNT_VERDICT(X)                                                    \
+	BS_CNT_ACTION(X)                                                     \
 	BS_CNT_LEDGER(X)                                                     \
 	BS_CNT_STORM(X)                                                      \
 	BS_CNT_MILTER(X)

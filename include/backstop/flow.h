@@ -95,7 +95,9 @@ struct bs_flow {
 	uint8_t fin_seen;         /* bit per direction */
 	uint8_t hs;               /* BS_HS_* */
 	uint8_t server_inside;    /* BS_SIDE_* (smtp.h) of the server */
-	uint8_t pad[2];
+	uint8_t act;              /* 1: refused by the inline action; app
+	                           * is then the action's state (action.c) */
+	uint8_t pad;
 	struct bs_flow_syn syn[2]; /* half-open: client's SYN, server's */
 	void *app;                /* owned by the app layer (reassembly/SMTP) */
 	uint64_t bytes;           /* frame bytes seen, both directions (the

@@ -265,6 +265,14 @@ int bs_smtp_flow_why(const struct bs_smtp_flow *f);
 uint32_t bs_smtp_flow_pending(const struct bs_smtp_flow *f);
 
 /*
+ * Of those, how many belong to a transaction other than seq (commands
+ * outside any transaction, such as NOOP or RSET, do not count): replies a
+ * refusal of transaction seq must not answer.  Read-only.
+ */
+uint32_t bs_smtp_flow_pending_other(const struct bs_smtp_flow *f,
+	uint32_t seq);
+
+/*
  * The next sequence number the receiver of direction to_server (1: the
  * server, 0: the client) expects, as reassembly has seen the stream: all
  * bytes delivered in order, plus one for a FIN reached.  0 when that

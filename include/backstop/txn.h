@@ -37,6 +37,45 @@
 
 struct bs_txn_det; /* a message's detection state (txn.c) */
 
+/* What was done about a message its verdict said to refuse (the event
+ * log's "taken"). */
+enum bs_txn_taken {
+	BS_TAKEN_NONE = 0, /* nothing to do: the verdict's action is deliver */
+	BS_TAKEN_PENDING,  /* the worker was asked to refuse (bs_txn_decided) */
+	BS_TAKEN_REFUSED,  /* RST toward the server, 550 toward the client */
+	BS_TAKEN_MONITOR,  /* mode monitor: logged and counted only */
+	BS_TAKEN_RESET,    /* mode tap: both sides reset */
+	BS_TAKEN_PASSED,   /* fail-open: passed, failopen says why */
+};
+
+/* Why a refusal fell back to passing the message (fail-open). */
+enum bs_txn_failopen {
+	BS_FO_NONE = 0,
+	BS_FO_UNHELD,    /* the end came from the wait hold: packets gone */
+	BS_FO_DETECT,    /* detection failed on the message */
+	BS_FO_PIPELINED, /* replies of another transaction still due */
+	BS_FO_SHARED,    /* a passing message ended in the same segment */
+	BS_FO_STATE,     /* no room for the refused connection's state */
+	BS_FO_NOMBUF,    /* no mbuf for the packets to inject */
+};
+
+/*
+ * What the ends of messages during one bs_smtp_flow_input() call ask of
+ * the worker (bs_txn_stage.dec): the worker clears it before the call
+ * (bs_txn_decision_reset()), reads it after, acts, and reports what it
+ * did with bs_txn_decided().  The stage decides, the worker acts: the
+ * stage stays EAL-free.
+ */
+struct bs_txn_decision {
+	uint8_t refuse;     /* refuse the segment just processed */
+	uint8_t n_replies;  /* replies the client is owed, up to and
+	                     * including the end of the refused message */
+	uint16_t n_eom;     /* messages that ended in this call */
+	uint16_t n_pass;    /* of them, passing, before the refusal */
+	uint32_t seq;       /* the transaction refused */
+	struct bs_verdict_result vr; /* its verdict (the 550's text) */
+};
+
 struct bs_txn_stage {
 	const struct bs_config *cfg;
 	struct bs_counters *cnt;
@@ -56,6 +95,7 @@ struct bs_txn_stage {
 	struct bs_storm *storm;
 	struct bs_storm_part *storm_part;
 	struct bs_verdict_env env;    /* the verdict's view of them */
+	struct bs_txn_decision dec;   /* the current call's (see above) */
 	uint32_t det_live;            /* detection entries allocated (0
 	                               * once every flow is freed) */
 	struct bs_txn_det *closing;   /* detection state of the flow being
@@ -109,6 +149,29 @@ bs_txn_wall_ms(const struct bs_txn_stage *t)
 {
 	return t->now_ms + (uint64_t)t->clock_offset_ms;
 }
+
+/* Before each bs_smtp_flow_input() call of the owner. */
+static inline void
+bs_txn_decision_reset(struct bs_txn_stage *t)
+{
+	t->dec.refuse = 0;
+	t->dec.n_eom = 0;
+	t->dec.n_pass = 0;
+}
+
+/*
+ * The worker's report on the refusal it was asked for in the last call
+ * on f: taken (BS_TAKEN_REFUSED, _RESET or _PASSED) and, for PASSED, why
+ * (counted here).  Every message of f waiting for it gets it.  Then, for
+ * a refusal, the worker ends the flow's engine state (bs_txn_flow_free()):
+ * the records say what was done.  Owner only.
+ */
+void bs_txn_decided(struct bs_txn_stage *t, struct bs_smtp_flow *f,
+	enum bs_txn_taken taken, enum bs_txn_failopen why);
+
+/* "refused", "monitor", ...; "unheld", "detect", ... (event log). */
+const char *bs_txn_taken_name(enum bs_txn_taken t);
+const char *bs_txn_failopen_name(enum bs_txn_failopen w);
 
 /* Release what bs_txn_init() made; every flow must be freed before. */
 void bs_txn_fini(struct bs_txn_stage *t);

@@ -40,7 +40,12 @@ c = bstest.Checker("ledger_wire")
 TTL = 12
 w = wirelab.Wire("ledger_wire")
 snap = os.path.join(w.dir, "ledger.snap")
+# mode monitor: this test is about the verdicts' evidence, logged for
+# every session; with the inline action the backscatter ones would be
+# refused on the wire (test_action, test_e2e_action), and every frame
+# is to come through here.
 CFG = """protected_domains: [example.com]
+mode: monitor
 ledger:
   authoritative: true
   ttl_s: %d

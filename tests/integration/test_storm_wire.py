@@ -21,7 +21,12 @@ import wirelab  # noqa: E402
 
 c = bstest.Checker("storm_wire")
 w = wirelab.Wire("storm_wire")
+# mode monitor: this test is about the verdicts' evidence, logged for
+# every session; with the inline action the backscatter ones would be
+# refused on the wire (test_action, test_e2e_action), and every frame
+# is to come through here.
 CFG = """protected_domains: [example.com]
+mode: monitor
 ledger.learn_outbound: false
 storm:
   window_s: 4
