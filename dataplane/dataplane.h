@@ -64,21 +64,22 @@ struct bs_rxq {
 			 * servers, the outside, or no side is known */
 };
 
-/* What the first pass over a burst learns of each packet. */
+/* What the first pass over a burst learns of each SMTP segment. */
 struct bs_pkt_meta {
 	struct bs_pkt p;
 	struct bs_flow_key k;
 	uint32_t hash;
-	int8_t dir;   /* BS_DIR_*, or -1 when not an SMTP segment */
+	int8_t dir;   /* BS_DIR_* */
 };
 
 /* A received burst on its way through the worker's two-burst pipeline. */
 struct bs_burst {
 	const struct bs_rxq *q;
 	uint16_t n;
-	uint16_t n_smtp;
+	uint16_t n_smtp;     /* SMTP segments: meta[0..n_smtp) */
 	uint64_t rx_bytes;
 	struct rte_mbuf *pkts[BS_MAX_BURST];
+	uint16_t smtp_idx[BS_MAX_BURST]; /* meta[j] is of pkts[smtp_idx[j]] */
 	struct bs_pkt_meta meta[BS_MAX_BURST];
 };
 
@@ -134,6 +135,7 @@ struct bs_worker {
 	/* The published settings (pubcfg.h), re-read after every quiescent
 	 * state so reloaded settings apply from the next loop. */
 	const struct bs_config *cfg;
+	uint8_t smtp_filter[256];         /* of cfg's SMTP ports (worker.c) */
 	struct bs_pub *pub;
 	uint64_t tsc_per_ms;
 	/* Wall clock = TSC ms + this; the main lcore keeps it right (its

@@ -9,6 +9,8 @@ filter's counters with figures that do not come from the filter.
   gen_pcap.py mixed  OUT.pcap [--seed N] [--split A.pcap B.pcap]
   gen_pcap.py random OUT.pcap [--seed N] [--count N]
   gen_pcap.py bench  OUT.pcap [--seed N] [--flows N] [--packets N]
+  gen_pcap.py link   OUT.pcap [--seed N] [--flows N] [--packets N]
+                     [--smtp-share F] [--bounce-share F] [--messages DIR...]
   gen_pcap.py smtp   OUT.pcap [--seed N] [--messages DIR...] [--max N]
                      [--with-mixed]
   gen_pcap.py abort  OUT.pcap [--seed N] [--count N] [--complete]
@@ -21,6 +23,15 @@ mixed:  SMTP sessions (IPv4, IPv6, VLAN, QinQ, ports 25 and 587), other
 random: frames the tests never saw: random mutations of the above and
         random bytes (the seed is printed).
 bench:  many concurrent flows, mixed sizes, ~1/3 SMTP.
+link:   what an ISP link in front of mail servers carries, for the
+        benchmarks (docs/performance.md): --flows concurrent flows
+        (level when replayed in a loop), web, QUIC, DNS, ICMP, a quarter
+        IPv6; SMTP about --smtp-share of the frames (sessions as an MX
+        sees them: most refused or without a message, the rest ordinary
+        mail of realistic sizes, a few with large attachments), a
+        --bounce-share of the sessions carrying a corpus bounce; both
+        directions interleaved in time order.  Raw frames, every checksum
+        valid.
 smtp:   one SMTP session per message file (LF converted to CRLF,
         dot-stuffed), as a mail gateway sees them.
 abort:  SMTP sessions that end inside DATA (RST from either side, FIN,
@@ -39,6 +50,8 @@ import argparse
 import json
 import os
 import random
+import socket
+import struct
 import sys
 
 from scapy.all import (ARP, Dot1AD, Dot1Q, Ether, ICMP, IP, IPOption_RR,
@@ -587,6 +600,413 @@ def gen_synflood(rnd, man, paths, maxn, nsyn, before):
     return flood[:cut] + interleave_lists(rnd, [sessions, flood[cut:]])
 
 
+# ---- link: a capture that looks like an ISP link (raw frames, fast) ----
+#
+# Built with struct rather than scapy: a realistic capture has hundreds of
+# thousands of frames, and scapy needs minutes for that.  Every checksum
+# (IPv4 header, TCP, UDP, ICMP) is computed, so backstop believes each
+# segment as a server would.
+
+def _csum(b):
+    """Internet checksum of b, as the two bytes to store (network order).
+    Summing little-endian words and storing the result little-endian
+    gives the big-endian checksum (RFC 1071 byte-order independence)."""
+    if len(b) & 1:
+        b += b"\0"
+    s = sum(memoryview(b).cast("H"))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return struct.pack("<H", ~s & 0xffff)
+
+
+def _addr(a):
+    return socket.inet_pton(socket.AF_INET6 if ":" in a else socket.AF_INET, a)
+
+
+class RawFlow:
+    """One conversation (TCP, UDP or ICMP) as raw frames with times.
+
+    Times are in units of the capture's period T (see gen_link): the
+    frames of a flow are spread over [start, start + dur) in order."""
+
+    ETH_V4 = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    ETH_V6 = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x86\xdd"
+    ETH_V4R = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+    ETH_V6R = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x86\xdd"
+
+    def __init__(self, rnd, cli, srv, sport, dport, mss=MSS):
+        self.rnd = rnd
+        self.v6 = ":" in cli
+        self.c, self.s = _addr(cli), _addr(srv)
+        self.sport, self.dport = sport, dport
+        self.cseq = rnd.randrange(1 << 32)
+        self.sseq = rnd.randrange(1 << 32)
+        self.mss = mss - (20 if self.v6 else 0)
+        self.ident = rnd.randrange(1 << 16)
+        self.frames = []  # (bytes, from_client, gap weight)
+        self.unacked = [0, 0]  # full segments not yet acked, per sender
+
+    def _ip(self, from_cli, proto, l4):
+        src, dst = (self.c, self.s) if from_cli else (self.s, self.c)
+        if self.v6:
+            h = struct.pack("!IHBB", 0x60000000, len(l4), proto, 64) + src + dst
+            eth = self.ETH_V6 if from_cli else self.ETH_V6R
+            return eth + h, src, dst
+        self.ident = (self.ident + 1) & 0xffff
+        h = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(l4),
+                                  self.ident, 0x4000, 64, proto, 0) + src + dst)
+        h[10:12] = _csum(bytes(h))
+        eth = self.ETH_V4 if from_cli else self.ETH_V4R
+        return eth + bytes(h), src, dst
+
+    def _pseudo(self, src, dst, proto, n):
+        if self.v6:
+            return src + dst + struct.pack("!IxxxB", n, proto)
+        return src + dst + struct.pack("!xBH", proto, n)
+
+    def tcp(self, from_cli, flags, payload=b"", gap=1.0, opts=b""):
+        sp, dp = (self.sport, self.dport) if from_cli else (self.dport,
+                                                             self.sport)
+        seq, ack = (self.cseq, self.sseq) if from_cli else (self.sseq,
+                                                             self.cseq)
+        fl = 0
+        for ch, bit in (("F", 1), ("S", 2), ("R", 4), ("P", 8), ("A", 16)):
+            if ch in flags:
+                fl |= bit
+        hl = 20 + len(opts)
+        t = bytearray(struct.pack("!HHIIBBHHH", sp, dp, seq,
+                                  ack if fl & 16 else 0, (hl // 4) << 4, fl,
+                                  65535 if not self.v6 else 64800, 0, 0) +
+                      opts + payload)
+        hdr, src, dst = self._ip(from_cli, 6, t)
+        t[16:18] = _csum(self._pseudo(src, dst, 6, len(t)) + bytes(t))
+        self.frames.append((hdr + bytes(t), from_cli, gap))
+        adv = len(payload) + (1 if fl & 3 else 0)
+        if from_cli:
+            self.cseq = (self.cseq + adv) & 0xffffffff
+        else:
+            self.sseq = (self.sseq + adv) & 0xffffffff
+
+    def udp(self, from_cli, payload, gap=1.0):
+        sp, dp = (self.sport, self.dport) if from_cli else (self.dport,
+                                                             self.sport)
+        u = bytearray(struct.pack("!HHHH", sp, dp, 8 + len(payload), 0) +
+                      payload)
+        hdr, src, dst = self._ip(from_cli, 17, u)
+        c = _csum(self._pseudo(src, dst, 17, len(u)) + bytes(u))
+        u[6:8] = c if c != b"\0\0" else b"\xff\xff"
+        self.frames.append((hdr + bytes(u), from_cli, gap))
+
+    def icmp_echo(self, from_cli, n, gap=1.0):
+        body = bytes(self.rnd.randrange(256) for _ in range(n))
+        if self.v6:
+            m = bytearray(struct.pack("!BBHHH", 128 if from_cli else 129, 0, 0,
+                                      7, 1) + body)
+            hdr, src, dst = self._ip(from_cli, 58, m)
+            m[2:4] = _csum(self._pseudo(src, dst, 58, len(m)) + bytes(m))
+        else:
+            m = bytearray(struct.pack("!BBHHH", 8 if from_cli else 0, 0, 0, 7,
+                                      1) + body)
+            m[2:4] = _csum(bytes(m))
+            hdr, _, _ = self._ip(from_cli, 1, m)
+        self.frames.append((hdr + bytes(m), from_cli, gap))
+
+    def handshake(self):
+        # MSS, SACK-permitted, window scale: what Linux offers.
+        o = struct.pack("!BBH", 2, 4, self.mss) + b"\x04\x02\x01\x03\x03\x07"
+        self.tcp(True, "S", opts=o + b"\x01\x01", gap=1.0)
+        self.tcp(False, "SA", opts=o + b"\x01\x01", gap=2.0)
+        self.tcp(True, "A", gap=2.0)
+
+    def send(self, from_cli, data, gap=2.0):
+        """data in MSS segments; the receiver acks every second full
+        segment (delayed ACK) and the last one."""
+        first = True
+        for i in range(0, len(data), self.mss):
+            seg = data[i:i + self.mss]
+            last = i + self.mss >= len(data)
+            self.tcp(from_cli, "PA" if last else "A", seg,
+                     gap=gap if first else 0.05)
+            first = False
+            k = 0 if from_cli else 1
+            self.unacked[k] += 1
+            if self.unacked[k] >= 2 or last:
+                self.tcp(not from_cli, "A", gap=0.3)
+                self.unacked[k] = 0
+        if not data:
+            return
+
+    def close(self):
+        self.tcp(True, "FA", gap=2.0)
+        self.tcp(False, "FA", gap=2.0)
+        self.tcp(True, "A", gap=2.0)
+
+
+def _html(rnd, n):
+    words = ("the", "order", "meeting", "invoice", "report", "please",
+             "attached", "project", "update", "regards", "customer", "team",
+             "schedule", "review", "account", "delivery", "thanks", "week")
+    out = [b"<html><body>\n"]
+    size = 14
+    while size < n:
+        line = b"<p>" + b" ".join(rnd.choice(words).encode()
+                                   for _ in range(12)) + b"</p>\n"
+        out.append(line)
+        size += len(line)
+    out.append(b"</body></html>\n")
+    return b"".join(out)
+
+
+def _b64(rnd, n):
+    import base64
+    return base64.encodebytes(rnd.randbytes(n)).replace(b"\n", b"\r\n")
+
+
+def link_message(rnd, base, size):
+    """An ordinary message of about size bytes: base's header lines
+    (From, To, Subject, Date, Message-ID), its text, an HTML alternative
+    and, past 30 KB, an attachment of the rest (base64)."""
+    head, _, body = base.replace(b"\r\n", b"\n").partition(b"\n\n")
+    keep = []
+    for line in head.split(b"\n"):
+        n = line.split(b":", 1)[0].lower()
+        if n in (b"from", b"to", b"subject", b"date", b"message-id", b"cc"):
+            keep.append(line)
+    text = body[:4000] if body.strip() else b"Hello,\n\nsee below.\n"
+    if b"Content-Transfer-Encoding" in head or b"=?" in text:
+        text = b"Hello,\n\nplease find the details below.\n\nRegards\n"
+    hdr = b"\n".join(keep) + b"\nMIME-Version: 1.0\n"
+    html_n = max(200, min(size, 30000) - len(text) - 600)
+    alt = (b"--alt\nContent-Type: text/plain; charset=us-ascii\n\n" + text +
+           b"\n--alt\nContent-Type: text/html; charset=us-ascii\n\n" +
+           _html(rnd, html_n) + b"--alt--\n")
+    att_n = size - len(hdr) - len(alt) - 400
+    if att_n < 20000:
+        return hdr + b"Content-Type: multipart/alternative; boundary=alt\n\n" \
+            + alt
+    raw_n = att_n * 3 // 4
+    return (hdr + b"Content-Type: multipart/mixed; boundary=mix\n\n--mix\n"
+            b"Content-Type: multipart/alternative; boundary=alt\n\n" + alt +
+            b"\n--mix\nContent-Type: application/pdf; name=doc.pdf\n"
+            b"Content-Disposition: attachment; filename=doc.pdf\n"
+            b"Content-Transfer-Encoding: base64\n\n" +
+            _b64(rnd, raw_n).replace(b"\r\n", b"\n") + b"\n--mix--\n")
+
+
+def link_size(rnd):
+    """Message sizes of ordinary mail: mostly a few KB to tens of KB, a
+    quarter with a document attached, a few per cent with a large one."""
+    r = rnd.random()
+    if r < 0.68:
+        return int(rnd.lognormvariate(9.3, 0.7))          # ~11 KB median
+    if r < 0.96:
+        return int(rnd.uniform(40e3, 400e3))
+    return int(rnd.uniform(0.8e6, 3e6))
+
+
+def link_smtp(flow, rnd, mail_from, rcpts, msg, kind="deliver"):
+    """An MTA-to-MTA session as Postfix runs one (PIPELINING: MAIL, RCPT
+    and DATA in one write, one reply per command).  kind: "deliver" (the
+    message is sent and queued), "reject" (every recipient refused, as
+    for unknown users or greylisting: no message), "probe" (EHLO and
+    QUIT only)."""
+    f = flow
+    f.handshake()
+    f.send(False, b"220 mx.example.net ESMTP Postfix\r\n", gap=3.0)
+    f.send(True, b"EHLO mail%d.example.org\r\n" % rnd.randrange(100))
+    f.send(False, b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE "
+           b"52428800\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+           b"250 DSN\r\n")
+    if kind != "probe":
+        cmds = b"MAIL FROM:<" + mail_from + b"> SIZE=%d\r\n" % len(msg)
+        for r in rcpts:
+            cmds += b"RCPT TO:<" + r + b">\r\n"
+        f.send(True, cmds + b"DATA\r\n")
+        rep = b"250 2.1.0 Ok\r\n"
+        if kind == "reject":
+            code = rnd.choice((b"550 5.1.1", b"450 4.2.0"))
+            for r in rcpts:
+                rep += code + b" <" + r + b">: Recipient address rejected\r\n"
+            f.send(False, rep + b"554 5.5.1 Error: no valid recipients\r\n")
+        else:
+            for r in rcpts:
+                rep += b"250 2.1.5 Ok\r\n"
+            f.send(False, rep + b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            f.send(True, dot_stuff(msg) + b".\r\n")
+            f.send(False, b"250 2.0.0 Ok: queued as %X\r\n" %
+                   rnd.randrange(1 << 40), gap=4.0)
+    f.send(True, b"QUIT\r\n")
+    f.send(False, b"221 2.0.0 Bye\r\n")
+    f.close()
+
+
+def _corpus_files(paths):
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            for d, _, names in sorted(os.walk(p)):
+                files += sorted(os.path.join(d, x) for x in names
+                                if not x.startswith(("LICENSE", "README")))
+        elif os.path.isfile(p):
+            files.append(p)
+    return files
+
+
+def gen_link(rnd, man, npackets, nconc, smtp_share, bounce_share, paths):
+    """An ISP link's mix (docs/performance.md describes it): web and other
+    TCP, DNS and QUIC over UDP, ICMP, a quarter IPv6; SMTP sessions make
+    about smtp_share of the frames, bounce_share of them carry a real
+    bounce (null sender) from the corpus, the others ordinary mail of
+    realistic sizes built around corpus messages.  Each flow's frames are
+    spread over a random window of the capture's period and the period
+    wraps, so when the capture is replayed in a loop the number of open
+    flows stays level (about nconc) and every flow continues across the
+    wrap; both directions are interleaved as on a wire."""
+    files = _corpus_files(paths)
+    bounces = [x for x in files if "/ndr/" in x]
+    plain = [x for x in files if "/not-ndr/" in x] or \
+        [x for x in files if x not in bounces]
+    flows = []
+    n_smtp = n_other = 0
+    seq = 0
+
+    def endpoints(v6):
+        nonlocal seq
+        seq += 1
+        if v6:
+            return ("2001:db8:%x:%x::%x" % (seq >> 16 & 0xffff, seq & 0xffff,
+                                            rnd.randrange(1, 1 << 16)),
+                    "2001:db8:ffff:%x::%x" % (rnd.randrange(4096),
+                                               rnd.randrange(1, 4096)))
+        return ("10.%d.%d.%d" % (seq >> 16 & 0xff, seq >> 8 & 0xff,
+                                 1 + seq % 254),
+                "172.%d.%d.%d" % (16 + rnd.randrange(16), rnd.randrange(256),
+                                  1 + rnd.randrange(254)))
+
+    sessions = bounces_n = msg_bytes = 0
+    while n_smtp + n_other < npackets:
+        want_smtp = n_smtp < smtp_share * (n_smtp + n_other + 1)
+        v6 = rnd.random() < 0.25
+        cli, srv = endpoints(v6)
+        sport = rnd.randrange(32768, 61000)
+        if want_smtp and (plain or bounces):
+            # Inbound mail to the protected domain's four MX hosts.
+            mx = ("2001:db8:25::%d" if v6 else "198.51.100.%d") % \
+                rnd.randint(25, 28)
+            f = RawFlow(rnd, cli, mx, sport, 25)
+            r = rnd.random()
+            if bounces and (not plain or r < bounce_share):
+                with open(rnd.choice(bounces), "rb") as fh:
+                    msg = fh.read()
+                mail_from, kind = b"", "deliver"
+                bounces_n += 1
+            else:
+                with open(rnd.choice(plain), "rb") as fh:
+                    base = fh.read()
+                msg = link_message(rnd, base, link_size(rnd))
+                mail_from = b"user%d@example.org" % rnd.randrange(10000)
+                # Most sessions a busy MX sees never carry a message:
+                # unknown users, greylisting, probes.
+                k = rnd.random()
+                kind = "deliver" if k < 0.4 else \
+                    "reject" if k < 0.85 else "probe"
+            nr = 1 if rnd.random() < 0.8 else rnd.randint(2, 5)
+            link_smtp(f, rnd, mail_from,
+                      [b"rcpt%d@example.net" % rnd.randrange(10000)
+                       for _ in range(nr)], msg, kind)
+            sessions += 1
+            man.add("smtp_sessions_" + kind)
+            if kind == "deliver":
+                msg_bytes += len(msg)
+                man.add("smtp_messages")
+            n_smtp += len(f.frames)
+            f.kind = "smtp"
+        else:
+            r = rnd.random()
+            if r < 0.45:        # HTTPS / HTTP: requests, bulk responses
+                f = RawFlow(rnd, cli, srv, sport,
+                            rnd.choice((443, 443, 443, 80, 8080)))
+                f.handshake()
+                for _ in range(rnd.randint(1, 6)):
+                    f.send(True, rnd.randbytes(rnd.choice((90, 400, 700))))
+                    n = int(rnd.lognormvariate(8.0, 1.6))
+                    f.send(False, rnd.randbytes(min(n, 2000000)))
+                f.close()
+                f.kind = "tcp"
+            elif r < 0.55:      # interactive / small TCP (ssh, imaps, ...)
+                f = RawFlow(rnd, cli, srv, sport,
+                            rnd.choice((22, 993, 5222, 3389)))
+                f.handshake()
+                for _ in range(rnd.randint(3, 20)):
+                    f.send(rnd.random() < 0.5,
+                           rnd.randbytes(rnd.randint(40, 300)))
+                f.close()
+                f.kind = "tcp"
+            elif r < 0.85:      # DNS
+                f = RawFlow(rnd, cli, srv, sport, 53)
+                for _ in range(rnd.randint(1, 3)):
+                    f.udp(True, rnd.randbytes(rnd.randint(30, 60)))
+                    f.udp(False, rnd.randbytes(rnd.randint(60, 480)),
+                          gap=2.0)
+                f.kind = "udp"
+            elif r < 0.98:      # QUIC
+                f = RawFlow(rnd, cli, srv, sport, 443)
+                f.udp(True, rnd.randbytes(1200))
+                for _ in range(rnd.randint(4, 60)):
+                    f.udp(False, rnd.randbytes(rnd.choice((1232, 1350, 1200,
+                                                           80))), gap=0.1)
+                    if rnd.random() < 0.3:
+                        f.udp(True, rnd.randbytes(40), gap=0.3)
+                f.kind = "udp"
+            else:               # ping
+                f = RawFlow(rnd, cli, srv, 0, 0)
+                for _ in range(rnd.randint(1, 5)):
+                    f.icmp_echo(True, 56)
+                    f.icmp_echo(False, 56, gap=2.0)
+                f.kind = "icmp"
+            n_other += len(f.frames)
+        flows.append(f)
+    # Timeline: period 1.0.  A flow lasts a random share of the period
+    # (long enough that about nconc overlap), its frames placed in order
+    # by their gap weights.
+    total_w = 0.0
+    out = []
+    mean_dur = min(0.9, nconc / max(1, len(flows)))
+    for f in flows:
+        dur = min(0.95, rnd.uniform(0.2, 1.8) * mean_dur)
+        start = rnd.random()
+        w = [g for _, _, g in f.frames]
+        tw = sum(w) or 1.0
+        t = 0.0
+        for (b, c, g) in f.frames:
+            t += g
+            out.append(((start + dur * t / (tw + 1.0)) % 1.0, b, c))
+        total_w += dur
+        man.add("flows_" + f.kind)
+    out.sort(key=lambda x: x[0])
+    man.add("smtp_sessions", sessions)
+    man.add("smtp_bounces", bounces_n)
+    man.add("smtp_message_bytes", msg_bytes)
+    man.add("smtp_packets", n_smtp)
+    man.add("frames", len(out))
+    man.add("frame_bytes", sum(len(b) for _, b, _ in out))
+    man.add("ipv6_frames", sum(1 for _, b, _ in out if b[12:14] == b"\x86\xdd"))
+    man.add("flows_concurrent_mean", int(total_w))
+    man.add("conversations", len(flows))
+    return [(b, c, t) for t, b, c in out]
+
+
+def write_raw(path, frames, period_s=1.0):
+    """A pcap of raw frames (bytes, from_client, time in periods)."""
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        for b, _, t in frames:
+            us = int(t * period_s * 1e6)
+            fh.write(struct.pack("<IIII", 1700000000 + us // 1000000,
+                                 us % 1000000, len(b), len(b)))
+            fh.write(b)
+
+
 def write(path, frames):
     w = PcapWriter(path, sync=False, linktype=1)
     for f, _ in frames:
@@ -596,8 +1016,8 @@ def write(path, frames):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("mixed", "random", "bench", "smtp",
-                                     "abort", "synflood"))
+    ap.add_argument("mode", choices=("mixed", "random", "bench", "link",
+                                     "smtp", "abort", "synflood"))
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--split", nargs=2, metavar=("A", "B"))
@@ -607,6 +1027,10 @@ def main():
     ap.add_argument("--messages", nargs="+", default=[])
     ap.add_argument("--max", type=int, default=0)
     ap.add_argument("--manifest")
+    ap.add_argument("--smtp-share", type=float, default=0.1,
+                    help="link: share of the frames that are SMTP")
+    ap.add_argument("--bounce-share", type=float, default=0.03,
+                    help="link: share of SMTP sessions carrying a bounce")
     ap.add_argument("--chaos", type=int, default=0, metavar="N",
                     help="smtp: segments of 1..N bytes, reordered, "
                     "duplicated")
@@ -633,6 +1057,9 @@ def main():
         frames = gen_random(rnd, man, a.count)
     elif a.mode == "bench":
         frames = gen_bench(rnd, man, a.flows, a.packets)
+    elif a.mode == "link":
+        frames = gen_link(rnd, man, a.packets, a.flows, a.smtp_share,
+                          a.bounce_share, a.messages)
     elif a.mode == "abort":
         frames = gen_abort(rnd, man, a.count, a.complete)
     elif a.mode == "synflood":
@@ -644,7 +1071,10 @@ def main():
             mixed = gen_mixed(rnd, man)
             frames = interleave_lists(rnd, [frames, mixed])
     man.add("frames_total", len(frames))
-    write(a.out, frames)
+    if a.mode == "link":
+        write_raw(a.out, frames)
+    else:
+        write(a.out, frames)
     if a.split:
         write(a.split[0], [x for x in frames if x[1]])
         write(a.split[1], [x for x in frames if not x[1]])

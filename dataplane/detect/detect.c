@@ -23,6 +23,9 @@
 #include <string.h>
 
 #include <hs/hs.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "backstop/counters.h"
 #include "backstop/detect.h"
@@ -40,12 +43,16 @@ struct bs_detect_ctx {
 	hs_scratch_t *scratch;
 	struct bs_counters *cnt;
 	/*
-	 * One message and one stream kept for reuse: a worker handles one
-	 * message after another, and malloc + hs_open_stream per message
-	 * cost a quarter of the classification time in the benchmark.
+	 * Messages and streams kept for reuse, up to BS_DETECT_POOL_MAX of
+	 * each: malloc + hs_open_stream per message cost a quarter of the
+	 * classification time in the benchmark, and a worker has many
+	 * messages in flight at once (interleaved sessions), so one spare
+	 * was not enough: past it every message malloc'ed its 47 KB.
 	 */
-	struct bs_msg *spare;
-	hs_stream_t *spare_stream;
+	struct bs_msg *pool[BS_DETECT_POOL_MAX];
+	unsigned int n_pool;
+	hs_stream_t *spool[BS_DB__N][BS_DETECT_POOL_MAX];
+	unsigned int n_spool[BS_DB__N];
 	/* What this context holds (bs_detect_ctx_live()); leak checks. */
 	struct bs_detect_live live;
 };
@@ -54,13 +61,17 @@ struct bs_detect_ctx {
  * Consecutive lines of the same target are scanned in one hs_scan_stream()
  * call: a call costs about as much as scanning a hundred bytes, and lines
  * average 60.  A batch never mixes targets, so a match still falls in the
- * target it was found in.
+ * target it was found in.  Two batches: the folded running text (TEXT
+ * database) and lines (HDR or LINE database, never both at once: the
+ * header's lines all come before the body's).
  */
 #define BS_DETECT_BATCH_MAX 2048
 
+enum { B_TEXT, B_LINE, B__N };
+
 struct bs_msg {
 	struct bs_detect_ctx *ctx;
-	hs_stream_t *stream;
+	hs_stream_t *stream[BS_DB__N]; /* opened at the first scan of each */
 	bool null_sender; /* envelope MAIL FROM:<> */
 	bool decided;     /* candidate decision taken */
 	bool candidate;
@@ -72,15 +83,19 @@ struct bs_msg {
 	uint32_t cur_tgt; /* target of the line being scanned */
 	uint32_t fail;
 	uint64_t bytes, scanned;
-	uint32_t batch_tgt; /* target of the batched lines */
-	size_t batch_len;   /* lines of one target, scanned together */
 	size_t hold_len;    /* held header lines: [tgt][len16][bytes] */
+	struct {
+		uint8_t db;
+		bool sp;
+		uint32_t tgt;
+		size_t len;
+	} bh[B__N]; /* the batches' heads (cleared with the message) */
 	/* From here on bs_msg_begin() clears nothing itself: the parser
 	 * sets up its state and info (all but the raw header block), the
 	 * buffers are guarded by the lengths above. */
 	struct bs_mime mime;
 	struct bs_mime_info info;
-	uint8_t batch[BS_DETECT_BATCH_MAX];
+	uint8_t batch[B__N][BS_DETECT_BATCH_MAX];
 	uint8_t hold[BS_DETECT_HOLD_MAX];
 	uint64_t matched[]; /* one bit per rule */
 };
@@ -121,14 +136,15 @@ bs_detect_ctx_create(const struct bs_ruleset *rs)
 	if (!ctx)
 		return NULL;
 	ctx->rs = rs;
-	/* One scratch serves both databases (Hyperscan grows it). */
-	if ((rs->db && hs_alloc_scratch(rs->db, &ctx->scratch) != HS_SUCCESS) ||
-	        (rs->gate_db &&
-	                hs_alloc_scratch(rs->gate_db, &ctx->scratch) !=
-	                        HS_SUCCESS)) {
-		hs_free_scratch(ctx->scratch);
-		free(ctx);
-		return NULL;
+	/* One scratch serves every database (Hyperscan grows it). */
+	for (unsigned int d = 0; d <= BS_DB__N; d++) {
+		const hs_database_t *db = d < BS_DB__N ? rs->dbs[d] : rs->gate_db;
+
+		if (db && hs_alloc_scratch(db, &ctx->scratch) != HS_SUCCESS) {
+			hs_free_scratch(ctx->scratch);
+			free(ctx);
+			return NULL;
+		}
 	}
 	return ctx;
 }
@@ -144,9 +160,12 @@ bs_detect_ctx_free(struct bs_detect_ctx *ctx)
 {
 	if (!ctx)
 		return;
-	if (ctx->spare_stream)
-		hs_close_stream(ctx->spare_stream, ctx->scratch, NULL, NULL);
-	free(ctx->spare);
+	for (unsigned int d = 0; d < BS_DB__N; d++)
+		while (ctx->n_spool[d] > 0)
+			hs_close_stream(ctx->spool[d][--ctx->n_spool[d]],
+			        ctx->scratch, NULL, NULL);
+	while (ctx->n_pool > 0)
+		free(ctx->pool[--ctx->n_pool]);
 	/* Open messages would now point to freed memory: a caller bug. */
 	assert(ctx->live.msgs == 0);
 	hs_free_scratch(ctx->scratch);
@@ -163,6 +182,14 @@ size_t
 bs_msg_size(const struct bs_detect_ctx *ctx)
 {
 	return sizeof(struct bs_msg) + ((ctx->rs->n + 63) / 64) * 8;
+}
+
+/* White space that Hyperscan's \s matches (without UCP): what the
+ * scanned text folds to one space. */
+static inline bool
+fold_ws(uint8_t c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
 static int
@@ -294,9 +321,24 @@ gate_scan(struct bs_msg *msg, uint32_t tgt, const uint8_t *p, size_t n)
 {
 	const struct bs_ruleset *rs = msg->ctx->rs;
 	struct gate_scan g = {msg, tgt, 0};
+	/* Folded as the HDR stream sees it (rules write one space). */
+	uint8_t f[BS_MIME_HDR_MAX + 16];
+	size_t k = 0;
+	bool sp = false;
 
-	if (!rs->gate_db || n > UINT32_MAX)
+	if (!rs->gate_db)
 		return;
+	for (size_t i = 0; i < n && k < sizeof(f); i++) {
+		if (!fold_ws(p[i]) || p[i] == '\n') {
+			f[k++] = p[i];
+			sp = false;
+		} else if (!sp) {
+			f[k++] = ' ';
+			sp = true;
+		}
+	}
+	p = f;
+	n = k;
 	if (tgt & BS_TGT_SUBJECT)
 		g.prefix_end = subject_prefix_end(p, n);
 	/* An error only loses a signature: the gate stays as it was. */
@@ -341,43 +383,172 @@ is_daemon_sender(const char *a)
 	return false;
 }
 
-static void
-scan_now(struct bs_msg *msg, uint32_t tgt, const uint8_t *p, size_t n)
+/* The message's stream for database d, opened (or reused) at first use;
+ * NULL after a failure (recorded, scanning stops). */
+static hs_stream_t *
+msg_stream(struct bs_msg *msg, unsigned int d)
 {
+	struct bs_detect_ctx *ctx = msg->ctx;
+
+	if (msg->stream[d])
+		return msg->stream[d];
+	if (ctx->n_spool[d] > 0) {
+		msg->stream[d] = ctx->spool[d][--ctx->n_spool[d]];
+	} else if (hs_open_stream(ctx->rs->dbs[d], 0, &msg->stream[d]) !=
+	           HS_SUCCESS) {
+		msg->stream[d] = NULL;
+		msg->fail |= BS_DF_NOMEM;
+		msg->scanning = false;
+		CNT_INC(msg, detect_fail_nomem);
+		return NULL;
+	} else {
+		ctx->live.streams_alloc++;
+	}
+	ctx->live.streams++;
+	CNT_INC(msg, detect_streams_live);
+	return msg->stream[d];
+}
+
+static void
+batch_flush(struct bs_msg *msg, unsigned int b)
+{
+	size_t n = msg->bh[b].len;
+	hs_stream_t *s;
+
+	msg->bh[b].len = 0;
 	if (!msg->scanning || n == 0)
 		return;
-	msg->cur_tgt = tgt;
-	msg->scanned += n;
-	if (hs_scan_stream(msg->stream, (const char *)p, (unsigned int)n, 0,
+	s = msg_stream(msg, msg->bh[b].db);
+	if (s == NULL)
+		return;
+	msg->cur_tgt = msg->bh[b].tgt;
+	if (hs_scan_stream(s, (const char *)msg->batch[b], (unsigned int)n, 0,
 	            msg->ctx->scratch, on_match, msg) != HS_SUCCESS) {
 		msg->fail |= BS_DF_HS;
 		msg->scanning = false;
 	}
 }
 
+/*
+ * Append p[0..n) to batch b for database d and target tgt, every run of
+ * white space written as one space (line ends too, for the TEXT
+ * database); flushed whenever it fills or its stream or target changes.
+ * The space state carries over batches: a run never becomes two spaces.
+ */
 static void
-batch_flush(struct bs_msg *msg)
+batch_add(struct bs_msg *msg, unsigned int b, unsigned int d, uint32_t tgt,
+        const uint8_t *p, size_t n)
 {
-	scan_now(msg, msg->batch_tgt, msg->batch, msg->batch_len);
-	msg->batch_len = 0;
+	const bool keep_nl = d != BS_DB_TEXT;
+	bool sp;
+
+	if (msg->bh[b].len > 0 && (msg->bh[b].db != d || msg->bh[b].tgt != tgt))
+		batch_flush(msg, b);
+	if (msg->bh[b].db != d)
+		msg->bh[b].sp = false;
+	msg->bh[b].db = (uint8_t)d;
+	msg->bh[b].tgt = tgt;
+	sp = msg->bh[b].sp;
+	while (n > 0) {
+		uint8_t *out = msg->batch[b];
+		size_t o = msg->bh[b].len, i = 0;
+
+		/* Output never outgrows input: fill up to the room left. */
+		while (i < n && o < BS_DETECT_BATCH_MAX) {
+#ifdef __SSE2__
+			/*
+			 * 16 bytes at a time while nothing needs folding (no
+			 * tab, CR, LF, ..., no space after white space): text
+			 * is mostly words and single spaces.
+			 */
+			while (i < n && o + 16 <= BS_DETECT_BATCH_MAX) {
+				/* A last block under 16 bytes is read from a
+				 * padded copy (never past p + n). */
+				uint8_t tail[16];
+				size_t left = n - i;
+				const uint8_t *src = p + i;
+
+				if (left < 16) {
+					memcpy(tail, src, left);
+					memset(tail + left, 'a', 16 - left);
+					src = tail;
+				}
+				__m128i v = _mm_loadu_si128((const __m128i *)src);
+				__m128i t = _mm_sub_epi8(v, _mm_set1_epi8(9));
+				unsigned int spc = (unsigned int)_mm_movemask_epi8(
+				        _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+				unsigned int ctl = (unsigned int)_mm_movemask_epi8(
+				        _mm_cmpeq_epi8(
+				                _mm_min_epu8(t, _mm_set1_epi8(4)),
+				                t));
+				unsigned int ws = spc | ctl;
+				unsigned int fix =
+				        (ctl | (spc & ((ws << 1) | (sp ? 1u : 0u)))) &
+				        0xffffu;
+				unsigned int k = fix ? (unsigned int)__builtin_ctz(fix)
+				                     : 16;
+
+				if (k > left)
+					k = (unsigned int)left;
+				/* The bytes before the first to fold go as
+				 * they are. */
+				_mm_storeu_si128((__m128i *)(out + o), v);
+				i += k;
+				o += k;
+				if (k > 0)
+					sp = (spc >> (k - 1)) & 1u;
+				if (k < 16)
+					break;
+			}
+			if (i >= n || o >= BS_DETECT_BATCH_MAX)
+				break;
+#endif
+			uint8_t c = p[i++];
+
+			if (!fold_ws(c)) {
+				out[o++] = c;
+				sp = false;
+			} else if (c == '\n' && keep_nl) {
+				/* A run before the line end was written as a
+				 * space already; the line end stays. */
+				out[o++] = '\n';
+				sp = false;
+			} else if (!sp) {
+				out[o++] = ' ';
+				sp = true;
+			}
+		}
+		msg->bh[b].len = o;
+		p += i;
+		n -= i;
+		if (o == BS_DETECT_BATCH_MAX)
+			batch_flush(msg, b);
+	}
+	msg->bh[b].sp = sp;
 }
 
+/*
+ * A line (or piece) of target tgt to the databases that serve it: the
+ * header's to HDR; the body's to TEXT (folded running text) and LINE.
+ */
 static void
 scan(struct bs_msg *msg, uint32_t tgt, const uint8_t *p, size_t n)
 {
+	const struct bs_ruleset *rs = msg->ctx->rs;
+
 	if (!msg->scanning)
 		return;
-	if (msg->batch_len > 0 &&
-	        (tgt != msg->batch_tgt ||
-	                msg->batch_len + n > sizeof(msg->batch)))
-		batch_flush(msg);
-	if (n > sizeof(msg->batch)) {
-		scan_now(msg, tgt, p, n);
+	/* Bytes of text handed on (once, whatever the streams). */
+	msg->scanned += n;
+	if (tgt & BS_TGT_HDR_CHANNEL) {
+		if (rs->db_targets[BS_DB_HDR] & tgt)
+			batch_add(msg, B_LINE, BS_DB_HDR, tgt, p, n);
 		return;
 	}
-	memcpy(msg->batch + msg->batch_len, p, n);
-	msg->batch_len += n;
-	msg->batch_tgt = tgt;
+	if (rs->db_targets[BS_DB_TEXT] & tgt)
+		batch_add(msg, B_TEXT, BS_DB_TEXT, tgt, p, n);
+	if (rs->db_targets[BS_DB_LINE] & tgt)
+		batch_add(msg, B_LINE, BS_DB_LINE, tgt, p, n);
 }
 
 /* Take the candidate decision; a candidate gets its stream and the held
@@ -395,24 +566,12 @@ decide(struct bs_msg *msg, bool candidate)
 		return;
 	}
 	CNT_INC(msg, detect_candidates);
-	if (!rs->db) {
+	/* Streams open at their first batch (most messages need no LINE
+	 * stream before their report part, some never). */
+	if (rs->n == 0)
 		msg->fail |= BS_DF_NO_RULES;
-	} else if (msg->ctx->spare_stream) {
-		msg->stream = msg->ctx->spare_stream;
-		msg->ctx->spare_stream = NULL;
+	else
 		msg->scanning = true;
-	} else if (hs_open_stream(rs->db, 0, &msg->stream) != HS_SUCCESS) {
-		msg->stream = NULL;
-		msg->fail |= BS_DF_NOMEM;
-		CNT_INC(msg, detect_fail_nomem);
-	} else {
-		msg->ctx->live.streams_alloc++;
-		msg->scanning = true;
-	}
-	if (msg->stream) {
-		msg->ctx->live.streams++;
-		CNT_INC(msg, detect_streams_live);
-	}
 	for (size_t i = 0; i + 3 <= msg->hold_len;) {
 		uint32_t tgt = msg->hold[i];
 		size_t n = (size_t)msg->hold[i + 1] << 8 | msg->hold[i + 2];
@@ -467,9 +626,8 @@ struct bs_msg *
 bs_msg_begin(struct bs_detect_ctx *ctx, const char *mail_from,
         const char *const *rcpts, unsigned int n_rcpts)
 {
-	struct bs_msg *msg = ctx->spare;
+	struct bs_msg *msg = ctx->n_pool > 0 ? ctx->pool[--ctx->n_pool] : NULL;
 
-	ctx->spare = NULL;
 	if (!msg) {
 		msg = malloc(bs_msg_size(ctx));
 		if (msg)
@@ -631,14 +789,16 @@ classify(struct bs_msg *msg, struct bs_detect_result *out)
 	return BS_CLASS_NONE;
 }
 
-/* End of data on the stream (end-anchored matches), keep it for reuse. */
+/* End of data on stream d (end-anchored matches), keep it for reuse. */
 static void
-stream_done(struct bs_msg *msg, bool report)
+stream_done(struct bs_msg *msg, unsigned int d, bool report)
 {
 	struct bs_detect_ctx *ctx = msg->ctx;
-	hs_stream_t *s = msg->stream;
+	hs_stream_t *s = msg->stream[d];
 
-	msg->stream = NULL;
+	if (s == NULL)
+		return;
+	msg->stream[d] = NULL;
 	ctx->live.streams--;
 	if (ctx->cnt)
 		ctx->cnt->v[BS_CNT_detect_streams_live]--;
@@ -650,8 +810,8 @@ stream_done(struct bs_msg *msg, bool report)
 		ctx->live.streams_alloc--;
 		return;
 	}
-	if (!ctx->spare_stream) {
-		ctx->spare_stream = s;
+	if (ctx->n_spool[d] < BS_DETECT_POOL_MAX) {
+		ctx->spool[d][ctx->n_spool[d]++] = s;
 	} else {
 		hs_close_stream(s, ctx->scratch, NULL, NULL);
 		ctx->live.streams_alloc--;
@@ -675,8 +835,8 @@ msg_release(struct bs_msg *msg)
 	ctx->live.msgs--;
 	if (ctx->cnt)
 		ctx->cnt->v[BS_CNT_detect_msgs_live]--;
-	if (!ctx->spare) {
-		ctx->spare = msg;
+	if (ctx->n_pool < BS_DETECT_POOL_MAX) {
+		ctx->pool[ctx->n_pool++] = msg;
 	} else {
 		free(msg);
 		ctx->live.msgs_alloc--;
@@ -693,11 +853,12 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 		bs_mime_end(&msg->mime);
 	if (!msg->decided)
 		on_header_done(msg);
-	if (msg->stream) {
-		batch_flush(msg);
-		msg->cur_tgt = BS_TGT_BODY;
-		stream_done(msg, true);
-	}
+	for (unsigned int b = 0; b < B__N; b++)
+		batch_flush(msg, b);
+	/* Matches at the end of data fall in the message's last text. */
+	msg->cur_tgt = BS_TGT_BODY;
+	for (unsigned int d = 0; d < BS_DB__N; d++)
+		stream_done(msg, d, true);
 	if (msg->fail & BS_DF_HS)
 		CNT_INC(msg, detect_fail_hs);
 	out->cls = classify(msg, out);
@@ -742,7 +903,7 @@ bs_msg_abort(struct bs_msg *msg)
 {
 	if (!msg)
 		return;
-	if (msg->stream)
-		stream_done(msg, false);
+	for (unsigned int d = 0; d < BS_DB__N; d++)
+		stream_done(msg, d, false);
 	msg_release(msg);
 }

@@ -58,8 +58,9 @@ copy_field(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v, size_t n)
 	return o;
 }
 
-/* Name equals (case-insensitive, exact length). */
-static bool
+/* Name equals (case-insensitive, exact length); inline so that the
+ * literal's length is known. */
+static inline __attribute__((always_inline)) bool
 name_is(const uint8_t *name, size_t nl, const char *s)
 {
 	return strlen(s) == nl && bs_mime_prefix_ci(name, nl, s);
@@ -112,6 +113,7 @@ charset_is_utf8(const char *cs, size_t n)
 struct cs_entry {
 	char name[BS_MIME_CHARSET_MAX]; /* "" = free */
 	iconv_t cd;
+	bool ascii_same; /* ASCII text converts to itself (no shift states) */
 	uint64_t used;     /* th->clock at the last conversion */
 	const void *user;  /* parser of the last conversion */
 };
@@ -168,6 +170,37 @@ bs_mime_charset_name(char name[BS_MIME_CHARSET_MAX], const char *cs, size_t n)
 }
 
 /*
+ * Does ASCII text convert to itself with cd?  True for the stateless
+ * charsets mail mostly uses (ISO-8859-x, windows-125x, KOI8, EUC, GB2312,
+ * Big5, ...), whose bytes under 0x80 are ASCII; false for those with
+ * shift states or escapes spelled in ASCII (ISO-2022-x, UTF-7, HZ) and
+ * for wide ones.  Such lines then skip iconv (it cost ~40 instructions a
+ * byte to copy ASCII through).  The names decide first; then every byte
+ * 0x01-0x7f must come back unchanged.
+ */
+static bool
+ascii_same(const char *name, iconv_t cd)
+{
+	static const char *const stateful[] = {"2022", "utf-7", "utf7", "hz",
+	        "utf-16", "utf16", "utf-32", "utf32", "ucs", "unicode"};
+	uint8_t in[127], out[4 * 127];
+	char *ip = (char *)in, *op = (char *)out;
+	size_t il = sizeof(in), ol = sizeof(out);
+	bool same;
+
+	for (unsigned int k = 0; k < sizeof(stateful) / sizeof(stateful[0]); k++)
+		if (strstr(name, stateful[k]))
+			return false;
+	for (unsigned int k = 0; k < sizeof(in); k++)
+		in[k] = (uint8_t)(k + 1);
+	iconv(cd, NULL, NULL, NULL, NULL);
+	same = iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 && il == 0 &&
+	       sizeof(out) - ol == sizeof(in) && memcmp(out, in, sizeof(in)) == 0;
+	iconv(cd, NULL, NULL, NULL, NULL);
+	return same;
+}
+
+/*
  * The thread's converter for name (normalised), opened if need be; NULL if
  * iconv does not know the charset.  *opens counts a descriptor opened.
  */
@@ -199,13 +232,18 @@ charset_get(const char *name, uint32_t *opens)
 	victim->cd = cd;
 	victim->user = NULL;
 	victim->used = th->clock;
+	victim->ascii_same = ascii_same(name, cd);
 	return victim;
 }
 
 bool
-bs_mime_charset_known(const char *name, uint32_t *opens)
+bs_mime_charset_known(const char *name, uint32_t *opens, bool *ascii)
 {
-	return charset_get(name, opens) != NULL;
+	struct cs_entry *e = charset_get(name, opens);
+
+	if (ascii)
+		*ascii = e != NULL && e->ascii_same;
+	return e != NULL;
 }
 
 /*
@@ -1033,6 +1071,21 @@ blank(const uint8_t *p, size_t n)
 	return true;
 }
 
+static bool
+is_ascii(const uint8_t *p, size_t n)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++)
+		acc |= p[i];
+	return (acc & 0x8080808080808080ull) == 0;
+}
+
 static void
 text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 {
@@ -1043,7 +1096,8 @@ text_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 	const uint8_t *rp = p;
 	size_t rn = n;
 
-	if (m->cs[0] != '\0') {
+	/* ASCII in a charset that keeps it as it is needs no iconv. */
+	if (m->cs[0] != '\0' && !(m->cs_ascii && is_ascii(p, n))) {
 		size_t k = bs_mime_charset_conv(m->cs, m, &m->cs_seq, sol, p, n,
 		        conv, sizeof(conv) - 1, &m->cs_opens);
 
@@ -1191,7 +1245,7 @@ bs_mime_handler_begin(struct bs_mime *m)
 		 * charset iconv does not know passes unconverted. */
 		if (!bs_mime_charset_name(m->cs, m->p_charset,
 		            strlen(m->p_charset)) ||
-		        !bs_mime_charset_known(m->cs, &m->cs_opens))
+		        !bs_mime_charset_known(m->cs, &m->cs_opens, &m->cs_ascii))
 			m->cs[0] = '\0';
 		m->cs_seq = 0;
 		break;

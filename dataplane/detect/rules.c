@@ -11,10 +11,11 @@
  * '#' starts a comment line; blank lines are ignored.  The expression is
  * delimited by the first '/' and the next unescaped '/' that is followed by
  * white space or the line end, so it may contain '/' freely except before
- * a space (write "\/ " there) and the description may contain anything.  All
- * rules compile into one Hyperscan database in streaming mode; the Hyperscan id
- * of a rule is its index, so the match callback finds the rule without a
- * lookup.
+ * a space (write "\/ " there) and the description may contain anything.  The
+ * rules compile into three streaming databases by channel and kind (header
+ * lines, folded body text, body lines: rules_priv.h) and a block database
+ * for the gate; the Hyperscan id of a rule is its index in each, so the
+ * match callback finds the rule without a lookup.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -235,6 +236,75 @@ parse_line(struct builder *b, char *s, unsigned int lineno, const char *name,
 }
 
 /*
+ * The channel databases (rules_priv.h): each rule goes into every
+ * database whose targets it names and whose kind it is (flag m: a line
+ * rule).  A compile error names the rule, whichever database met it.
+ */
+static int
+channels_compile(struct bs_ruleset *rs, const struct builder *b,
+        const char *name, char *err, size_t errlen)
+{
+	const char **expr = calloc(b->n, sizeof(*expr));
+	unsigned int *fl = calloc(b->n, sizeof(*fl));
+	unsigned int *ids = calloc(b->n, sizeof(*ids));
+	int rc = -1;
+
+	if (!expr || !fl || !ids) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto out;
+	}
+	for (unsigned int d = 0; d < BS_DB__N; d++) {
+		hs_compile_error_t *ce = NULL;
+		unsigned int n = 0;
+		uint32_t served = 0;
+
+		for (unsigned int k = 0; k < b->n; k++) {
+			const struct bs_rule *r = &b->rules[k];
+			bool line = (b->hsflags[k] & HS_FLAG_MULTILINE) != 0;
+			uint32_t t;
+
+			if (d == BS_DB_HDR)
+				t = r->targets & BS_TGT_HDR_CHANNEL;
+			else if ((d == BS_DB_LINE) == line)
+				t = r->targets & ~(uint32_t)BS_TGT_HDR_CHANNEL;
+			else
+				t = 0;
+			if (!t)
+				continue;
+			served |= t;
+			expr[n] = b->expr[k];
+			fl[n] = b->hsflags[k];
+			ids[n++] = k;
+		}
+		if (n == 0)
+			continue;
+		if (hs_compile_multi(expr, fl, ids, n, HS_MODE_STREAM, NULL,
+		            &rs->dbs[d], &ce) != HS_SUCCESS) {
+			if (ce && ce->expression >= 0 &&
+			        (unsigned int)ce->expression < n) {
+				const struct bs_rule *r =
+				        &b->rules[ids[ce->expression]];
+
+				snprintf(err, errlen, "%s:%u: rule %u: %s",
+				        name, r->line, r->id, ce->message);
+			} else {
+				snprintf(err, errlen, "%s: hyperscan: %s", name,
+				        ce ? ce->message : "error");
+			}
+			hs_free_compile_error(ce);
+			goto out;
+		}
+		rs->db_targets[d] = served;
+	}
+	rc = 0;
+out:
+	free(expr);
+	free(fl);
+	free(ids);
+	return rc;
+}
+
+/*
  * The gate database: dsn rules naming the subject or from target, in block
  * mode (the gate scans one header line at a time, before there is a
  * stream).  Start of match (leftmost) tells a signature that follows a
@@ -351,50 +421,30 @@ bs_ruleset_parse(const char *text, size_t len, const char *name, char *err,
 	}
 	rs->n = b.n;
 	if (b.n > 0) {
-		unsigned int *ids = calloc(b.n, sizeof(*ids));
-		hs_compile_error_t *ce = NULL;
-
-		if (!ids) {
-			snprintf(err, errlen, "%s: out of memory", name);
+		if (channels_compile(rs, &b, name, err, errlen) < 0)
 			goto fail;
-		}
-		for (unsigned int k = 0; k < b.n; k++)
-			ids[k] = k;
-		if (hs_compile_multi((const char *const *)b.expr, b.hsflags,
-		            ids, b.n, HS_MODE_STREAM, NULL, &rs->db,
-		            &ce) != HS_SUCCESS) {
-			if (ce && ce->expression >= 0 &&
-			        (unsigned int)ce->expression < b.n) {
-				const struct bs_rule *r =
-				        &b.rules[ce->expression];
-
-				snprintf(err, errlen, "%s:%u: rule %u: %s",
-				        name, r->line, r->id, ce->message);
-			} else {
-				snprintf(err, errlen, "%s: hyperscan: %s", name,
-				        ce ? ce->message : "error");
-			}
-			hs_free_compile_error(ce);
-			free(ids);
-			goto fail;
-		}
-		free(ids);
 		if (gate_compile(rs, &b, name, err, errlen) < 0)
 			goto fail;
 	}
-	/* Keep only the rules' metadata: the expressions live in the db. */
 	rs->rules = realloc(b.rules, (b.n ? b.n : 1) * sizeof(*b.rules));
 	if (!rs->rules)
 		rs->rules = b.rules;
 	b.rules = NULL;
 	for (unsigned int k = 0; k < rs->n; k++)
 		rs->targets |= rs->rules[k].targets;
+	/* The expressions stay (bs_ruleset_expr()); the rest goes. */
+	rs->expr = b.expr;
+	rs->hsflags = b.hsflags;
+	b.expr = NULL;
+	b.hsflags = NULL;
+	b.n = 0;
 	builder_free(&b);
 	return rs;
 fail:
 	builder_free(&b);
 	if (rs) {
-		hs_free_database(rs->db);
+		for (unsigned int k = 0; k < BS_DB__N; k++)
+			hs_free_database(rs->dbs[k]);
 		hs_free_database(rs->gate_db);
 		free(rs);
 	}
@@ -438,8 +488,14 @@ bs_ruleset_free(struct bs_ruleset *rs)
 {
 	if (!rs)
 		return;
-	hs_free_database(rs->db);
+	for (unsigned int k = 0; k < BS_DB__N; k++)
+		hs_free_database(rs->dbs[k]);
 	hs_free_database(rs->gate_db);
+	if (rs->expr)
+		for (unsigned int k = 0; k < rs->n; k++)
+			free(rs->expr[k]);
+	free(rs->expr);
+	free(rs->hsflags);
 	free(rs->rules);
 	free(rs);
 }
@@ -462,8 +518,13 @@ bs_ruleset_targets(const struct bs_ruleset *rs)
 	return rs->targets;
 }
 
-const struct hs_database *
-bs_ruleset_hs_db(const struct bs_ruleset *rs)
+const char *
+bs_ruleset_expr(const struct bs_ruleset *rs, unsigned int i,
+        unsigned int *hs_flags)
 {
-	return rs->db;
+	if (i >= rs->n)
+		return NULL;
+	if (hs_flags)
+		*hs_flags = rs->hsflags[i];
+	return rs->expr[i];
 }

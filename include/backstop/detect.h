@@ -35,6 +35,17 @@ struct bs_counters;
 
 /* Matched rule ids kept in a result (the count of all matched is kept). */
 #define BS_DETECT_RULES_MAX 16
+/* Hyperscan streams a candidate message uses at most (one per database:
+ * header lines, folded body text, body lines); a context keeps as many
+ * spares. */
+#define BS_DETECT_STREAMS_MAX 3
+/*
+ * Ended messages (and their streams) a context keeps for reuse: a worker
+ * follows many sessions at once, so this many messages in flight cost no
+ * malloc in steady state; what it keeps is bounded (BS_DETECT_POOL_MAX
+ * x bs_msg_size(), 12 MB per worker at most).
+ */
+#define BS_DETECT_POOL_MAX 256
 /* Header bytes held back while the candidate decision is pending. */
 #define BS_DETECT_HOLD_MAX 8192
 
@@ -131,8 +142,9 @@ void bs_msg_abort(struct bs_msg *msg);
 /*
  * What a context holds now: messages begun and not yet ended or aborted,
  * Hyperscan streams held by them, and the allocations behind both
- * (including the spare message and stream kept for reuse, so at most one
- * each once no message is in flight).  Leak checks (fuzzers, tests)
+ * (including the messages and streams kept for reuse: at most
+ * BS_DETECT_POOL_MAX messages and BS_DETECT_POOL_MAX x BS_DETECT_STREAMS_MAX
+ * streams once no message is in flight).  Leak checks (fuzzers, tests)
  * assert on it; the same levels are the gauges detect_msgs_live and
  * detect_streams_live.  Owner thread.
  */

@@ -255,6 +255,7 @@ struct bs_mime {
 	/* Charset of the text part being read (normalised, "" = none: UTF-8,
 	 * ASCII or unknown); converted with the thread's converter for it. */
 	char cs[BS_MIME_CHARSET_MAX];
+	bool cs_ascii;     /* ASCII lines of cs need no conversion */
 	uint64_t cs_seq;   /* the converter's clock at our last use */
 	uint32_t cs_opens; /* iconv descriptors opened (cache misses) */
 

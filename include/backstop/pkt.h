@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Most VLAN tags we look through (802.1Q, 802.1ad QinQ). */
 #define BS_PKT_MAX_VLAN 2
@@ -52,7 +53,7 @@ struct bs_pkt {
 	uint16_t l3_off;      /* offset of the IP header */
 	uint16_t l4_off;      /* offset of the transport header */
 	uint16_t vlan[BS_PKT_MAX_VLAN]; /* TCI, host order */
-	/* Addresses: IPv4 in the first 4 bytes, rest zero. */
+	/* Addresses: IPv4 in the first 4 bytes (the rest is not cleared). */
 	uint8_t src[16];
 	uint8_t dst[16];
 	uint16_t sport, dport; /* host order */
@@ -87,6 +88,91 @@ int bs_pkt_parse(const uint8_t *buf, size_t len, struct bs_pkt *p);
  */
 int bs_pkt_parse_seg(const uint8_t *buf, size_t hl, size_t len,
 	struct bs_pkt *p);
+
+/*
+ * First look at a frame, for the fast path: what most frames of a link
+ * are (untagged IPv4 without options or IPv6 without extension headers,
+ * unfragmented, TCP/UDP/other transport, headers consistent) it
+ * classifies without filling a struct bs_pkt, and gives the ports.
+ * Returns what bs_pkt_parse_seg() would return for the frame (BS_PKT_TCP,
+ * BS_PKT_UDP or BS_PKT_OTHER_L4, with *l3 its BS_L3_* and, for TCP and
+ * UDP, the same ports; no VLAN tag, no IP options), or BS_PKT_PEEK_FULL
+ * when only the full parser can say (tags, options, fragments, short,
+ * truncated or malformed frames, non-IP).  Same bounds as
+ * bs_pkt_parse_seg(): headers within the first hl bytes, the datagram
+ * within len.  Every check the full parser makes on such a frame is made
+ * here too, so the two never disagree (tests/unit/test_pkt.c and
+ * tests/fuzz/fuzz_pkt.c compare them).  Inline: it runs for every
+ * packet.  Any thread; pure.
+ */
+#define BS_PKT_PEEK_FULL (-1)
+
+static inline uint16_t
+bs_pkt_ld16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, sizeof(v));
+	return __builtin_bswap16(v);
+}
+
+static inline int
+bs_pkt_peek(const uint8_t *buf, size_t hl, size_t len, uint8_t *l3,
+	uint16_t *sport, uint16_t *dport)
+{
+	const uint8_t *ip = buf + 14;
+	size_t end, l4, hend;
+	uint8_t proto;
+
+	if (hl > len)
+		hl = len;
+	if (hl < 14 + 20)
+		return BS_PKT_PEEK_FULL;
+	uint16_t et = bs_pkt_ld16(buf + 12);
+	if (et == 0x0800) {
+		size_t tot = bs_pkt_ld16(ip + 2);
+		/* Version 4, no options (IHL 5), the datagram captured, not
+		 * a fragment (MF or an offset). */
+		if (ip[0] != 0x45 || tot < 20 || tot > len - 14 ||
+				(bs_pkt_ld16(ip + 6) & 0x3fff))
+			return BS_PKT_PEEK_FULL;
+		*l3 = BS_L3_IPV4;
+		proto = ip[9];
+		l4 = 14 + 20;
+		end = 14 + tot;
+	} else if (et == 0x86dd) {
+		if (hl < 14 + 40 || (ip[0] >> 4) != 6)
+			return BS_PKT_PEEK_FULL;
+		size_t plen = bs_pkt_ld16(ip + 4);
+		end = 14 + 40 + plen;
+		proto = ip[6];
+		/* Jumbogram, truncated, or an extension header first: the
+		 * full parser's. */
+		if (plen == 0 || end > len || proto == 0 || proto == 43 ||
+				proto == 44 || proto == 51 || proto == 60 ||
+				proto == 135)
+			return BS_PKT_PEEK_FULL;
+		*l3 = BS_L3_IPV6;
+		l4 = 14 + 40;
+	} else {
+		return BS_PKT_PEEK_FULL;
+	}
+	hend = end < hl ? end : hl;
+	if (proto == 6) {
+		if (l4 + 20 > hend)
+			return BS_PKT_PEEK_FULL;
+		size_t doff = (size_t)(buf[l4 + 12] >> 4) * 4;
+		if (doff < 20 || l4 + doff > hend)
+			return BS_PKT_PEEK_FULL;
+	} else if (proto == 17) {
+		if (l4 + 8 > hend)
+			return BS_PKT_PEEK_FULL;
+	} else {
+		return BS_PKT_OTHER_L4;
+	}
+	*sport = bs_pkt_ld16(buf + l4);
+	*dport = bs_pkt_ld16(buf + l4 + 2);
+	return proto == 6 ? BS_PKT_TCP : BS_PKT_UDP;
+}
 
 /* Short name of a result, for logs and tests. */
 const char *bs_pkt_result_name(int r);

@@ -65,10 +65,11 @@ unsigned int bs_ruleset_count(const struct bs_ruleset *rs);
 const struct bs_rule *bs_ruleset_rule(
         const struct bs_ruleset *rs, unsigned int i);
 
-/* The compiled Hyperscan streaming database (NULL if no rules), for tools
- * that compare with a raw scan (scripts/bench_classify.sh).  Read-only. */
-struct hs_database;
-const struct hs_database *bs_ruleset_hs_db(const struct bs_ruleset *rs);
+/* Rule i's expression and Hyperscan flags as compiled (NULL if i is out of
+ * range), for tools that compile the whole pack into one database to
+ * compare with a raw scan (scripts/bench_classify.sh).  Read-only. */
+const char *bs_ruleset_expr(const struct bs_ruleset *rs, unsigned int i,
+        unsigned int *hs_flags);
 
 /* Union of the targets of all rules (what is worth scanning). */
 uint32_t bs_ruleset_targets(const struct bs_ruleset *rs);

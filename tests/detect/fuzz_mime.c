@@ -89,7 +89,8 @@ assert_nothing_live(void)
 	bs_detect_ctx_live(ctx, &l);
 	bs_mime_charset_stats(&cs);
 	if (l.msgs != 0 || l.streams != 0 || l.msgs_alloc > 1 ||
-	        l.streams_alloc > 1 || cs.cached > BS_MIME_CHARSET_CACHE)
+	        l.streams_alloc > BS_DETECT_STREAMS_MAX ||
+	        cs.cached > BS_MIME_CHARSET_CACHE)
 		abort();
 }
 

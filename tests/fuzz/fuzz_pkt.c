@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * libFuzzer target: the packet parser and the flow table on arbitrary
- * frames.  Each input is split into frames (2-byte length prefixes); every
+ * libFuzzer target: the packet parser (and the fast path's first look,
+ * which must agree with it) and the flow table on arbitrary frames.  Each input is split into frames (2-byte length prefixes); every
  * parsed TCP frame goes through key building, lookup/create, timeout
  * changes and aging, so table invariants are exercised under ASan/UBSan.
  */
@@ -46,6 +46,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		memcpy(seg, f, hl);
 		int r = bs_pkt_parse_seg(seg, hl, n, &p);
+		/* The fast path's first look agrees whenever it answers. */
+		uint8_t l3 = 0;
+		uint16_t sp = 0, dp = 0;
+		int k = bs_pkt_peek(seg, hl, n, &l3, &sp, &dp);
+		if (k != BS_PKT_PEEK_FULL && (k != r || l3 != p.l3 ||
+				p.vlan_count != 0 || p.has_ip_opts ||
+				((r == BS_PKT_TCP || r == BS_PKT_UDP) &&
+				 (sp != p.sport || dp != p.dport))))
+			abort();
 		free(seg);
 		if (r == BS_PKT_TCP) {
 			if ((size_t)p.payload_off + p.payload_len > n)

@@ -69,8 +69,17 @@ bstest.gen("random", rs, "--count", "3000")
 _, rep, _, _, _ = bstest.run(
     ["net_pcap0,rx_pcap=%s,tx_pcap=%s" % (rs, ro)], ["--idle-exit", "300"])
 want = bstest.read_pcap(rs)
-c.eq("random: output byte-exact", bstest.frames_diff(bstest.read_pcap(ro),
-                                                     want), None)
+got = bstest.read_pcap(ro)
+# Byte-exact, except where reassembly rewrote a retransmission on an SMTP
+# port that disagreed with the bytes first seen (the mutations make such
+# overlaps now and then): exactly as many frames as it counted, each of
+# the same length.
+changed = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+c.eq("random: frames out", len(got), len(want))
+c.eq("random: frames changed = segments rewritten", len(changed),
+     rep.get("seg_rewritten", 0))
+c.eq("random: changed frames keep their length",
+     [i for i in changed if len(got[i]) != len(want[i])], [])
 c.eq("random: parse results add up", sum(
     rep.get(k, 0) for k in bstest.RESULT_COUNTERS), len(want))
 c.eq("random: rx = tx", rep.get("tx_packets"), rep.get("rx_packets"))

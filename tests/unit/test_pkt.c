@@ -409,6 +409,106 @@ test_cksum_adjust(void **state)
 	}
 }
 
+/* One peek/parse comparison; returns 1 when the peek classified it. */
+static int
+peek_agrees(const uint8_t *b, size_t hl, size_t len)
+{
+	struct bs_pkt p;
+	uint8_t l3 = 0;
+	uint16_t sp = 0, dp = 0;
+	uint8_t *seg = malloc(hl ? hl : 1); /* exact size: ASan sees past hl */
+
+	assert_non_null(seg);
+	memcpy(seg, b, hl);
+	int k = bs_pkt_peek(seg, hl, len, &l3, &sp, &dp);
+	int r = bs_pkt_parse_seg(seg, hl, len, &p);
+	free(seg);
+	if (k == BS_PKT_PEEK_FULL)
+		return 0;
+	assert_int_equal(k, r);
+	assert_int_equal(l3, p.l3);
+	assert_int_equal(p.vlan_count, 0);
+	assert_false(p.has_ip_opts);
+	if (r == BS_PKT_TCP || r == BS_PKT_UDP) {
+		assert_int_equal(sp, p.sport);
+		assert_int_equal(dp, p.dport);
+	}
+	return 1;
+}
+
+/*
+ * The fast path's first look (bs_pkt_peek) says what the full parser
+ * says whenever it says anything: on clean frames of every kind, each of
+ * their prefixes and first segments, and random mutations of their
+ * headers.  It must also take the common frames itself (else it is no
+ * fast path).
+ */
+static void
+test_peek_agrees(void **state)
+{
+	(void)state;
+	struct frame fr[10];
+	int n = 0, fast = 0;
+	uint8_t hbh[8] = { 6, 0, 1, 4 };
+	uint8_t udp[8] = { 0x13, 0x88, 0, 53, 0, 8, 0, 0 };
+
+	eth(&fr[n], 0x0800); /* IPv4 TCP */
+	ipv4(&fr[n], 6, 0, 20 + 5, 0);
+	tcp(&fr[n++], 40000, 443, 7, BS_TCP_ACK, "hello");
+	eth(&fr[n], 0x0800); /* IPv4 UDP */
+	ipv4(&fr[n], 17, 0, 8, 0);
+	put(&fr[n++], udp, 8);
+	eth(&fr[n], 0x0800); /* IPv4 ICMP */
+	ipv4(&fr[n], 1, 0, 8, 0);
+	put(&fr[n++], udp, 8);
+	eth(&fr[n], 0x0800); /* IPv4 options */
+	ipv4(&fr[n], 6, 8, 20, 0);
+	tcp(&fr[n++], 1, 25, 7, BS_TCP_SYN, "");
+	eth(&fr[n], 0x0800); /* IPv4 fragment */
+	ipv4(&fr[n], 6, 0, 20, 0x2000);
+	tcp(&fr[n++], 1, 25, 7, BS_TCP_ACK, "");
+	eth(&fr[n], 0x86dd); /* IPv6 TCP */
+	ipv6(&fr[n], 6, 20 + 3);
+	tcp(&fr[n++], 25, 40000, 9, BS_TCP_ACK, "250");
+	eth(&fr[n], 0x86dd); /* IPv6 UDP */
+	ipv6(&fr[n], 17, 8);
+	put(&fr[n++], udp, 8);
+	eth(&fr[n], 0x86dd); /* IPv6 ICMPv6 */
+	ipv6(&fr[n], 58, 8);
+	put(&fr[n++], udp, 8);
+	eth(&fr[n], 0x86dd); /* IPv6 extension header */
+	ipv6(&fr[n], 0, 8 + 20);
+	put(&fr[n], hbh, 8);
+	tcp(&fr[n++], 1, 25, 9, BS_TCP_ACK, "");
+	eth(&fr[n], 0x8100); /* VLAN */
+	put16(&fr[n], 7);
+	put16(&fr[n], 0x0800);
+	ipv4(&fr[n], 6, 0, 20, 0);
+	tcp(&fr[n++], 1, 25, 9, BS_TCP_ACK, "");
+	for (int i = 0; i < n; i++) {
+		const struct frame *f = &fr[i];
+
+		fast += peek_agrees(f->b, f->len, f->len);
+		for (size_t len = 0; len < f->len + 4; len++)
+			for (size_t hl = 0; hl <= len; hl += 3)
+				peek_agrees(f->b, hl, len);
+	}
+	/* The six clean frames without tags, options, fragments or
+	 * extension headers are the fast path's. */
+	assert_int_equal(fast, 6);
+	srand(7);
+	for (int it = 0; it < 200000; it++) {
+		struct frame m = fr[it % n];
+		int k = 1 + rand() % 4;
+
+		for (int j = 0; j < k; j++)
+			m.b[rand() % (m.len < 70 ? m.len : 70)] = (uint8_t)rand();
+		size_t len = m.len - (size_t)(rand() % 3 == 0 ? rand() % 8 : 0);
+		peek_agrees(m.b, rand() % 5 ? len : (size_t)rand() % (len + 1),
+			len);
+	}
+}
+
 int
 main(void)
 {
@@ -425,6 +525,7 @@ main(void)
 		cmocka_unit_test(test_non_ip),
 		cmocka_unit_test(test_syn_options),
 		cmocka_unit_test(test_cksum_adjust),
+		cmocka_unit_test(test_peek_agrees),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
