@@ -52,7 +52,7 @@ counters(FILE *f, const struct bs_metrics_src *s)
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++) {
 		const struct bs_counter_desc *d = &bs_counter_desc[i];
 		if (d->kind == BS_CNT_KIND_HIST)
-			continue; /* in its histogram (verdict_latency()) */
+			continue; /* in its histogram (latencies()) */
 		bool gauge = d->kind == BS_CNT_KIND_GAUGE;
 		const char *sfx = gauge ? "" : "_total";
 		if (bs_counter_process[i]) {
@@ -138,37 +138,47 @@ gauge(FILE *f, const char *name, const char *help, double v)
 }
 
 /*
- * The verdict latency histogram, from its rows in the counter table
- * (BS_VERDICT_LATENCY_BUCKETS): every worker's buckets summed, then made
- * cumulative as Prometheus wants them.
+ * A latency histogram, from its rows in the counter table
+ * (BS_CNT_LATENCY): every worker's buckets summed, then made cumulative
+ * as Prometheus wants them.
  */
 static void
-verdict_latency(FILE *f, const struct bs_metrics_src *s)
+latency(FILE *f, const struct bs_metrics_src *s, const char *name,
+	const char *help, unsigned int first)
 {
 	uint64_t cum = 0, count = 0, sum_ns = 0;
 
-	family(f, "verdict_latency_seconds", "", "histogram",
-		"Time from the end of a judged message to its verdict (the end "
-		"of detection and the verdict: what the held segment waits)");
-	for (unsigned int b = 0; b < BS_VERDICT_LATENCY_N; b++) {
+	family(f, name, "", "histogram", help);
+	for (unsigned int b = 0; b < BS_LATENCY_N; b++) {
 		for (unsigned int w = 0; w < s->n_workers; w++)
-			cum += s->workers[w]->v[BS_CNT_verdict_latency_le_2us + b];
-		fprintf(f, PFX "verdict_latency_seconds_bucket{le=\"%g\"} %"
-			PRIu64 "\n", bs_verdict_latency_le[b], cum);
+			cum += s->workers[w]->v[first + b];
+		fprintf(f, PFX "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+			bs_latency_le[b], cum);
 	}
 	for (unsigned int w = 0; w < s->n_workers; w++) {
-		count += s->workers[w]->v[BS_CNT_verdict_latency_count];
-		sum_ns += s->workers[w]->v[BS_CNT_verdict_latency_sum_ns];
+		count += s->workers[w]->v[first + BS_LATENCY_N + 1];
+		sum_ns += s->workers[w]->v[first + BS_LATENCY_N + 2];
 	}
 	/* Rows are read while workers write them: a bucket may be a burst
 	 * ahead of the count; +Inf must be at least every bucket. */
 	if (count < cum)
 		count = cum;
-	fprintf(f, PFX "verdict_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64
-		"\n", count);
-	fprintf(f, PFX "verdict_latency_seconds_sum %.17g\n",
-		(double)sum_ns / 1e9);
-	fprintf(f, PFX "verdict_latency_seconds_count %" PRIu64 "\n", count);
+	fprintf(f, PFX "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, count);
+	fprintf(f, PFX "%s_sum %.17g\n", name, (double)sum_ns / 1e9);
+	fprintf(f, PFX "%s_count %" PRIu64 "\n", name, count);
+}
+
+static void
+latencies(FILE *f, const struct bs_metrics_src *s)
+{
+	latency(f, s, "verdict_latency_seconds",
+		"Time from the end of a judged message to its verdict (the end "
+		"of detection and the verdict)",
+		BS_CNT_verdict_latency_le_2us);
+	latency(f, s, "hold_latency_seconds",
+		"Time the segment that ends a message stays in the worker "
+		"(engine, detection's end, verdict, refusal): its added delay",
+		BS_CNT_hold_latency_le_2us);
 }
 
 static void
@@ -224,7 +234,7 @@ int
 bs_metrics_write(FILE *f, const struct bs_metrics_src *s)
 {
 	counters(f, s);
-	verdict_latency(f, s);
+	latencies(f, s);
 	ports(f, s);
 	control(f, s);
 	return ferror(f) ? -EIO : 0;

@@ -22,32 +22,39 @@ const unsigned char bs_counter_process[BS_CNT__MAX] = {
 #undef BS_CNT_PROCESS_
 };
 
-const double bs_verdict_latency_le[BS_VERDICT_LATENCY_N] = {
-#define BS_VLAT_LE_(X, name, le) le,
-	BS_VERDICT_LATENCY_BUCKETS(BS_VLAT_LE_, )
-#undef BS_VLAT_LE_
+const double bs_latency_le[BS_LATENCY_N] = {
+#define BS_LAT_LE_(X, pfx, what, name, le) le,
+	BS_LATENCY_BUCKETS(BS_LAT_LE_, , , )
+#undef BS_LAT_LE_
 };
 
-/* The bounds in nanoseconds, for bs_verdict_latency_note(). */
-static const uint64_t verdict_latency_ns[BS_VERDICT_LATENCY_N] = {
-#define BS_VLAT_NS_(X, name, le) (uint64_t)((le) * 1e9 + 0.5),
-	BS_VERDICT_LATENCY_BUCKETS(BS_VLAT_NS_, )
-#undef BS_VLAT_NS_
+/* The bounds in nanoseconds, for bs_latency_note(). */
+static const uint64_t latency_ns[BS_LATENCY_N] = {
+#define BS_LAT_NS_(X, pfx, what, name, le) (uint64_t)((le) * 1e9 + 0.5),
+	BS_LATENCY_BUCKETS(BS_LAT_NS_, , , )
+#undef BS_LAT_NS_
 };
-_Static_assert(BS_CNT_verdict_latency_over ==
-	BS_CNT_verdict_latency_le_2us + BS_VERDICT_LATENCY_N,
-	"the latency buckets' rows are consecutive, then the overflow row");
+
+/* Each histogram's rows are consecutive: buckets, over, count, sum. */
+#define BS_LAT_ROWS_OK_(pfx)                                                 \
+	_Static_assert(BS_CNT_##pfx##_over ==                                \
+			BS_CNT_##pfx##_le_2us + BS_LATENCY_N &&              \
+		BS_CNT_##pfx##_count == BS_CNT_##pfx##_over + 1 &&           \
+		BS_CNT_##pfx##_sum_ns == BS_CNT_##pfx##_count + 1,           \
+		#pfx ": rows out of order")
+BS_LAT_ROWS_OK_(verdict_latency);
+BS_LAT_ROWS_OK_(hold_latency);
 
 void
-bs_verdict_latency_note(struct bs_counters *c, uint64_t ns)
+bs_latency_note(struct bs_counters *c, unsigned int first, uint64_t ns)
 {
 	unsigned int b = 0;
 
-	while (b < BS_VERDICT_LATENCY_N && ns > verdict_latency_ns[b])
+	while (b < BS_LATENCY_N && ns > latency_ns[b])
 		b++;
-	c->v[BS_CNT_verdict_latency_le_2us + b]++;
-	c->v[BS_CNT_verdict_latency_count]++;
-	c->v[BS_CNT_verdict_latency_sum_ns] += ns;
+	c->v[first + b]++;                  /* b == N: the row beyond */
+	c->v[first + BS_LATENCY_N + 1]++;   /* count */
+	c->v[first + BS_LATENCY_N + 2] += ns;
 }
 
 void

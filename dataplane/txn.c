@@ -312,7 +312,7 @@ on_end_of_message(void *arg, struct bs_smtp_flow *f,
 		BS_CNT_INC(w->cnt, txn_bounces);
 	judge(w, d, rec);
 	if (d->judged)
-		bs_verdict_latency_note(w->cnt, bs_mono_ns() - t0);
+		BS_LAT_NOTE(w->cnt, verdict_latency, bs_mono_ns() - t0);
 	det_unpin(w, d);
 	/* The segment that completes the message (pkt) is held until here:
 	 * the worker forwards it only when this call returns. */

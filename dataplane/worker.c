@@ -411,8 +411,10 @@ feed_and_act(struct bs_worker *w, struct bs_flow *f, const struct bs_pkt *p,
 		bs_lat_add(&a->refuse, (uint64_t)((double)(rte_rdtsc() - t1) *
 			a->ns_per_cycle));
 	}
-	bs_lat_add(&a->hold, (uint64_t)((double)(rte_rdtsc() - t0) *
-		a->ns_per_cycle));
+	uint64_t held_ns = (uint64_t)((double)(rte_rdtsc() - t0) *
+		a->ns_per_cycle);
+	bs_lat_add(&a->hold, held_ns);
+	BS_LAT_NOTE(&w->cnt, hold_latency, held_ns);
 	return r;
 }
 

@@ -787,7 +787,7 @@ bs_mf_txn_eom(struct bs_mf_txn *t, struct bs_mf_answer *out)
 	rcu_thread_online();
 	bs_verdict_judge(s->vc, &s->env, &in, &out->vr);
 	rcu_thread_offline();
-	bs_verdict_latency_note(&s->cnt, bs_mono_ns() - t0);
+	BS_LAT_NOTE(&s->cnt, verdict_latency, bs_mono_ns() - t0);
 	out->judged = true;
 	TX_INC(t, milter_judged);
 	drop_message(t);

@@ -20,6 +20,34 @@
 #include <stdio.h>
 #include <time.h>
 
+/*
+ * Latency histograms are runs of rows of kind HIST: one per bucket
+ * (B(X, pfx, what, name, seconds): upper bound; a row counts what is above
+ * the bucket below and at most its bound, not cumulative), one beyond the
+ * last, the count and the sum in nanoseconds.  The exporter adds them up
+ * into one Prometheus histogram, backstop_<pfx>_seconds.  Every histogram
+ * has these buckets.
+ */
+#define BS_LATENCY_BUCKETS(B, X, pfx, what)                                  \
+	B(X, pfx, what, 2us, 2e-6) B(X, pfx, what, 5us, 5e-6)                \
+	B(X, pfx, what, 10us, 1e-5) B(X, pfx, what, 20us, 2e-5)              \
+	B(X, pfx, what, 50us, 5e-5) B(X, pfx, what, 100us, 1e-4)             \
+	B(X, pfx, what, 200us, 2e-4) B(X, pfx, what, 500us, 5e-4)            \
+	B(X, pfx, what, 1ms, 1e-3) B(X, pfx, what, 2ms, 2e-3)                \
+	B(X, pfx, what, 5ms, 5e-3) B(X, pfx, what, 10ms, 1e-2)               \
+	B(X, pfx, what, 50ms, 5e-2)
+
+#define BS_CNT_LAT_BUCKET_(X, pfx, what, name, le)                           \
+	X(pfx##_le_##name, what " that took at most " #name " (more than "  \
+		"the bucket below)", HIST)
+
+#define BS_CNT_LATENCY(X, pfx, what)                                         \
+	BS_LATENCY_BUCKETS(BS_CNT_LAT_BUCKET_, X, pfx, what)                 \
+	X(pfx##_over, what " that took longer than the last bucket", HIST)   \
+	X(pfx##_count, what " timed (the histogram's count)", HIST)          \
+	X(pfx##_sum_ns, what ": nanoseconds taken in all (the histogram's "  \
+		"sum)", HIST)
+
 #include "backstop/counters_smtp.h"
 #include "backstop/counters_detect.h"
 #include "backstop/counters_verdict.h"
@@ -147,12 +175,12 @@ extern const struct bs_counter_desc bs_counter_desc[BS_CNT__MAX];
 /* True for the rows of BS_COUNTERS_PROCESS (one value per process). */
 extern const unsigned char bs_counter_process[BS_CNT__MAX];
 
-/* The verdict latency histogram's buckets: upper bounds in seconds, in
- * the order of their rows (from BS_CNT_verdict_latency_le_2us on). */
-#define BS_VERDICT_LATENCY_N_ (0 BS_VERDICT_LATENCY_BUCKETS(BS_VLAT_ONE_, ))
-#define BS_VLAT_ONE_(X, name, le) +1
-enum { BS_VERDICT_LATENCY_N = BS_VERDICT_LATENCY_N_ };
-extern const double bs_verdict_latency_le[BS_VERDICT_LATENCY_N];
+/* The histograms' bucket bounds in seconds, in the order of their rows
+ * (from BS_CNT_<pfx>_le_2us on). */
+#define BS_LAT_ONE_(X, pfx, what, name, le) +1
+enum { BS_LATENCY_N = 0 BS_LATENCY_BUCKETS(BS_LAT_ONE_, , , ) };
+#undef BS_LAT_ONE_
+extern const double bs_latency_le[BS_LATENCY_N];
 
 /* One block per worker; aligned so two workers never share a line. */
 struct bs_counters {
@@ -171,10 +199,12 @@ void bs_counters_sum(struct bs_counters *out,
 	const struct bs_counters *const *blk, unsigned int n);
 
 /*
- * Count one verdict that took ns nanoseconds into block c's latency rows
- * (its bucket, the count and the sum).  The block's writer only.
+ * Count one timing of ns nanoseconds into the histogram whose first row
+ * is `first` (BS_CNT_<pfx>_le_2us) in block c: its bucket, the count and
+ * the sum.  The block's writer only.
  */
-void bs_verdict_latency_note(struct bs_counters *c, uint64_t ns);
+void bs_latency_note(struct bs_counters *c, unsigned int first, uint64_t ns);
+#define BS_LAT_NOTE(c, pfx, ns) bs_latency_note(c, BS_CNT_##pfx##_le_2us, ns)
 
 /* A monotonic clock in nanoseconds for such timings: the vDSO's
  * CLOCK_MONOTONIC, no system call, no EAL (the engine runs without). */

@@ -50,6 +50,9 @@
 		"dropped (the server is reset again)", COUNTER)              \
 	X(action_refused_flows, "Refused connections followed now", GAUGE)   \
 	X(tap_frames, "Frames received in mode tap (copies: not forwarded)", \
-		COUNTER)
+		COUNTER)                                                     \
+	/* How long the segment that ends a message stays in the worker  \
+	 * (engine, detection's end, verdict, refusal): its added delay. */ \
+	BS_CNT_LATENCY(X, hold_latency, "Held segments (ending a message)")
 
 #endif

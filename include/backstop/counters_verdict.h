@@ -60,24 +60,6 @@
 	X(verdict_reason_##name, "Verdicts with reason " #name ": " help,    \
 		COUNTER)
 
-/*
- * The verdict's latency: from the end of a judged message to its verdict
- * (the end of detection and the verdict itself: what the segment that
- * ends the message waits for).  B(X, name, seconds) is a bucket's upper
- * bound; its row counts the messages above the bucket below and at most
- * this bound (not cumulative: the exporter adds them up into the
- * Prometheus histogram backstop_verdict_latency_seconds).
- */
-#define BS_VERDICT_LATENCY_BUCKETS(B, X)                                     \
-	B(X, 2us, 2e-6) B(X, 5us, 5e-6) B(X, 10us, 1e-5) B(X, 20us, 2e-5)    \
-	B(X, 50us, 5e-5) B(X, 100us, 1e-4) B(X, 200us, 2e-4)                 \
-	B(X, 500us, 5e-4) B(X, 1ms, 1e-3) B(X, 2ms, 2e-3) B(X, 5ms, 5e-3)    \
-	B(X, 10ms, 1e-2) B(X, 50ms, 5e-2)
-
-#define BS_CNT_VERDICT_LAT_(X, name, le)                                     \
-	X(verdict_latency_le_##name, "Judged messages whose verdict took "  \
-		"at most " #name " (more than the bucket below)", HIST)
-
 #define BS_CNT_VERDICT(X)                                                    \
 	X(verdict_legit, "Bounces judged legit (answer mail the domain "     \
 		"sent)", COUNTER)                                            \
@@ -91,12 +73,8 @@
 	X(verdict_dkim_checks, "DKIM signatures verified (OpenSSL)",         \
 		COUNTER)                                                     \
 	BS_VERDICT_REASONS(BS_CNT_VERDICT_REASON_, X)                        \
-	BS_VERDICT_LATENCY_BUCKETS(BS_CNT_VERDICT_LAT_, X)                   \
-	X(verdict_latency_over, "Judged messages whose verdict took longer " \
-		"than the last bucket", HIST)                                \
-	X(verdict_latency_count, "Judged messages timed (the histogram's "   \
-		"count)", HIST)                                              \
-	X(verdict_latency_sum_ns, "Nanoseconds the timed verdicts took in "  \
-		"all (the histogram's sum)", HIST)
+	/* From the end of a judged message to its verdict (the end of   \
+	 * detection and the verdict: what the held segment waits for). */ \
+	BS_CNT_LATENCY(X, verdict_latency, "Judged messages")
 
 #endif /* BACKSTOP_COUNTERS_VERDICT_H */

@@ -263,6 +263,15 @@ c.true("refuse: the server's segments dropped",
 c.eq("refuse: what was consumed + forwarded = received",
      rep.get("action_consumed", 0) + rep.get("tx_packets", 0),
      rep.get("rx_packets"))
+# The hold's histogram rows (exported as backstop_hold_latency_seconds)
+# count the held segments the worker timed: as many as its exit report's
+# own fine histogram, each in one bucket.
+c.true("refuse: held segments timed", rep.get("hold_latency_count", 0) >= 1)
+c.eq("refuse: hold rows = the exit report's histogram",
+     rep.get("hold_latency_count"), rep.get("latency_hold_n"))
+c.eq("refuse: each held segment in one bucket",
+     sum(v for k, v in rep.items() if k.startswith("hold_latency_le_")) +
+     rep.get("hold_latency_over", 0), rep.get("hold_latency_count"))
 
 # 2. IPv6 in QinQ.
 s = data_session(41002, ndr(), v6=True, vlan=2)

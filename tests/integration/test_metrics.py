@@ -59,6 +59,8 @@ missing = [n for n in names if "backstop_%s_total" % n not in types and
 c.eq("a family per counter", missing, [])
 c.eq("verdict latency: a histogram",
      types.get("backstop_verdict_latency_seconds"), "histogram")
+c.eq("hold latency: a histogram",
+     types.get("backstop_hold_latency_seconds"), "histogram")
 c.true("counters end in _total", all(
     n.endswith("_total") for n, t in types.items() if t == "counter"))
 samples = {}

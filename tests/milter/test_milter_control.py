@@ -151,9 +151,10 @@ c.true("control socket is a socket", stat.S_ISSOCK(st.st_mode))
 c.eq("control socket mode as configured", stat.S_IMODE(st.st_mode), 0o666)
 
 s0 = stats()
-# The verdict_latency_* rows are parts of one histogram family, not
-# families of their own.
-names = [n for n in s0 if not n.startswith("verdict_latency_")]
+# The verdict_latency_* and hold_latency_* rows are parts of histogram
+# families, not families of their own.
+names = [n for n in s0 if not n.startswith(("verdict_latency_",
+                                             "hold_latency_"))]
 code, ctype, text = get_metrics()
 c.eq("GET /metrics", code, 200)
 c.eq("exposition content type", ctype,
