@@ -146,9 +146,9 @@ cmd_ehlo(struct bs_smtp_flow *f, const uint8_t *p, size_t n, int ehlo)
 	while (e > i && (p[e - 1] == ' ' || p[e - 1] == '\t'))
 		e--;
 	k = e - i < BS_SMTP_HELO_MAX - 1 ? e - i : BS_SMTP_HELO_MAX - 1;
-	memcpy(f->helo_pending, p + i, k);
-	f->helo_pending[k] = '\0';
-	f->helo_pending_len = (uint16_t)k;
+	bs_smtp_helo_set(f, &f->helo_pending, &f->helo_pending_len, p + i, k);
+	if (!f->inspected)
+		return; /* over the session budget or out of memory */
 	/* Accepted, it resets the transaction (RFC 5321 4.1.4); refused
 	 * (no argument, a HELO restriction) it changes nothing. */
 	bs_smtp_pend_push(f, ehlo ? BS_SMTP_CMD_EHLO : BS_SMTP_CMD_HELO, 0,

@@ -141,9 +141,12 @@ struct bs_smtp_flow {
 	uint8_t *hold; /* client bytes received in BS_CM_WAIT */
 	uint32_t hold_len;
 	struct bs_smtp_line line[2]; /* per direction */
+	/* The accepted HELO/EHLO name and the one awaiting its reply,
+	 * each malloc'd to its length (charged; NULL: none): inline arrays
+	 * of BS_SMTP_HELO_MAX cost every flow 512 bytes for its life. */
 	uint16_t helo_len, helo_pending_len;
-	char helo[BS_SMTP_HELO_MAX];
-	char helo_pending[BS_SMTP_HELO_MAX];
+	char *helo;
+	char *helo_pending;
 };
 
 /* Reasons for bs_smtp_uninspect(). */
@@ -169,6 +172,8 @@ void bs_smtp_uninspect(struct bs_smtp_flow *f, enum bs_smtp_why why);
  */
 int bs_smtp_mem_charge(struct bs_smtp_flow *f, uint64_t n);
 void bs_smtp_mem_uncharge(struct bs_smtp_flow *f, uint64_t n);
+void bs_smtp_helo_set(struct bs_smtp_flow *f, char **dst, uint16_t *len,
+	const uint8_t *p, size_t n);
 struct bs_smtp_txn *bs_smtp_txn_new(struct bs_smtp_flow *f);
 struct bs_smtp_txn *bs_smtp_txn_find(struct bs_smtp_flow *f, uint32_t seq);
 int bs_smtp_txn_rcpt_add(struct bs_smtp_flow *f, struct bs_smtp_txn *t,

@@ -82,9 +82,12 @@ reply_hello(struct bs_smtp_flow *f, uint8_t cmd, uint16_t code)
 {
 	if (!is_2xx(code))
 		return; /* 501 (no argument), 554 (restriction): no change */
-	memcpy(f->helo, f->helo_pending, f->helo_pending_len);
-	f->helo[f->helo_pending_len] = '\0';
+	/* The pending name becomes the session's. */
+	bs_smtp_helo_set(f, &f->helo, &f->helo_len, NULL, 0);
+	f->helo = f->helo_pending;
 	f->helo_len = f->helo_pending_len;
+	f->helo_pending = NULL;
+	f->helo_pending_len = 0;
 	f->ext = cmd == BS_SMTP_CMD_EHLO ? f->ext_pending : 0;
 	f->hello = cmd == BS_SMTP_CMD_EHLO ? BS_HELLO_EHLO : BS_HELLO_HELO;
 	if (f->active != NULL)

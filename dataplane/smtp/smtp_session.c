@@ -300,11 +300,42 @@ txn_end_all(struct bs_smtp_flow *f)
 			bs_smtp_txn_end(f, f->open[i], 0);
 }
 
+/*
+ * *dst (a HELO name of *len bytes, charged) becomes a copy of p[0..n),
+ * NUL-terminated; n == 0 releases it.  Over the session budget or out
+ * of memory the flow is uninspected and *dst left empty.
+ */
+void
+bs_smtp_helo_set(struct bs_smtp_flow *f, char **dst, uint16_t *len,
+	const uint8_t *p, size_t n)
+{
+	if (*dst != NULL)
+		bs_smtp_mem_uncharge(f, (uint64_t)*len + 1);
+	free(*dst);
+	*dst = NULL;
+	*len = 0;
+	if (n == 0 || bs_smtp_mem_charge(f, n + 1) < 0)
+		return;
+	char *s = malloc(n + 1);
+	if (s == NULL) {
+		bs_smtp_mem_uncharge(f, n + 1);
+		bs_smtp_uninspect(f, BS_WHY_NOMEM);
+		return;
+	}
+	memcpy(s, p, n);
+	s[n] = '\0';
+	*dst = s;
+	*len = (uint16_t)n;
+}
+
 /* Free what the session holds besides reassembly and transactions. */
 static void
 session_release(struct bs_smtp_flow *f)
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
+
+	bs_smtp_helo_set(f, &f->helo, &f->helo_len, NULL, 0);
+	bs_smtp_helo_set(f, &f->helo_pending, &f->helo_pending_len, NULL, 0);
 
 	if (f->pend != NULL)
 		bs_smtp_mem_uncharge(f, (uint64_t)f->pend_cap *
@@ -484,7 +515,8 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 	}
 	t->rec.seq = ++f->txn_seq;
 	t->rec.ep = f->ep;
-	memcpy(t->rec.helo, f->helo, f->helo_len);
+	if (f->helo_len > 0)
+		memcpy(t->rec.helo, f->helo, f->helo_len);
 	t->rec.helo[f->helo_len] = '\0';
 	t->rec.helo_len = f->helo_len;
 	t->rec.ext = f->ext;
@@ -803,5 +835,16 @@ bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir, const uint8_t *p,
 		bs_smtp_cmd_line(f, line, len, pkt);
 	else
 		bs_smtp_reply_line(f, line, len, pkt);
+	/* The line spanned segments and was put together in l->buf: give
+	 * the buffer back now, so that an idle flow holds none (such lines
+	 * are few: a reply or a pipelined batch cut by the sender's
+	 * writes; keeping the buffer cost every such flow cap bytes for
+	 * its whole life).  The parser may have released it already
+	 * (uninspected). */
+	if (line != p && l->buf != NULL) {
+		bs_smtp_mem_uncharge(f, cap);
+		free(l->buf);
+		l->buf = NULL;
+	}
 	return take;
 }
