@@ -183,15 +183,6 @@ bs_control_first_publish(const struct bs_config *cfg, unsigned int n_workers)
 
 /* ---- reading the workers ---- */
 
-static void
-sum_counters(const struct bs_app *app, struct bs_counters *out)
-{
-	const struct bs_counters *blk[BS_MAX_WORKERS];
-	for (unsigned int i = 0; i < app->n_workers; i++)
-		blk[i] = &app->worker[i]->cnt;
-	bs_counters_sum(out, blk, app->n_workers);
-}
-
 /*
  * The workers' blocks summed, plus the process-wide rows (the ledger's
  * and the storm detector's, counters.h BS_COUNTERS_PROCESS) when they
@@ -211,7 +202,7 @@ static void
 sum_all(const struct bs_control *ctl, struct bs_counters *out)
 {
 	struct bs_counters p;
-	sum_counters(ctl->app, out);
+	bs_app_counters(ctl->app, out);
 	process_counters(ctl, &p);
 	for (unsigned int i = 0; i < BS_CNT__MAX; i++)
 		if (bs_counter_process[i])
@@ -621,7 +612,7 @@ h_flows_top(void *arg, const json_t *args, json_t *result,
 	while (json_array_size(all) > (size_t)n)
 		json_array_remove(all, json_array_size(all) - 1);
 	struct bs_counters c;
-	sum_counters(app, &c);
+	bs_app_counters(app, &c);
 	json_object_set_new(result, "flows_active",
 		json_integer((json_int_t)c.v[BS_CNT_flow_active]));
 	json_object_set_new(result, "partial", json_boolean(partial));

@@ -242,6 +242,9 @@ int bs_ports_init(struct bs_app *app, unsigned int nq);
 /* Stop and close every port (net_pcap writes its file on close). */
 void bs_ports_close(struct bs_app *app);
 
+/* Every worker's counter block summed into *out (any thread; main.c). */
+void bs_app_counters(const struct bs_app *app, struct bs_counters *out);
+
 /* Release hook for the flow table: ends the flow's engine state. */
 void bs_worker_flow_release(struct bs_flow *f, void *arg);
 

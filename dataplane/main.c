@@ -177,8 +177,9 @@ print_reference(const char *what)
 	}
 }
 
-static void
-sum_counters(const struct bs_app *app, struct bs_counters *out)
+/* Every worker's counter block summed (any thread). */
+void
+bs_app_counters(const struct bs_app *app, struct bs_counters *out)
 {
 	const struct bs_counters *blk[BS_MAX_WORKERS];
 	for (unsigned int i = 0; i < app->n_workers; i++)
@@ -190,7 +191,7 @@ sum_counters(const struct bs_app *app, struct bs_counters *out)
 static void
 sum_all(const struct bs_app *app, struct bs_counters *c)
 {
-	sum_counters(app, c);
+	bs_app_counters(app, c);
 	bs_ledger_counters(app->ledger, (uint64_t)time(NULL), c);
 	bs_storm_counters(app->storm, c);
 }
@@ -613,7 +614,7 @@ main(int argc, char **argv)
 		if (o.stats_period_s &&
 				now - last_stats >= o.stats_period_s * hz) {
 			struct bs_counters c;
-			sum_counters(&app, &c);
+			bs_app_counters(&app, &c);
 			double dt = (double)(now - last_stats) / (double)hz;
 			uint64_t rx = c.v[BS_CNT_rx_packets];
 			printf("stats: rx_pps %.0f flows %" PRIu64 "\n",
