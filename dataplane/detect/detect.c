@@ -846,8 +846,8 @@ msg_release(struct bs_msg *msg)
 int
 bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 {
-	/* The result is written, not cleared: its raw header block (16 KiB)
-	 * is copied only as far as it is used. */
+	/* The result is written, not cleared: its info is copied only as
+	 * far as it is used (bs_mime_info_copy()). */
 	memset(out, 0, offsetof(struct bs_detect_result, mime));
 	if (!msg->skip)
 		bs_mime_end(&msg->mime);
@@ -866,7 +866,7 @@ bs_msg_end(struct bs_msg *msg, struct bs_detect_result *out)
 	out->fail = msg->fail;
 	out->bytes = msg->bytes;
 	out->bytes_scanned = msg->scanned;
-	memcpy(&out->mime, &msg->info, bs_mime_info_used(&msg->info));
+	bs_mime_info_copy(&out->mime, &msg->info);
 	if (msg->ctx->cnt) {
 		struct bs_counters *c = msg->ctx->cnt;
 

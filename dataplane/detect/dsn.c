@@ -824,6 +824,8 @@ orig_header(struct bs_mime *m, const uint8_t *name, size_t nl, const uint8_t *v,
 		if (o->n_received < BS_RECEIVED_MAX) {
 			struct bs_received *r = &o->received[o->n_received++];
 
+			/* Not cleared with the info (bs_mime_init()). */
+			memset(r, 0, sizeof(*r));
 			copy_field(m, r->raw, sizeof(r->raw), v, vl);
 			parse_received(r);
 		}

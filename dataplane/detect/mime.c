@@ -24,7 +24,7 @@
 #include "mime_priv.h"
 
 /* The raw header block ends the info, so that copies can stop at its
- * length (bs_mime_info_used()). */
+ * length (bs_mime_info_copy()). */
 static_assert(offsetof(struct bs_mime_info, orig) +
                         sizeof(struct bs_original) ==
                 sizeof(struct bs_mime_info),
@@ -33,6 +33,48 @@ static_assert(offsetof(struct bs_original, hdr_raw) + BS_ORIG_HDR_RAW_MAX +
                         8 >
                 sizeof(struct bs_original),
         "hdr_raw must be the last member of struct bs_original");
+/* What bs_mime_init() clears and the copy takes whole ends where the
+ * Received entries begin; what follows them is listed in the copy. */
+static_assert(offsetof(struct bs_original, received) <
+                        offsetof(struct bs_original, n_dkim) &&
+                offsetof(struct bs_original, n_dkim) <
+                        offsetof(struct bs_original, hdr_raw_len),
+        "struct bs_original: received, then n_dkim, dkim, hdr_raw_len");
+
+void
+bs_mime_info_copy(struct bs_mime_info *dst, const struct bs_mime_info *src)
+{
+	const struct bs_original *so = &src->orig;
+	struct bs_original *d = &dst->orig;
+
+	memcpy(dst, src, offsetof(struct bs_mime_info, orig.received));
+	memcpy(d->received, so->received,
+	        so->n_received * sizeof(struct bs_received));
+	d->n_dkim = so->n_dkim;
+	for (unsigned int k = 0; k < so->n_dkim; k++)
+		memcpy(d->dkim[k], so->dkim[k], strlen(so->dkim[k]) + 1);
+	d->hdr_raw_len = so->hdr_raw_len;
+	d->hdr_raw_cut = so->hdr_raw_cut;
+	memcpy(d->hdr_raw, so->hdr_raw, so->hdr_raw_len);
+}
+
+bool
+bs_mime_info_same(const struct bs_mime_info *a, const struct bs_mime_info *b)
+{
+	const struct bs_original *x = &a->orig, *y = &b->orig;
+
+	if (memcmp(a, b, offsetof(struct bs_mime_info, orig.received)) != 0 ||
+	        memcmp(x->received, y->received,
+	                x->n_received * sizeof(struct bs_received)) != 0 ||
+	        x->n_dkim != y->n_dkim || x->hdr_raw_len != y->hdr_raw_len ||
+	        x->hdr_raw_cut != y->hdr_raw_cut ||
+	        memcmp(x->hdr_raw, y->hdr_raw, x->hdr_raw_len) != 0)
+		return false;
+	for (unsigned int k = 0; k < x->n_dkim; k++)
+		if (strcmp(x->dkim[k], y->dkim[k]) != 0)
+			return false;
+	return true;
+}
 
 /* Parser states. */
 enum { ST_HDR, ST_BODY };
@@ -50,9 +92,9 @@ enum { ENC_NONE, ENC_B64, ENC_QP };
  * is checked exactly.
  */
 bool
-bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle)
+bs_mime_contains_ci_n(const uint8_t *p, size_t n, const char *needle, size_t k)
 {
-	size_t k = strlen(needle), i = 0;
+	size_t i = 0;
 
 	if (k == 0)
 		return true;
@@ -84,7 +126,7 @@ bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle)
 		while (mask) {
 			size_t j = i + (size_t)__builtin_ctz(mask);
 
-			if (j <= last && bs_mime_prefix_ci(p + j, n - j, needle))
+			if (j <= last && bs_mime_eq_ci(p + j, needle, k))
 				return true;
 			mask &= mask - 1;
 		}
@@ -92,7 +134,7 @@ bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle)
 #endif
 	for (; i <= last; i++)
 		if (bs_mime_lc(p[i]) == (uint8_t)needle[0] &&
-		        bs_mime_prefix_ci(p + i, n - i, needle))
+		        bs_mime_eq_ci(p + i, needle, k))
 			return true;
 	return false;
 }
@@ -685,9 +727,14 @@ void
 bs_mime_init(struct bs_mime *m, struct bs_mime_info *info, bs_mime_scan_fn scan,
         bs_mime_hdr_done_fn hdr_done, void *arg, uint32_t scan_mask)
 {
-	/* The raw header block needs no clearing (its length says what is
-	 * valid): 16 KiB less to write per message. */
-	memset(info, 0, offsetof(struct bs_mime_info, orig.hdr_raw));
+	/* Cleared up to the Received entries only: the entries, the DKIM
+	 * values and the raw header block are guarded by their counts and
+	 * lengths (25 KiB less to write per message; an entry is cleared
+	 * when taken, dsn.c). */
+	memset(info, 0, offsetof(struct bs_mime_info, orig.received));
+	info->orig.n_dkim = 0;
+	info->orig.hdr_raw_len = 0;
+	info->orig.hdr_raw_cut = false;
 	/* Buffers need no clearing: lengths say what is valid. */
 	m->info = info;
 	m->scan = scan;

@@ -38,7 +38,8 @@ enum {
 };
 
 /* mime.c */
-bool bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle);
+bool bs_mime_contains_ci_n(
+        const uint8_t *p, size_t n, const char *needle, size_t k);
 void bs_mime_emit(
         struct bs_mime *m, uint32_t target, uint8_t *p, size_t n, bool eol);
 void bs_mime_hdr_flush(struct bs_mime *m);
@@ -84,6 +85,16 @@ bs_mime_hexval(uint8_t c)
 	return -1;
 }
 
+/* p[0..k) equals s[0..k) (lower case), ignoring ASCII case. */
+static inline bool
+bs_mime_eq_ci(const uint8_t *p, const char *s, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		if (bs_mime_lc(p[i]) != (uint8_t)s[i])
+			return false;
+	return true;
+}
+
 /*
  * p[0..n) begins with pfx (lower case), ignoring ASCII case.  Inline: the
  * callers pass literals, whose length the compiler then knows (strlen
@@ -100,6 +111,15 @@ bs_mime_prefix_ci(const uint8_t *p, size_t n, const char *pfx)
 		if (bs_mime_lc(p[i]) != (uint8_t)pfx[i])
 			return false;
 	return true;
+}
+
+/* p[0..n) contains needle (lower case), ignoring ASCII case.  Inline so
+ * that a literal's length is known (strlen per call was 0.7% of
+ * classification). */
+static inline bool
+bs_mime_contains_ci(const uint8_t *p, size_t n, const char *needle)
+{
+	return bs_mime_contains_ci_n(p, n, needle, strlen(needle));
 }
 
 #endif /* BACKSTOP_MIME_PRIV_H */
