@@ -457,10 +457,15 @@ batch_add(struct bs_msg *msg, unsigned int b, unsigned int d, uint32_t tgt,
 		while (i < n && o < BS_DETECT_BATCH_MAX) {
 #ifdef __SSE2__
 			/*
-			 * 16 bytes at a time while nothing needs folding (no
-			 * tab, CR, LF, ..., no space after white space): text
-			 * is mostly words and single spaces.
+			 * 16 bytes at a time: the other white space (tab, CR,
+			 * LF but where lines are kept, VT, FF) is written as
+			 * a space in the vector, so that only a space after
+			 * white space needs the byte path (text is mostly
+			 * words and single spaces).
 			 */
+			const __m128i nl_keep =
+			        _mm_set1_epi8(keep_nl ? '\n' : 0);
+
 			while (i < n && o + 16 <= BS_DETECT_BATCH_MAX) {
 				/* A last block under 16 bytes is read from a
 				 * padded copy (never past p + n). */
@@ -475,30 +480,36 @@ batch_add(struct bs_msg *msg, unsigned int b, unsigned int d, uint32_t tgt,
 				}
 				__m128i v = _mm_loadu_si128((const __m128i *)src);
 				__m128i t = _mm_sub_epi8(v, _mm_set1_epi8(9));
-				unsigned int spc = (unsigned int)_mm_movemask_epi8(
-				        _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
-				unsigned int ctl = (unsigned int)_mm_movemask_epi8(
+				__m128i ctl = _mm_andnot_si128(
+				        _mm_cmpeq_epi8(v, nl_keep),
 				        _mm_cmpeq_epi8(
 				                _mm_min_epu8(t, _mm_set1_epi8(4)),
 				                t));
-				unsigned int ws = spc | ctl;
+				v = _mm_or_si128(_mm_andnot_si128(ctl, v),
+				        _mm_and_si128(ctl, _mm_set1_epi8(' ')));
+				unsigned int spc = (unsigned int)_mm_movemask_epi8(
+				        _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
 				unsigned int fix =
-				        (ctl | (spc & ((ws << 1) | (sp ? 1u : 0u)))) &
+				        (spc & ((spc << 1) | (sp ? 1u : 0u))) &
 				        0xffffu;
 				unsigned int k = fix ? (unsigned int)__builtin_ctz(fix)
 				                     : 16;
 
 				if (k > left)
 					k = (unsigned int)left;
-				/* The bytes before the first to fold go as
-				 * they are. */
+				/* The bytes before the first to drop go as
+				 * written. */
 				_mm_storeu_si128((__m128i *)(out + o), v);
 				i += k;
 				o += k;
 				if (k > 0)
 					sp = (spc >> (k - 1)) & 1u;
-				if (k < 16)
-					break;
+				if (k < 16 && i < n) {
+					/* p[i] is white space after white
+					 * space: dropped. */
+					i++;
+					sp = true;
+				}
 			}
 			if (i >= n || o >= BS_DETECT_BATCH_MAX)
 				break;

@@ -997,8 +997,7 @@ inline_marker(const uint8_t *p, size_t n)
 		return true;
 	/* Every other marker names the message (or Nachricht): one search
 	 * rules out nearly all lines. */
-	if (!bs_mime_contains_ci(p, n, "message") &&
-	        !bs_mime_contains_ci(p, n, "nachricht"))
+	if (!bs_mime_contains2_ci(p, n, "message", 7, "nachricht", 9))
 		return false;
 	for (unsigned int k = 0;
 	        k < sizeof(inline_markers) / sizeof(inline_markers[0]); k++)

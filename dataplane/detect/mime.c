@@ -139,6 +139,55 @@ bs_mime_contains_ci_n(const uint8_t *p, size_t n, const char *needle, size_t k)
 	return false;
 }
 
+/*
+ * p[0..n) contains a or b (lower case, ka and kb >= 2 bytes), in one pass:
+ * the inline-marker check asks this of every text line.
+ */
+bool
+bs_mime_contains2_ci(const uint8_t *p, size_t n, const char *a, size_t ka,
+        const char *b, size_t kb)
+{
+	size_t i = 0;
+	size_t k = ka < kb ? ka : kb;
+
+	if (n < k)
+		return false;
+	size_t last = n - k;
+#ifdef __SSE2__
+	const __m128i b20 = _mm_set1_epi8(0x20);
+	const __m128i a0 = _mm_set1_epi8((char)((uint8_t)a[0] | 0x20));
+	const __m128i a1 = _mm_set1_epi8((char)((uint8_t)a[1] | 0x20));
+	const __m128i c0 = _mm_set1_epi8((char)((uint8_t)b[0] | 0x20));
+	const __m128i c1 = _mm_set1_epi8((char)((uint8_t)b[1] | 0x20));
+
+	for (; i + 17 <= n && i <= last; i += 16) {
+		__m128i x0 = _mm_or_si128(
+		        _mm_loadu_si128((const __m128i *)(p + i)), b20);
+		__m128i x1 = _mm_or_si128(
+		        _mm_loadu_si128((const __m128i *)(p + i + 1)), b20);
+		unsigned int mask = (unsigned int)_mm_movemask_epi8(_mm_or_si128(
+		        _mm_and_si128(_mm_cmpeq_epi8(x0, a0),
+		                _mm_cmpeq_epi8(x1, a1)),
+		        _mm_and_si128(_mm_cmpeq_epi8(x0, c0),
+		                _mm_cmpeq_epi8(x1, c1))));
+
+		while (mask) {
+			size_t j = i + (size_t)__builtin_ctz(mask);
+
+			if ((j + ka <= n && bs_mime_eq_ci(p + j, a, ka)) ||
+			        (j + kb <= n && bs_mime_eq_ci(p + j, b, kb)))
+				return true;
+			mask &= mask - 1;
+		}
+	}
+#endif
+	for (; i <= last; i++)
+		if ((i + ka <= n && bs_mime_eq_ci(p + i, a, ka)) ||
+		        (i + kb <= n && bs_mime_eq_ci(p + i, b, kb)))
+			return true;
+	return false;
+}
+
 void
 bs_mime_emit(struct bs_mime *m, uint32_t target, uint8_t *p, size_t n, bool eol)
 {
@@ -680,7 +729,16 @@ body_line(struct bs_mime *m, uint8_t *p, size_t n, bool sol, bool eol)
 		}
 		while (i < end) {
 			int h, l;
+			/* Runs without '=' go as they are (a byte loop here
+			 * was most of body_line()). */
+			const uint8_t *eq = memchr(p + i, '=', end - i);
+			size_t run = eq ? (size_t)(eq - (p + i)) : end - i;
 
+			memcpy(out + o, p + i, run);
+			o += run;
+			i += run;
+			if (i >= end)
+				break;
 			if (p[i] == '=' && i + 2 < end &&
 			        (h = bs_mime_hexval(p[i + 1])) >= 0 &&
 			        (l = bs_mime_hexval(p[i + 2])) >= 0) {

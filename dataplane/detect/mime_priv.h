@@ -40,6 +40,8 @@ enum {
 /* mime.c */
 bool bs_mime_contains_ci_n(
         const uint8_t *p, size_t n, const char *needle, size_t k);
+bool bs_mime_contains2_ci(const uint8_t *p, size_t n, const char *a,
+        size_t ka, const char *b, size_t kb);
 void bs_mime_emit(
         struct bs_mime *m, uint32_t target, uint8_t *p, size_t n, bool eol);
 void bs_mime_hdr_flush(struct bs_mime *m);
