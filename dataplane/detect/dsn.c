@@ -37,10 +37,32 @@ is_ws(uint8_t c)
 static size_t
 copy_field(struct bs_mime *m, char *dst, size_t cap, const uint8_t *v, size_t n)
 {
-	size_t o = 0;
+	size_t o = 0, i = 0;
 	bool sp = false;
 
-	for (size_t i = 0; i < n; i++) {
+	/* Whole words at a time while they fit (a byte loop here was 5% of
+	 * classification); the byte loop below finishes a value that is
+	 * cut. */
+	while (i < n) {
+		size_t j;
+
+		while (i < n && is_ws(v[i]))
+			i++;
+		if (i >= n)
+			break;
+		for (j = i; j < n && (v[j] > ' ' || !is_ws(v[j])); j++)
+			;
+		if (o + (o > 0) + (j - i) >= cap) {
+			sp = o > 0;
+			break;
+		}
+		if (o > 0)
+			dst[o++] = ' ';
+		memcpy(dst + o, v + i, j - i);
+		o += j - i;
+		i = j;
+	}
+	for (; i < n; i++) {
 		if (is_ws(v[i])) {
 			sp = o > 0;
 			continue;
