@@ -338,5 +338,5 @@ fi
 # Detection alone (tests/detect/bench_classify.c, medians of as many runs).
 if want classify; then
 	scripts/bench_classify.sh build 32 "$runs" 2>/dev/null |
-		grep -E '^(classify_mbps|classify_null_sender_mbps|hs_raw_mbps|hs_one_literal_mbps|ratio_classify_vs_raw|ratio_hs_pack_vs_one_literal|classify_ns_per_message|classify_ordinary_ns_per_message):' || true
+		grep -E '^(classify_mbps|classify_null_sender_mbps|hs_raw_mbps|hs_one_literal_mbps|hs_factors_mbps|ratio_classify_vs_raw|ratio_hs_pack_vs_one_literal|ratio_hs_factors_vs_one_literal|classify_ns_per_message|classify_ordinary_ns_per_message):' || true
 fi

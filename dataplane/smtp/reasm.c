@@ -30,11 +30,12 @@
 #define BS_RD_CLOSED 3 /* FIN reached: the stream is complete */
 
 /* Direction flags. */
-#define BS_RDF_FIN 0x01 /* fin_seq valid: the FIN was reached */
+#define BS_RDF_FIN 0x01 /* the FIN was reached (at nxt) */
 #define BS_RDF_URG 0x02 /* urg_seq pending removal */
 #define BS_RDF_WND 0x04 /* wnd_edge valid */
 #define BS_RDF_MID 0x08 /* picked up mid-stream */
 #define BS_RDF_SACK 0x10 /* this side's SYN offered SACK (RFC 2018) */
+#define BS_RDF_UNA 0x20 /* una valid: the receiver acknowledged up to it */
 
 /* Largest window shift allowed by RFC 7323. */
 #define BS_WSCALE_MAX 14
@@ -93,14 +94,35 @@ ooo_free_all(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d)
 	d->ooo_segs = 0;
 }
 
+/*
+ * History rings.  A ring is needed only while the receiver may not have
+ * the bytes it holds: once it has acknowledged them all, a copy of them
+ * is a duplicate its stack drops (Linux: before rcv_nxt), so nothing can
+ * be compared or rewritten any more and the ring goes back to the
+ * worker's pool.  An established session between two exchanges thus
+ * holds no ring, and the pool (LIFO, so cache-warm) keeps the fast path
+ * free of malloc.
+ */
+static void
+hist_put(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d)
+{
+	bs_blkpool_put(&ctx->hist_pool, d->hist);
+	d->hist = NULL;
+	d->hist_len = 0;
+}
+
+void
+bs_reasm_ctx_drain(struct bs_reasm_ctx *ctx)
+{
+	bs_blkpool_drain(&ctx->hist_pool);
+}
+
 void
 bs_reasm_release(struct bs_reasm_ctx *ctx, struct bs_reasm *r)
 {
 	for (unsigned int i = 0; i < 2; i++) {
 		ooo_free_all(ctx, &r->dir[i]);
-		free(r->dir[i].hist);
-		r->dir[i].hist = NULL;
-		r->dir[i].hist_len = 0;
+		hist_put(ctx, &r->dir[i]);
 	}
 }
 
@@ -130,7 +152,8 @@ hist_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 	if (h == 0)
 		return;
 	if (d->hist == NULL) {
-		d->hist = malloc(h);
+		d->hist = ctx->hist_pool.size == h
+			? bs_blkpool_get(&ctx->hist_pool) : malloc(h);
 		if (d->hist == NULL)
 			return; /* retransmissions go unverified, counted */
 		d->hist_len = 0;
@@ -149,26 +172,34 @@ hist_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 
 /*
  * Compare [seq, seq + len), all before nxt, with what was delivered.
- * Returns 1 on a difference, -1 if some bytes are older than the history
- * (those are not compared), 0 if all bytes match.
+ * Bytes the receiver acknowledged need no comparison: it holds them and
+ * drops this copy.  Returns 1 on a difference, -1 if some other bytes
+ * are older than the history (those are not compared), 0 if all bytes
+ * match or were acknowledged.
  */
 static int
 hist_check(struct bs_reasm_ctx *ctx, const struct bs_reasm_dir *d,
 	uint32_t seq, const uint8_t *p, uint32_t len)
 {
-	uint32_t start = d->nxt - d->hist_len, skip = 0, m = ctx->history - 1;
+	uint32_t start = d->nxt - d->hist_len, lo = 0, m = ctx->history - 1;
+	int unknown = 0;
 
+	if ((d->flags & BS_RDF_UNA) && seq_before(seq, d->una))
+		lo = d->una - seq < len ? d->una - seq : len;
+	if (lo == len)
+		return 0;
 	if (d->hist == NULL || d->hist_len == 0)
 		return -1;
-	if (seq_before(seq, start)) {
-		skip = start - seq;
-		if (skip >= len)
+	if (seq_before(seq + lo, start)) {
+		lo = start - seq;
+		if (lo >= len)
 			return -1;
+		unknown = 1;
 	}
-	for (uint32_t i = skip; i < len; i++)
+	for (uint32_t i = lo; i < len; i++)
 		if (d->hist[(seq + i) & m] != p[i])
 			return 1;
-	return skip ? -1 : 0;
+	return unknown ? -1 : 0;
 }
 
 /* Does [seq, seq + len) differ from any held byte it overlaps? */
@@ -314,13 +345,13 @@ drain(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, unsigned int dir,
 			(uint64_t)0 - n->len);
 		free(n);
 		/* A later hole starts now: time it from here. */
-		d->gap_since = now;
+		d->gap_since = (uint32_t)now;
 	}
 	if (fin && d->state != BS_RD_CLOSED) {
-		d->fin_seq = d->nxt;
 		d->flags |= BS_RDF_FIN;
 		d->state = BS_RD_CLOSED;
 		ooo_free_all(ctx, d);
+		hist_put(ctx, d); /* nothing after the FIN is compared */
 		if (seg->out != NULL)
 			seg->out->flags |= BS_SEGO_FIN;
 		deliver(arg, dir, NULL, 0, pkt);
@@ -376,6 +407,21 @@ ack_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r, unsigned int dn,
 		BS_CNT_INC(ctx->cnt, reasm_gap_acked);
 		mark_unreliable(ctx, r);
 		return;
+	}
+	/*
+	 * What the peer has of o's bytes (at most what passed here: a
+	 * client may ack server bytes it never got).  Once that is all of
+	 * them, o's history ring has nothing left to protect.
+	 */
+	if (o->state == BS_RD_OPEN) {
+		uint32_t a = seq_after(seg->ack, o->nxt) ? o->nxt : seg->ack;
+
+		if (!(o->flags & BS_RDF_UNA) || seq_after(a, o->una)) {
+			o->una = a;
+			o->flags |= BS_RDF_UNA;
+		}
+		if (o->hist != NULL && o->una == o->nxt)
+			hist_put(ctx, o);
 	}
 	/* SYN segments carry unscaled windows. */
 	shift = (seg->flags & BS_TCP_SYN) ? 0 : wnd_shift(r, dn);
@@ -510,8 +556,7 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		if (a > 0) {
 			r->reset = 1;
 			BS_CNT_INC(ctx->cnt, reasm_rst);
-			ooo_free_all(ctx, &r->dir[0]);
-			ooo_free_all(ctx, &r->dir[1]);
+			bs_reasm_release(ctx, r);
 			if (seg->out != NULL)
 				seg->out->flags |= BS_SEGO_RST;
 		} else if (a == 0) {
@@ -545,8 +590,9 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 	for (unsigned int i = 0; i < 2; i++) {
 		struct bs_reasm_dir *x = &r->dir[i];
 
-		if (x->ooo != NULL && now_ms > x->gap_since &&
-			now_ms - x->gap_since > ctx->gap_timeout_ms) {
+		/* Signed: a clock that steps back times nothing out. */
+		if (x->ooo != NULL && (int32_t)((uint32_t)now_ms -
+				x->gap_since) > (int32_t)ctx->gap_timeout_ms) {
 			BS_CNT_INC(ctx->cnt, reasm_gap_timeout);
 			mark_unreliable(ctx, r);
 			return BS_SEG_PASS;
@@ -563,7 +609,7 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		BS_CNT_INC(ctx->cnt, reasm_midstream);
 	}
 	if (d->state == BS_RD_CLOSED) {
-		if (len > 0 && seq_after(sseq + len, d->fin_seq))
+		if (len > 0 && seq_after(sseq + len, d->nxt))
 			BS_CNT_INC(ctx->cnt, reasm_after_fin);
 		return BS_SEG_PASS;
 	}
@@ -639,7 +685,7 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 			return v;
 		} else {
 			if (d->ooo == NULL)
-				d->gap_since = now_ms;
+				d->gap_since = (uint32_t)now_ms;
 			if (ooo_store(ctx, d, s, p + off, len - off, fin) < 0)
 				mark_unreliable(ctx, r);
 			return v;
@@ -648,7 +694,7 @@ bs_reasm_input(struct bs_reasm_ctx *ctx, struct bs_reasm *r,
 		/* A FIN ahead of a hole waits there, as in Linux's
 		 * out-of-order queue; data that passes it drops it. */
 		if (d->ooo == NULL)
-			d->gap_since = now_ms;
+			d->gap_since = (uint32_t)now_ms;
 		if (ooo_store(ctx, d, sseq + len, NULL, 0, 1) < 0)
 			mark_unreliable(ctx, r);
 		return v;

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "backstop/blkpool.h"
 #include "backstop/smtp.h"
 
 struct bs_smtp_ctx {
@@ -20,7 +21,15 @@ struct bs_smtp_ctx {
 	void *arg;
 	struct bs_counters *cnt;
 	uint64_t sess_bytes; /* charged to smtp.session_budget_bytes now */
+	uint64_t now;        /* clock of the call under way (ms) */
+	/* Pending-command rings of BS_SMTP_PEND_BASE entries: a flow holds
+	 * one only while replies are due. */
+	struct bs_blkpool pend_pool;
 };
+
+/* Entries of a flow's first pending-command ring (it doubles from there
+ * up to smtp.pipeline_max, which is at least this). */
+#define BS_SMTP_PEND_BASE 8
 
 /*
  * What an OpenSSL SHA-256 context costs (EVP_MD_CTX and the digest's
@@ -30,13 +39,14 @@ struct bs_smtp_ctx {
 #define BS_SMTP_MD_COST 512
 
 /*
- * A line that spans segments is copied here (lazily allocated, cap
- * bytes); a line inside one segment is parsed where it lies.
+ * A line that spans segments is copied here (allocated with the cap's
+ * bytes when such a line starts, released once it is parsed); a line
+ * inside one segment is parsed where it lies.
  */
 struct bs_smtp_line {
-	uint8_t *buf;
 	uint32_t len;   /* bytes kept */
 	uint32_t total; /* bytes seen in this line, kept or not */
+	uint8_t buf[];
 };
 
 /* bs_smtp_pend.flags */
@@ -66,6 +76,7 @@ enum bs_smtp_tstate {
 
 struct bs_smtp_txn {
 	struct bs_smtp_record rec;
+	struct bs_smtp_txn *open_next; /* the flow's open list, oldest first */
 	EVP_MD_CTX *md;     /* SHA-256 of the content, if digests are on */
 	uint32_t rcpt_cap;  /* entries allocated in rec.rcpt */
 	uint32_t rcpt_ok;   /* RCPTs the server accepted, kept or not */
@@ -100,11 +111,49 @@ enum bs_smtp_dstate {
 	BS_DS_DOTCR,   /* after ".\r" at the start of a line (held back) */
 };
 
+/*
+ * One followed session.  Every established SMTP flow holds this for its
+ * life, so it is kept small (docs/performance.md, memory per flow):
+ * members by size, no padding holes; buffers that live only during an
+ * exchange are pointers, NULL between exchanges.
+ */
 struct bs_smtp_flow {
 	struct bs_reasm r;
 	struct bs_smtp_ctx *ctx;
 	void *user;
-	uint64_t now;
+	uint64_t bdat_left;
+	uint64_t mem;         /* bytes charged to the session budget */
+	/*
+	 * cur: where the client's next RCPT/DATA/BDAT goes, as far as the
+	 * commands seen tell (the last MAIL, its message not sent).
+	 * active: the transaction the server has, as its replies tell (its
+	 * MAIL accepted, not ended).  They differ while replies are due.
+	 */
+	struct bs_smtp_txn *cur;
+	struct bs_smtp_txn *active;
+	struct bs_smtp_txn *data_txn; /* receives content, may be NULL */
+	struct bs_smtp_txn *open; /* open transactions (<= BS_SMTP_TXN_OPEN_MAX),
+				   * oldest first */
+	struct bs_smtp_pend *pend; /* ring, while replies are due */
+	uint8_t *hold; /* client bytes received in BS_CM_WAIT */
+	struct bs_smtp_line *line[2]; /* per direction, while a line spans
+				       * segments */
+	/* The accepted HELO/EHLO name and the one awaiting its reply,
+	 * each malloc'd to its length (charged; NULL: none): inline arrays
+	 * of BS_SMTP_HELO_MAX cost every flow 512 bytes for its life. */
+	char *helo;
+	char *helo_pending;
+	uint32_t data_linelen;
+	uint32_t txn_seq;
+	uint32_t hold_len;
+	/* smtp.pipeline_max <= 32768 and smtp.reply_lines_max <= 65534
+	 * (config_smtp.h) let these be 16 bits. */
+	uint16_t pend_head, pend_n, pend_cap;
+	uint16_t pend_resets; /* pending commands with BS_PF_RESET */
+	uint16_t reply_lines; /* lines of the current reply (saturates) */
+	uint16_t helo_len, helo_pending_len;
+	uint8_t ext;          /* BS_SMTP_EXT_* of the last EHLO reply */
+	uint8_t ext_pending;  /* collected from the current reply */
 	struct bs_smtp_endpoints ep;
 	uint8_t inspected;
 	uint8_t why;     /* enum bs_smtp_why + 1 once uninspected */
@@ -117,36 +166,7 @@ struct bs_smtp_flow {
 	uint8_t reply_over;   /* this reply passed reply_lines_max */
 	uint8_t hello;        /* enum bs_smtp_hello */
 	uint8_t hist_charged; /* bit per direction: history ring charged */
-	uint8_t pad[2];
-	uint32_t ext;         /* BS_SMTP_EXT_* of the last EHLO reply */
-	uint32_t ext_pending; /* collected from the current reply */
-	uint32_t reply_lines; /* lines of the current reply so far */
-	uint32_t data_linelen;
-	uint64_t bdat_left;
-	uint32_t txn_seq;
-	/*
-	 * cur: where the client's next RCPT/DATA/BDAT goes, as far as the
-	 * commands seen tell (the last MAIL, its message not sent).
-	 * active: the transaction the server has, as its replies tell (its
-	 * MAIL accepted, not ended).  They differ while replies are due.
-	 */
-	struct bs_smtp_txn *cur;
-	struct bs_smtp_txn *active;
-	struct bs_smtp_txn *data_txn; /* receives content, may be NULL */
-	struct bs_smtp_txn *open[BS_SMTP_TXN_OPEN_MAX];
-	struct bs_smtp_pend *pend; /* ring */
-	uint32_t pend_head, pend_n, pend_cap;
-	uint32_t pend_resets; /* pending commands with BS_PF_RESET */
-	uint64_t mem;         /* bytes charged to the session budget */
-	uint8_t *hold; /* client bytes received in BS_CM_WAIT */
-	uint32_t hold_len;
-	struct bs_smtp_line line[2]; /* per direction */
-	/* The accepted HELO/EHLO name and the one awaiting its reply,
-	 * each malloc'd to its length (charged; NULL: none): inline arrays
-	 * of BS_SMTP_HELO_MAX cost every flow 512 bytes for its life. */
-	uint16_t helo_len, helo_pending_len;
-	char *helo;
-	char *helo_pending;
+	uint8_t n_open;       /* transactions on the open list */
 };
 
 /* Reasons for bs_smtp_uninspect(). */
@@ -189,6 +209,8 @@ void bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 	uint16_t reply);
 int bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 	uint32_t rcpt, uint8_t flags);
+/* Take the oldest pending command off the ring (f->pend_n > 0). */
+struct bs_smtp_pend bs_smtp_pend_pop(struct bs_smtp_flow *f);
 size_t bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir,
 	const uint8_t *p, size_t n, void *pkt);
 

@@ -264,10 +264,7 @@ reply_done(struct bs_smtp_flow *f, uint16_t code)
 		desync(f);
 		return;
 	}
-	f->pend_head = (f->pend_head + 1) % f->pend_cap;
-	f->pend_n--;
-	if (e.flags & BS_PF_RESET)
-		f->pend_resets--;
+	bs_smtp_pend_pop(f);
 	if (ctx->ev.on_reply != NULL)
 		ctx->ev.on_reply(ctx->arg, f, code, e.cmd);
 	if (code >= 300 && code < 400 &&
@@ -342,7 +339,7 @@ bs_smtp_reply_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 	final = n == 3 || p[3] != '-';
 	if (f->reply_lines == 0)
 		f->ext_pending = 0;
-	if (f->reply_lines < UINT32_MAX)
+	if (f->reply_lines < UINT16_MAX)
 		f->reply_lines++;
 	if (f->reply_lines > ctx->p.smtp_reply_lines_max) {
 		if (!f->reply_over)
@@ -351,7 +348,7 @@ bs_smtp_reply_line(struct bs_smtp_flow *f, const uint8_t *p, size_t n,
 	} else if (f->reply_lines > 1 && f->greeted && f->pend_n > 0 &&
 		f->pend[f->pend_head].cmd == BS_SMTP_CMD_EHLO && n > 4) {
 		/* Lines after the first name the extensions. */
-		f->ext_pending |= ehlo_ext(p + 4, n - 4);
+		f->ext_pending |= (uint8_t)ehlo_ext(p + 4, n - 4);
 	}
 	if (!final)
 		return;

@@ -74,8 +74,14 @@ bs_smtp_ctx_create(const struct bs_smtp_params *params,
 		ctx->p.smtp_cmd_line_max = 64;
 	if (ctx->p.smtp_reply_line_max < 64)
 		ctx->p.smtp_reply_line_max = 64;
-	if (ctx->p.smtp_pipeline_max < 8)
-		ctx->p.smtp_pipeline_max = 8;
+	if (ctx->p.smtp_pipeline_max < BS_SMTP_PEND_BASE)
+		ctx->p.smtp_pipeline_max = BS_SMTP_PEND_BASE;
+	/* The flow's 16-bit ring indices and reply line count (smtp_int.h);
+	 * the config rows have the same bounds. */
+	if (ctx->p.smtp_pipeline_max > 32768)
+		ctx->p.smtp_pipeline_max = 32768;
+	if (ctx->p.smtp_reply_lines_max > UINT16_MAX - 1)
+		ctx->p.smtp_reply_lines_max = UINT16_MAX - 1;
 	if (ctx->p.smtp_rcpt_max < 1)
 		ctx->p.smtp_rcpt_max = 1;
 	if (ev != NULL)
@@ -87,6 +93,12 @@ bs_smtp_ctx_create(const struct bs_smtp_params *params,
 	ctx->reasm.ooo_segs_max = BS_REASM_OOO_SEGS(ctx->p.smtp_ooo_flow_bytes);
 	ctx->reasm.gap_timeout_ms = ctx->p.smtp_gap_timeout_ms;
 	ctx->reasm.history = pow2_floor(ctx->p.smtp_history_bytes);
+	/* Rings of the flows in an exchange now: up to 1 MiB kept. */
+	if (ctx->reasm.history > 0)
+		bs_blkpool_init(&ctx->reasm.hist_pool, ctx->reasm.history,
+			(1u << 20) / ctx->reasm.history);
+	bs_blkpool_init(&ctx->pend_pool,
+		BS_SMTP_PEND_BASE * sizeof(struct bs_smtp_pend), 4096);
 	ctx->reasm.cnt = cnt;
 	return ctx;
 }
@@ -94,6 +106,10 @@ bs_smtp_ctx_create(const struct bs_smtp_params *params,
 void
 bs_smtp_ctx_free(struct bs_smtp_ctx *ctx)
 {
+	if (ctx == NULL)
+		return;
+	bs_reasm_ctx_drain(&ctx->reasm);
+	bs_blkpool_drain(&ctx->pend_pool);
 	free(ctx);
 }
 
@@ -156,8 +172,9 @@ bs_smtp_mem_uncharge(struct bs_smtp_flow *f, uint64_t n)
 }
 
 /*
- * Reassembly allocates a direction's history ring on first delivery
- * (reasm.c); charge it once it exists, uncharge it when released.
+ * Reassembly takes a direction's history ring on first delivery and
+ * gives it back once the receiver has acknowledged every byte in it
+ * (reasm.c): keep the charge in step with what it holds.
  */
 static void
 hist_charge(struct bs_smtp_flow *f)
@@ -165,12 +182,19 @@ hist_charge(struct bs_smtp_flow *f)
 	uint32_t h = f->ctx->reasm.history;
 
 	for (unsigned int d = 0; d < 2 && f->inspected; d++) {
-		if (f->r.dir[d].hist == NULL ||
-			(f->hist_charged & (1u << d)))
+		uint8_t bit = (uint8_t)(1u << d);
+		bool has = f->r.dir[d].hist != NULL;
+
+		if (has == ((f->hist_charged & bit) != 0))
 			continue;
+		if (!has) {
+			bs_smtp_mem_uncharge(f, h);
+			f->hist_charged &= (uint8_t)~bit;
+			continue;
+		}
 		if (bs_smtp_mem_charge(f, h) < 0)
 			return;
-		f->hist_charged |= (uint8_t)(1u << d);
+		f->hist_charged |= bit;
 	}
 }
 
@@ -295,9 +319,8 @@ bs_smtp_flow_closed(const struct bs_smtp_flow *f)
 static void
 txn_end_all(struct bs_smtp_flow *f)
 {
-	for (unsigned int i = 0; i < BS_SMTP_TXN_OPEN_MAX; i++)
-		if (f->open[i] != NULL)
-			bs_smtp_txn_end(f, f->open[i], 0);
+	while (f->open != NULL)
+		bs_smtp_txn_end(f, f->open, 0);
 }
 
 /*
@@ -328,35 +351,57 @@ bs_smtp_helo_set(struct bs_smtp_flow *f, char **dst, uint16_t *len,
 	*len = (uint16_t)n;
 }
 
+/* Bytes a direction's line buffer holds at most. */
+static inline uint32_t
+line_cap(const struct bs_smtp_ctx *ctx, unsigned int dir)
+{
+	return dir == 0 ? ctx->p.smtp_cmd_line_max : ctx->p.smtp_reply_line_max;
+}
+
+static void
+line_release(struct bs_smtp_flow *f, unsigned int dir)
+{
+	if (f->line[dir] == NULL)
+		return;
+	bs_smtp_mem_uncharge(f, sizeof(struct bs_smtp_line) +
+		line_cap(f->ctx, dir));
+	free(f->line[dir]);
+	f->line[dir] = NULL;
+}
+
+/* Give the ring back (to the pool if it is a first ring). */
+static void
+pend_release(struct bs_smtp_flow *f)
+{
+	struct bs_smtp_ctx *ctx = f->ctx;
+
+	if (f->pend == NULL)
+		return;
+	bs_smtp_mem_uncharge(f, (uint64_t)f->pend_cap * sizeof(*f->pend));
+	if (f->pend_cap == BS_SMTP_PEND_BASE)
+		bs_blkpool_put(&ctx->pend_pool, f->pend);
+	else
+		free(f->pend);
+	f->pend = NULL;
+	f->pend_cap = 0;
+}
+
 /* Free what the session holds besides reassembly and transactions. */
 static void
 session_release(struct bs_smtp_flow *f)
 {
-	struct bs_smtp_ctx *ctx = f->ctx;
-
 	bs_smtp_helo_set(f, &f->helo, &f->helo_len, NULL, 0);
 	bs_smtp_helo_set(f, &f->helo_pending, &f->helo_pending_len, NULL, 0);
 
-	if (f->pend != NULL)
-		bs_smtp_mem_uncharge(f, (uint64_t)f->pend_cap *
-			sizeof(*f->pend));
-	free(f->pend);
-	f->pend = NULL;
-	f->pend_n = f->pend_cap = f->pend_head = f->pend_resets = 0;
+	pend_release(f);
+	f->pend_n = f->pend_head = f->pend_resets = 0;
 	if (f->hold != NULL)
 		bs_smtp_mem_uncharge(f, f->hold_len);
 	free(f->hold);
 	f->hold = NULL;
 	f->hold_len = 0;
-	for (unsigned int i = 0; i < 2; i++) {
-		if (f->line[i].buf != NULL)
-			bs_smtp_mem_uncharge(f, i == 0 ?
-				ctx->p.smtp_cmd_line_max :
-				ctx->p.smtp_reply_line_max);
-		free(f->line[i].buf);
-		f->line[i].buf = NULL;
-		f->line[i].len = f->line[i].total = 0;
-	}
+	for (unsigned int i = 0; i < 2; i++)
+		line_release(f, i);
 }
 
 void
@@ -442,7 +487,7 @@ bs_smtp_flow_input(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
 
 	if (!f->inspected)
 		return BS_SEG_PASS;
-	f->now = now_ms;
+	ctx->now = now_ms;
 	v = bs_reasm_input(&ctx->reasm, &f->r, seg, now_ms, deliver_cb, f);
 	if (f->inspected && f->r.unreliable)
 		bs_smtp_uninspect(f, BS_WHY_REASM);
@@ -466,7 +511,7 @@ bs_smtp_flow_free(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
 {
 	if (f == NULL)
 		return;
-	f->now = now_ms;
+	ctx->now = now_ms;
 	txn_end_all(f);
 	reasm_release(f);
 	session_release(f);
@@ -481,15 +526,11 @@ struct bs_smtp_txn *
 bs_smtp_txn_new(struct bs_smtp_flow *f)
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
-	struct bs_smtp_txn *t;
-	unsigned int slot;
+	struct bs_smtp_txn *t, **tail;
 	uint32_t cost = sizeof(*t) +
 		(ctx->p.smtp_event_digest ? BS_SMTP_MD_COST : 0);
 
-	for (slot = 0; slot < BS_SMTP_TXN_OPEN_MAX; slot++)
-		if (f->open[slot] == NULL)
-			break;
-	if (slot == BS_SMTP_TXN_OPEN_MAX) {
+	if (f->n_open >= BS_SMTP_TXN_OPEN_MAX) {
 		bs_smtp_uninspect(f, BS_WHY_TXN_OPEN);
 		return NULL;
 	}
@@ -521,7 +562,10 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 	t->rec.helo_len = f->helo_len;
 	t->rec.ext = f->ext;
 	t->state = BS_TS_MAIL;
-	f->open[slot] = t;
+	for (tail = &f->open; *tail != NULL; tail = &(*tail)->open_next)
+		;
+	*tail = t;
+	f->n_open++;
 	BS_CNT_INC(ctx->cnt, smtp_txn_begin);
 	return t;
 }
@@ -531,9 +575,9 @@ bs_smtp_txn_find(struct bs_smtp_flow *f, uint32_t seq)
 {
 	if (seq == 0)
 		return NULL;
-	for (unsigned int i = 0; i < BS_SMTP_TXN_OPEN_MAX; i++)
-		if (f->open[i] != NULL && f->open[i]->rec.seq == seq)
-			return f->open[i];
+	for (struct bs_smtp_txn *t = f->open; t != NULL; t = t->open_next)
+		if (t->rec.seq == seq)
+			return t;
 	return NULL;
 }
 
@@ -690,9 +734,13 @@ bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
 
-	for (unsigned int i = 0; i < BS_SMTP_TXN_OPEN_MAX; i++)
-		if (f->open[i] == t)
-			f->open[i] = NULL;
+	for (struct bs_smtp_txn **pp = &f->open; *pp != NULL;
+		pp = &(*pp)->open_next)
+		if (*pp == t) {
+			*pp = t->open_next;
+			f->n_open--;
+			break;
+		}
 	if (f->cur == t)
 		f->cur = NULL;
 	if (f->active == t)
@@ -700,7 +748,7 @@ bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 	if (f->data_txn == t)
 		f->data_txn = NULL;
 	t->rec.reply = reply;
-	t->rec.ts_ms = f->now + (uint64_t)ctx->p.clock_offset_ms;
+	t->rec.ts_ms = ctx->now + (uint64_t)ctx->p.clock_offset_ms;
 	if (t->rec.complete)
 		BS_CNT_INC(ctx->cnt, smtp_txn_done);
 	else
@@ -724,7 +772,8 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 	if (!f->inspected)
 		return -EPIPE;
 	if (f->pend_n == f->pend_cap) {
-		uint32_t ncap = f->pend_cap ? f->pend_cap * 2 : 8;
+		uint32_t ncap = f->pend_cap ? f->pend_cap * 2
+					    : BS_SMTP_PEND_BASE;
 		struct bs_smtp_pend *np;
 		uint64_t more;
 
@@ -737,7 +786,9 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 		more = (uint64_t)(ncap - f->pend_cap) * sizeof(*np);
 		if (bs_smtp_mem_charge(f, more) < 0)
 			return -ENOBUFS;
-		np = malloc(ncap * sizeof(*np));
+		np = ncap == BS_SMTP_PEND_BASE
+			? bs_blkpool_get(&f->ctx->pend_pool)
+			: malloc(ncap * sizeof(*np));
 		if (np == NULL) {
 			bs_smtp_mem_uncharge(f, more);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
@@ -746,9 +797,12 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 		/* Unroll the ring into the new array. */
 		for (uint32_t i = 0; i < f->pend_n; i++)
 			np[i] = f->pend[(f->pend_head + i) % f->pend_cap];
-		free(f->pend);
+		if (f->pend_cap == BS_SMTP_PEND_BASE)
+			bs_blkpool_put(&f->ctx->pend_pool, f->pend);
+		else
+			free(f->pend);
 		f->pend = np;
-		f->pend_cap = ncap;
+		f->pend_cap = (uint16_t)ncap;
 		f->pend_head = 0;
 	}
 	e = &f->pend[(f->pend_head + f->pend_n) % f->pend_cap];
@@ -761,6 +815,26 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 	if (flags & BS_PF_RESET)
 		f->pend_resets++;
 	return 0;
+}
+
+/*
+ * The ring is given back once no reply is due, so a session between
+ * exchanges holds none; the next command takes a warm one from the pool.
+ */
+struct bs_smtp_pend
+bs_smtp_pend_pop(struct bs_smtp_flow *f)
+{
+	struct bs_smtp_pend e = f->pend[f->pend_head];
+
+	f->pend_head = (uint16_t)((f->pend_head + 1) % f->pend_cap);
+	f->pend_n--;
+	if (e.flags & BS_PF_RESET)
+		f->pend_resets--;
+	if (f->pend_n == 0) {
+		f->pend_head = 0;
+		pend_release(f);
+	}
+	return e;
 }
 
 /* --- lines -------------------------------------------------------- */
@@ -779,46 +853,46 @@ bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir, const uint8_t *p,
 	size_t n, void *pkt)
 {
 	struct bs_smtp_ctx *ctx = f->ctx;
-	struct bs_smtp_line *l = &f->line[dir];
-	uint32_t cap = dir == 0 ? ctx->p.smtp_cmd_line_max :
-				  ctx->p.smtp_reply_line_max;
+	struct bs_smtp_line *l = f->line[dir];
+	uint32_t cap = line_cap(ctx, dir);
 	const uint8_t *lf = memchr(p, '\n', n);
 	size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
 	const uint8_t *line;
-	size_t len;
+	size_t len, total;
 
-	if (lf != NULL && l->total == 0) {
+	if (lf != NULL && l == NULL) {
 		/* Whole line in this buffer: parse it in place. */
 		line = p;
-		len = take;
-		l->total = (uint32_t)(take > UINT32_MAX ? UINT32_MAX : take);
+		len = total = take;
 	} else {
-		size_t room = cap - l->len;
-		size_t cp = take < room ? take : room;
+		size_t room, cp;
 
-		if (cp > 0) {
-			if (l->buf == NULL) {
-				if (bs_smtp_mem_charge(f, cap) < 0)
-					return n;
-				l->buf = malloc(cap);
-				if (l->buf == NULL) {
-					bs_smtp_mem_uncharge(f, cap);
-					bs_smtp_uninspect(f, BS_WHY_NOMEM);
-					return n;
-				}
+		if (l == NULL) {
+			if (bs_smtp_mem_charge(f, sizeof(*l) + cap) < 0)
+				return n;
+			l = malloc(sizeof(*l) + cap);
+			if (l == NULL) {
+				bs_smtp_mem_uncharge(f, sizeof(*l) + cap);
+				bs_smtp_uninspect(f, BS_WHY_NOMEM);
+				return n;
 			}
-			memcpy(l->buf + l->len, p, cp);
-			l->len += (uint32_t)cp;
+			l->len = l->total = 0;
+			f->line[dir] = l;
 		}
+		room = cap - l->len;
+		cp = take < room ? take : room;
+		memcpy(l->buf + l->len, p, cp);
+		l->len += (uint32_t)cp;
 		l->total = l->total + take > UINT32_MAX ? UINT32_MAX :
 			l->total + (uint32_t)take;
 		if (lf == NULL)
 			return take;
 		line = l->buf;
 		len = l->len;
+		total = l->total;
 	}
 	/* len includes the LF unless the line was cut. */
-	if (l->total > cap) {
+	if (total > cap) {
 		BS_CNT_INC(ctx->cnt, smtp_line_too_long);
 		if (len > cap)
 			len = cap;
@@ -829,22 +903,18 @@ bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir, const uint8_t *p,
 		else
 			BS_CNT_INC(ctx->cnt, smtp_bare_lf);
 	}
-	l->len = 0;
-	l->total = 0;
+	if (l != NULL)
+		l->len = l->total = 0;
 	if (dir == 0)
 		bs_smtp_cmd_line(f, line, len, pkt);
 	else
 		bs_smtp_reply_line(f, line, len, pkt);
-	/* The line spanned segments and was put together in l->buf: give
-	 * the buffer back now, so that an idle flow holds none (such lines
-	 * are few: a reply or a pipelined batch cut by the sender's
-	 * writes; keeping the buffer cost every such flow cap bytes for
-	 * its whole life).  The parser may have released it already
-	 * (uninspected). */
-	if (line != p && l->buf != NULL) {
-		bs_smtp_mem_uncharge(f, cap);
-		free(l->buf);
-		l->buf = NULL;
-	}
+	/* The line spanned segments and was put together in l: give it
+	 * back now, so that an idle flow holds none (such lines are few: a
+	 * reply or a pipelined batch cut by the sender's writes; keeping
+	 * the buffer cost every such flow cap bytes for its whole life).
+	 * The parser may have released it already (uninspected). */
+	if (l != NULL && f->line[dir] == l)
+		line_release(f, dir);
 	return take;
 }

@@ -34,8 +34,9 @@
 		"flow uninspected")                                          \
 	X(smtp_history_bytes, "smtp.reasm.history_bytes", U32, "256", 0,     \
 		65536,                                                       \
-		"Delivered bytes kept per direction to check retransmissions"\
-		" of old data (rounded down to a power of two; 0 = off)")    \
+		"Delivered bytes kept per direction until acknowledged, to " \
+		"check retransmissions of old data (rounded down to a power "\
+		"of two; 0 = off)")                                          \
 	X(smtp_cmd_line_max, "smtp.cmd_line_max", U32, "512", 64, 65536,     \
 		"Longest client command line kept (RFC 5321: 512 with CRLF)"\
 		"; excess is skipped and counted")                           \
@@ -46,11 +47,11 @@
 		"Message lines longer than this are counted (RFC 5321: "     \
 		"1000 with CRLF); content is never cut")                     \
 	X(smtp_reply_lines_max, "smtp.reply_lines_max", U32, "256", 1,       \
-		65536, "Lines of one multi-line reply parsed; more counted") \
+		65534, "Lines of one multi-line reply parsed; more counted") \
 	X(smtp_rcpt_max, "smtp.rcpt_max", U32, "100", 1, 100000,             \
 		"Recipients kept per transaction (RFC 5321 minimum 100); "   \
 		"more are counted and left out of the record")               \
-	X(smtp_pipeline_max, "smtp.pipeline_max", U32, "512", 8, 65536,      \
+	X(smtp_pipeline_max, "smtp.pipeline_max", U32, "512", 8, 32768,      \
 		"Commands awaiting a reply per flow; more makes the flow "   \
 		"uninspected")                                               \
 	X(smtp_wait_hold_bytes, "smtp.wait_hold_bytes", U32, "4096", 0,      \

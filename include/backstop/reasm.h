@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backstop/blkpool.h"
 #include "backstop/counters.h"
 
 /* seg.wscale: window scale option of a SYN, as the parser saw it. */
@@ -95,6 +96,12 @@ struct bs_reasm_ctx {
 	uint32_t ooo_segs_max;   /* segments held per direction */
 	uint32_t gap_timeout_ms;
 	uint32_t history;        /* power of two, 0 = off */
+	/*
+	 * History rings (of history bytes) come from here and go back once
+	 * the receiver has acknowledged every byte they hold, so an idle
+	 * flow holds none.  All zero: plain malloc/free.
+	 */
+	struct bs_blkpool hist_pool;
 	struct bs_counters *cnt;
 };
 
@@ -102,20 +109,24 @@ struct bs_reasm_ooo;
 
 struct bs_reasm_dir {
 	uint32_t isn;      /* initial sequence number, if a SYN was seen */
-	uint32_t nxt;      /* next sequence number the receiver expects */
-	uint32_t fin_seq;  /* sequence number of the FIN */
+	uint32_t nxt;      /* next sequence number the receiver expects;
+			    * once the FIN is reached, the FIN's (it stays) */
 	uint32_t urg_seq;  /* urgent byte to remove (Linux semantics) */
 	uint32_t wnd_edge; /* right edge of the receiver's window */
 	uint32_t ooo_bytes;
 	uint32_t hist_len; /* valid bytes of hist, ending at nxt */
-	uint64_t gap_since; /* when the oldest held hole appeared (ms) */
+	uint32_t una;      /* highest ack of these bytes (BS_RDF_UNA), <= nxt */
+	uint32_t gap_since; /* when the oldest held hole appeared (the
+			     * caller's ms clock, mod 2^32: gaps time out
+			     * in minutes) */
 	uint8_t state;     /* private: BS_RD_* in reasm.c */
 	uint8_t flags;     /* private: BS_RDF_* in reasm.c */
 	uint8_t wscale;    /* BS_WSCALE_* of this side's SYN */
 	uint8_t pad;
 	uint32_t ooo_segs; /* segments held */
 	struct bs_reasm_ooo *ooo; /* held segments, sorted by seq */
-	uint8_t *hist;     /* ring of the last delivered bytes (lazy) */
+	uint8_t *hist;     /* ring of the last delivered bytes not yet all
+			    * acknowledged (lazy, NULL between exchanges) */
 };
 
 struct bs_reasm {
@@ -156,6 +167,9 @@ enum bs_seg_verdict bs_reasm_input(struct bs_reasm_ctx *ctx,
  * *r may be reused after bs_reasm_init().  Owner worker only.
  */
 void bs_reasm_release(struct bs_reasm_ctx *ctx, struct bs_reasm *r);
+
+/* Free the history rings ctx keeps for reuse.  Owner worker only. */
+void bs_reasm_ctx_drain(struct bs_reasm_ctx *ctx);
 
 /*
  * The next sequence number the receiver of direction dir expects: nxt,

@@ -15,6 +15,12 @@
  *    "mailer-daemon"): what Hyperscan costs when it has almost nothing
  *    to do (mostly the per-call cost), the floor the pack is measured
  *    against (ratio_hs_pack_vs_one_literal),
+ *  - hs_factors: the same with a literal-only database of one literal
+ *    per rule, its longest literal run (with the rule's caselessness;
+ *    compile_factors()): less than any correct prefilter in front of the
+ *    pack would match (it needs a factor per alternative), so a floor of
+ *    what such a prefilter costs on these bytes
+ *    (ratio_hs_factors_vs_one_literal),
  * and the files under a "not-ndr" folder alone (ordinary mail) with an
  * ordinary envelope sender, as most of a gateway's mail arrives:
  *  - classify_ordinary: what the candidate gate costs a message that is
@@ -181,6 +187,114 @@ compile_pack(const struct bs_ruleset *rs)
 	return db;
 }
 
+/*
+ * The literal runs of an expression: maximal runs of bytes that match
+ * only themselves (letters, digits, space, punctuation, UTF-8, escaped
+ * metacharacters), cut at every metacharacter and class; a byte made
+ * optional or repeatable by ?, * or {...} is dropped from its run.  Runs
+ * of fewer than 3 bytes are left out (a prefilter would not use them).
+ * Appends copies to out[*n] (caller frees).
+ */
+static void
+literal_runs(const char *ex, unsigned int fl, char **out, unsigned int *ofl,
+        size_t *olen, unsigned int *n, unsigned int cap)
+{
+	char run[256];
+	size_t k = 0;
+
+	for (const char *p = ex;; p++) {
+		int lit = -1;
+
+		if (*p == '\\' && p[1] != '\0' &&
+		        strchr("().[]{}?*+|^$\\/-", p[1]) != NULL) {
+			lit = (unsigned char)*++p;
+		} else if (*p != '\0' && *p != '\\' &&
+		        strchr("()[]{}?*+|^$.", *p) == NULL) {
+			lit = (unsigned char)*p;
+		} else if ((*p == '?' || *p == '*' || *p == '{') && k > 0) {
+			k--; /* the byte before is optional */
+		}
+		if (lit >= 0 && k < sizeof(run)) {
+			run[k++] = (char)lit;
+			continue;
+		}
+		if (k >= 3 && *n < cap) {
+			out[*n] = malloc(k);
+			memcpy(out[*n], run, k);
+			olen[*n] = k;
+			ofl[*n] = fl & HS_FLAG_CASELESS;
+			(*n)++;
+		}
+		k = 0;
+		if (*p == '\\' && p[1] != '\0') {
+			p++; /* \s, \S, \d, ...: a class */
+		} else if (*p == '[') {
+			while (p[1] != '\0' && *++p != ']')
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+		} else if (*p == '{') {
+			while (p[1] != '\0' && *++p != '}')
+				;
+		}
+		if (*p == '\0')
+			break;
+	}
+}
+
+static hs_database_t *
+compile_factors(const struct bs_ruleset *rs, unsigned int *nlit)
+{
+	unsigned int n = bs_ruleset_count(rs), cap = 64 * n + 64, k = 0;
+	char **lit = calloc(cap, sizeof(*lit));
+	unsigned int *fl = calloc(cap, sizeof(*fl)), *ids = calloc(cap,
+	        sizeof(*ids));
+	size_t *len = calloc(cap, sizeof(*len));
+	hs_database_t *db = NULL;
+	hs_compile_error_t *ce = NULL;
+
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int f, k0 = k, best = k;
+		const char *ex = bs_ruleset_expr(rs, i, &f);
+
+		literal_runs(ex, f, lit, fl, len, &k, cap);
+		/* The longest run only: one literal per rule is less than any
+		 * correct prefilter needs (one per alternative), so this is a
+		 * floor of what a prefilter costs, not a design. */
+		for (unsigned int j = k0; j < k; j++)
+			if (len[j] > len[best])
+				best = j;
+		if (k > k0) {
+			char *keep = lit[best];
+			size_t kl = len[best];
+			unsigned int kf = fl[best];
+
+			for (unsigned int j = k0; j < k; j++)
+				if (j != best)
+					free(lit[j]);
+			lit[k0] = keep;
+			len[k0] = kl;
+			fl[k0] = kf;
+			k = k0 + 1;
+		}
+	}
+	for (unsigned int i = 0; i < k; i++)
+		ids[i] = i;
+	if (hs_compile_lit_multi((const char *const *)lit, fl, ids, len, k,
+	            HS_MODE_STREAM, NULL, &db, &ce) != HS_SUCCESS) {
+		fprintf(stderr, "factors: %s\n", ce ? ce->message : "error");
+		hs_free_compile_error(ce);
+		db = NULL;
+	}
+	for (unsigned int i = 0; i < k; i++)
+		free(lit[i]);
+	free(lit);
+	free(fl);
+	free(ids);
+	free(len);
+	*nlit = k;
+	return db;
+}
+
 static int
 cmp_d(const void *a, const void *b)
 {
@@ -206,10 +320,11 @@ main(int argc, char **argv)
 	hs_scratch_t *scratch = NULL;
 	size_t total = 0, reps, min_mb;
 	int runs;
-	double tc[32], tn[32], th[32], tl[32];
-	hs_database_t *lit_db = NULL;
-	hs_scratch_t *lit_scratch = NULL;
-	unsigned long ml = 0;
+	double tc[32], tn[32], th[32], tl[32], tf[32];
+	hs_database_t *lit_db = NULL, *fac_db;
+	hs_scratch_t *lit_scratch = NULL, *fac_scratch = NULL;
+	unsigned long ml = 0, mf = 0;
+	unsigned int n_fac = 0;
 	unsigned long b1 = 0, b2 = 0, mt = 0;
 
 	if (argc < 5) {
@@ -238,6 +353,10 @@ main(int argc, char **argv)
 		        hs_alloc_scratch(lit_db, &lit_scratch) != HS_SUCCESS)
 			return 2;
 	}
+	fac_db = compile_factors(rs, &n_fac);
+	if (fac_db == NULL ||
+	        hs_alloc_scratch(fac_db, &fac_scratch) != HS_SUCCESS)
+		return 2;
 	msgs = calloc((size_t)argc, sizeof(*msgs));
 	ordinary = calloc((size_t)argc, sizeof(*ordinary));
 	for (int a = 4; a < argc; a++) {
@@ -269,6 +388,7 @@ main(int argc, char **argv)
 		tn[r] = run_classify(ctx, "", reps, &b2);
 		th[r] = run_raw(db, scratch, reps, &mt);
 		tl[r] = run_raw(lit_db, lit_scratch, reps, &ml);
+		tf[r] = run_raw(fac_db, fac_scratch, reps, &mf);
 		/* Ordinary mail is small: repeat it 20 times as often. */
 		to[r] = run_ordinary(ctx, reps * 20, &ocand, &on);
 	}
@@ -289,6 +409,11 @@ main(int argc, char **argv)
 	printf("hs_one_literal_mbps: %.1f\n", mb / median(tl, runs));
 	printf("ratio_hs_pack_vs_one_literal: %.4f\n",
 	        h / (mb / median(tl, runs)));
+	printf("hs_factors_literals: %u\n", n_fac);
+	printf("hs_factors_mbps: %.1f\n", mb / median(tf, runs));
+	printf("hs_factors_matches_per_mb: %.0f\n", (double)mf / mb);
+	printf("ratio_hs_factors_vs_one_literal: %.4f\n",
+	        (mb / median(tf, runs)) / (mb / median(tl, runs)));
 	printf("ratio_classify_null_sender_vs_raw: %.3f\n", n / h);
 	{
 		/* What a stream per target would add: state and open/close. */

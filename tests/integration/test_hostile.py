@@ -9,7 +9,9 @@ count what it saw, and still log the ordinary session's message.
 - an out-of-order flood: segments far ahead of a hole, past the
   per-flow cap;
 - a retransmission with different bytes (evasion): rewritten inline to
-  the bytes first seen, with a valid checksum;
+  the bytes first seen, with a valid checksum, while the server has not
+  acknowledged them; passed as it is once it has (its stack drops a
+  copy of acknowledged bytes);
 - STARTTLS, then bytes that look like SMTP but are encrypted traffic;
 - tiny 1-byte segments for a whole session (must still be followed)."""
 import importlib.util
@@ -118,14 +120,43 @@ a = gen.TcpConv(rnd, "203.0.113.68", "198.51.100.25", 40003, 25)
 opening(a)
 a.send(True, MAIL)
 first = a.pkts[-2][0]
-a.send(False, b"250 ok\r\n")
+# Before the server's ACK of the first copy: the server may lack it.
 evil = reload(first, b"MAIL FROM:<>\r\n" + b" " * (len(MAIL) - 14))
-a.pkts.append((evil, True))
+a.pkts.insert(len(a.pkts) - 1, (evil, True))
+a.send(False, b"250 ok\r\n")
 a.send(True, b"QUIT\r\n")
 a.close()
 run_case("conflict", a, {"seg_dropped_conflict": 0, "seg_rewritten": 1,
                          "reasm_overlap_conflict": lambda v: v >= 1},
          rewrite=(evil, first))
+
+# 3a. The same bytes after the server acknowledged the first copy (and
+# answered it): its stack drops them as a duplicate, so they can no
+# longer make it see anything else.  No history ring is kept for
+# acknowledged bytes: the frame passes as it is, counted as a
+# retransmission, not as a conflict, and the first sender is the one
+# logged.
+a = gen.TcpConv(rnd, "203.0.113.72", "198.51.100.25", 40007, 25)
+opening(a)
+a.send(True, MAIL)
+first = a.pkts[-2][0]
+a.send(False, b"250 ok\r\n")
+evil = reload(first, b"MAIL FROM:<>\r\n" + b" " * (len(MAIL) - 14))
+a.pkts.append((evil, True))
+a.send(True, b"RCPT TO:<u@example.net>\r\nDATA\r\n")
+a.send(False, b"250 ok\r\n354 go\r\n")
+a.send(True, b"Subject: x\r\n\r\nhello\r\n.\r\n")
+a.send(False, b"250 queued\r\n")
+a.send(True, b"QUIT\r\n")
+a.close()
+recs = run_case("acked_retrans", a, {"seg_dropped_conflict": 0,
+                                     "seg_rewritten": 0,
+                                     "reasm_overlap_conflict": 0,
+                                     "reasm_retrans_unverified": 0,
+                                     "reasm_retrans": lambda v: v >= 1})
+c.eq("acked_retrans: the sender first seen is logged",
+     [r["mail_from"] for r in recs if r["helo"] == "attacker"],
+     ["a@example.org"])
 
 # 3b. The same, but the retransmission also carries new bytes after the
 # conflicting ones: a sender must not stall, so they are taken (by the
@@ -135,11 +166,10 @@ a = gen.TcpConv(rnd, "203.0.113.71", "198.51.100.25", 40006, 25)
 opening(a)
 a.send(True, MAIL)
 first = a.pkts[-2][0]
-a.send(False, b"250 ok\r\n")
 evil = reload(first, b"MAIL FROM:<>\r\n" + b" " * (len(MAIL) - 14) + RCPT)
-a.pkts.append((evil, True))
+a.pkts.insert(len(a.pkts) - 1, (evil, True))
 a.cseq = (a.cseq + len(RCPT)) & 0xffffffff
-a.send(False, b"250 ok\r\n")
+a.send(False, b"250 ok\r\n250 ok\r\n")
 a.send(True, b"DATA\r\n")
 a.send(False, b"354 go\r\n")
 a.send(True, b"Subject: x\r\n\r\nhello\r\n.\r\n")

@@ -64,6 +64,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t i = 0;
 
 	memset(&cnt, 0, sizeof(cnt));
+	/* Half the inputs take history rings from a pool of one. */
+	if (size > 0 && (data[0] & 0x40))
+		bs_blkpool_init(&ctx.hist_pool, ctx.history, 1);
 	bs_reasm_init(&r);
 	while (i + 10 <= size) {
 		const uint8_t *h = data + i;
@@ -100,6 +103,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "bad rewrite span\n");
 			abort();
 		}
+		if (r.dir[0].hist_len > ctx.history ||
+			r.dir[1].hist_len > ctx.history ||
+			(r.dir[0].hist == NULL && r.dir[0].hist_len != 0) ||
+			(r.dir[1].hist == NULL && r.dir[1].hist_len != 0) ||
+			ctx.hist_pool.n > ctx.hist_pool.max) {
+			fprintf(stderr, "history ring invariant broken\n");
+			abort();
+		}
 		if (ctx.ooo_held != bs_reasm_held(&r) ||
 			r.dir[0].ooo_bytes > ctx.ooo_flow_max ||
 			r.dir[1].ooo_bytes > ctx.ooo_flow_max ||
@@ -109,6 +120,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	bs_reasm_release(&ctx, &r);
+	bs_reasm_ctx_drain(&ctx);
 	if (ctx.ooo_held != 0 || cnt.v[BS_CNT_reasm_ooo_held_bytes] != 0)
 		abort();
 	return 0;

@@ -579,6 +579,60 @@ test_conflict_older_than_history(void **state)
 	fx_free(x);
 }
 
+/*
+ * A history ring is kept only while the receiver may lack its bytes:
+ * once they are all acknowledged it goes back to the pool, and a copy of
+ * acknowledged bytes (which the receiver drops as a duplicate) is neither
+ * compared nor counted unverified.  Bytes not yet acknowledged are still
+ * compared and a conflict among them is still caught.
+ */
+static void
+test_history_released_when_acked(void **state)
+{
+	struct fx *x = fx_new(4096, 256);
+
+	(void)state;
+	bs_blkpool_init(&x->ctx.hist_pool, 256, 4);
+	hs(x, 1000, 2000);
+	seg(x, 1, 1001, 2001, A, "MAIL FROM:<a@b>\r\n", 0);
+	assert_non_null(x->r.dir[BS_REASM_C2S].hist);
+	/* The server acknowledges all 17 bytes: the ring goes back. */
+	seg(x, 0, 2001, 1018, BS_TCP_ACK, NULL, 0);
+	assert_null(x->r.dir[BS_REASM_C2S].hist);
+	assert_int_equal(x->ctx.hist_pool.n, 1);
+	/* Other bytes for the acknowledged ones: the server drops them,
+	 * so they pass, unchanged and uncounted as a conflict. */
+	assert_int_equal(seg(x, 1, 1001, 2001, A, "MAIL FROM:<>\r\nXXX", 0),
+		BS_SEG_PASS);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_overlap_conflict], 0);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_retrans_unverified], 0);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_retrans], 1);
+	/* New bytes take the ring from the pool again. */
+	seg(x, 1, 1018, 2001, A, "RCPT TO:<c@d>\r\n", 0);
+	assert_non_null(x->r.dir[BS_REASM_C2S].hist);
+	assert_int_equal(x->ctx.hist_pool.n, 0);
+	/* Acknowledged up to "RCPT": its other bytes are still compared. */
+	seg(x, 0, 2001, 1022, BS_TCP_ACK, NULL, 0);
+	assert_non_null(x->r.dir[BS_REASM_C2S].hist);
+	assert_int_equal(seg(x, 1, 1018, 2001, A, "XXXX TO:<c@d>\r\n", 0),
+		BS_SEG_PASS);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_overlap_conflict], 0);
+	assert_int_equal(seg(x, 1, 1018, 2001, A, "RCPT TO:<e@f>\r\n", 0),
+		BS_SEG_DROP);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_overlap_conflict], 1);
+	assert_int_equal(x->sink.len[0], 32);
+	assert_memory_equal(x->sink.buf[0] + 17, "RCPT TO:<c@d>\r\n", 15);
+	assert_int_equal(x->cnt.v[BS_CNT_reasm_retrans_unverified], 0);
+	/* The FIN: nothing after it is compared, the ring goes back. */
+	seg(x, 1, 1033, 2001, BS_TCP_ACK | BS_TCP_FIN, NULL, 0);
+	assert_null(x->r.dir[BS_REASM_C2S].hist);
+	assert_int_equal(x->ctx.hist_pool.n, 1);
+	bs_reasm_release(&x->ctx, &x->r);
+	bs_reasm_ctx_drain(&x->ctx);
+	assert_int_equal(x->ctx.hist_pool.n, 0);
+	fx_free(x);
+}
+
 /* The out block says what the table may believe: a RST accepted, a FIN
  * reached; and a RST at the right edge of held data counts with SACK. */
 static void
@@ -681,6 +735,7 @@ main(void)
 		cmocka_unit_test(test_partial_conflict_rewritten),
 		cmocka_unit_test(test_held_conflict_rewritten),
 		cmocka_unit_test(test_conflict_older_than_history),
+		cmocka_unit_test(test_history_released_when_acked),
 		cmocka_unit_test(test_out_flags_and_sack),
 		cmocka_unit_test(test_fin_as_linux),
 	};

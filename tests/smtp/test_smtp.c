@@ -846,6 +846,50 @@ fl_open(struct bs_smtp_ctx *ctx, struct fl *x, uint16_t cport)
 }
 
 /*
+ * Between two exchanges an established session holds nothing but its
+ * flow and the HELO name: the history rings go back once the receiver
+ * has acknowledged their bytes, the pending-command ring once every reply
+ * is in, a line cut across segments once it is parsed (issue 11, memory
+ * per flow).  The next exchange gets them again and is followed as
+ * before.
+ */
+static void
+test_idle_flow_holds_nothing(void **state)
+{
+	struct bs_counters cnt;
+	struct bs_smtp_params p;
+	struct bs_smtp_ctx *ctx;
+	struct fl x;
+	uint64_t idle = bs_smtp_flow_size() + 2; /* "EHLO c": "c" and NUL */
+
+	(void)state;
+	memset(&cnt, 0, sizeof(cnt));
+	bs_smtp_params_default(&p);
+	ctx = bs_smtp_ctx_create(&p, NULL, NULL, &cnt);
+	assert_non_null(ctx);
+	fl_open(ctx, &x, 1000);
+	assert_non_null(x.f);
+	for (int round = 0; round < 3; round++) {
+		fl_send(ctx, &x, 0, "MAIL FROM:<a@b.example>\r\nRCPT TO:<u@x>"
+			"\r\nDA");
+		/* Replies and a line cut across segments are under way. */
+		assert_true(bs_smtp_ctx_session_bytes(ctx) > idle);
+		fl_send(ctx, &x, 0, "TA\r\n");
+		fl_send(ctx, &x, 1, "250 ok\r\n250 ok\r\n354 go\r\n");
+		fl_send(ctx, &x, 0, "hello\r\n.\r\n");
+		fl_send(ctx, &x, 1, "250 queued\r\n");
+		/* The client's ACK of "250 queued". */
+		fl_send(ctx, &x, 0, "");
+		assert_true(bs_smtp_flow_inspected(x.f));
+		assert_int_equal(cnt.v[BS_CNT_smtp_txn_done], round + 1);
+		assert_int_equal(bs_smtp_ctx_session_bytes(ctx), idle);
+	}
+	bs_smtp_flow_free(ctx, x.f, 2000);
+	assert_int_equal(bs_smtp_ctx_session_bytes(ctx), 0);
+	bs_smtp_ctx_free(ctx);
+}
+
+/*
  * A flood of sessions that each hold memory (a transaction with many
  * pipelined recipients, a command line cut across segments) reaches
  * smtp.session_budget_bytes: the flows past it are uninspected or not
@@ -999,6 +1043,7 @@ main(void)
 		cmocka_unit_test(test_reply_desync),
 		cmocka_unit_test(test_bdat_521_hangup),
 		cmocka_unit_test(test_session_budget),
+		cmocka_unit_test(test_idle_flow_holds_nothing),
 		cmocka_unit_test(test_json_escape),
 	};
 

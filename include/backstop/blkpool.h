@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A worker's free list of equal-sized blocks.
+ *
+ * Some per-flow buffers live only while an exchange is under way (the
+ * history ring of a direction until the receiver acknowledges its bytes,
+ * the pending-command ring until the replies are in): an established
+ * session between two exchanges should hold none of them, yet the fast
+ * path should not call malloc() for every command and reply.  Released
+ * blocks go on this LIFO, linked through their first bytes, and the next
+ * request takes the most recent one, still in cache.  At most max blocks
+ * are kept; beyond that they are freed, so the list is bounded whatever
+ * the traffic.  Owner thread only (no locks).
+ */
+#ifndef BACKSTOP_BLKPOOL_H
+#define BACKSTOP_BLKPOOL_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bs_blkpool {
+	void *head;    /* most recently released block, or NULL */
+	uint32_t n;    /* blocks on the list */
+	uint32_t max;  /* blocks kept at most (0: none, plain malloc/free) */
+	size_t size;   /* bytes per block */
+};
+
+/* Blocks of size bytes, at most max kept (none if a block cannot hold
+ * the link). */
+static inline void
+bs_blkpool_init(struct bs_blkpool *p, size_t size, uint32_t max)
+{
+	p->head = NULL;
+	p->n = 0;
+	p->size = size;
+	p->max = size >= sizeof(void *) ? max : 0;
+}
+
+/* A block of p->size bytes (uninitialised), or NULL if out of memory. */
+static inline void *
+bs_blkpool_get(struct bs_blkpool *p)
+{
+	void *b = p->head;
+
+	if (b == NULL)
+		return malloc(p->size);
+	memcpy(&p->head, b, sizeof(p->head));
+	p->n--;
+	return b;
+}
+
+/* Give back a block from bs_blkpool_get() (NULL is ignored). */
+static inline void
+bs_blkpool_put(struct bs_blkpool *p, void *b)
+{
+	if (b == NULL)
+		return;
+	if (p->n >= p->max) {
+		free(b);
+		return;
+	}
+	memcpy(b, &p->head, sizeof(p->head));
+	p->head = b;
+	p->n++;
+}
+
+/* Free every kept block. */
+static inline void
+bs_blkpool_drain(struct bs_blkpool *p)
+{
+	void *b = p->head, *next;
+
+	for (; b != NULL; b = next) {
+		memcpy(&next, b, sizeof(next));
+		free(b);
+	}
+	p->head = NULL;
+	p->n = 0;
+}
+
+#endif /* BACKSTOP_BLKPOOL_H */
