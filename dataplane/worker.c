@@ -60,13 +60,6 @@ bs_worker_flow_release(struct bs_flow *f, void *arg)
 	f->app = NULL;
 }
 
-static inline bool
-is_smtp(const struct bs_config *cfg, const struct bs_pkt *p)
-{
-	return bs_config_is_smtp_port(cfg, p->dport) ||
-		bs_config_is_smtp_port(cfg, p->sport);
-}
-
 /*
  * The side listening on the SMTP port is the server.  If both ports are
  * SMTP ports (25 -> 587, rare), the handshake says who connects: a SYN-ACK
