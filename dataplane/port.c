@@ -389,8 +389,8 @@ bs_ports_init(struct bs_app *app, unsigned int nq)
 		static const char *const rss_txt[] = {
 			[BS_RSS_OFF] = "",
 			[BS_RSS_VERIFIED] = ", symmetric RSS (verified)",
-			[BS_RSS_FLOW] = ", symmetric RSS (rte_flow symmetric "
-					"Toeplitz)",
+			[BS_RSS_FLOW] =
+				", symmetric RSS (rte_flow symmetric Toeplitz)",
 			[BS_RSS_UNVERIFIED] = ", symmetric RSS key (unverified)",
 		};
 		RTE_LOG(INFO, BACKSTOP, "port %u (%s) -> port %u, %u "

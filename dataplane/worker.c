@@ -32,8 +32,10 @@
 #include <rte_prefetch.h>
 #include <urcu-qsbr.h>
 
+#include "backstop/cksum.h"
 #include "backstop/pkt.h"
 #include "backstop/reasm.h"
+#include "cksum_mbuf.h"
 #include "dataplane.h"
 
 _Static_assert(BS_WSCALE_NONE == 1 && BS_WSCALE(0) == 2,
@@ -56,13 +58,6 @@ bs_worker_flow_release(struct bs_flow *f, void *arg)
 	}
 	bs_txn_flow_free(&w->txn, f->app);
 	f->app = NULL;
-}
-
-static inline bool
-is_smtp(const struct bs_config *cfg, const struct bs_pkt *p)
-{
-	return bs_config_is_smtp_port(cfg, p->dport) ||
-		bs_config_is_smtp_port(cfg, p->sport);
 }
 
 /*
@@ -105,8 +100,10 @@ cksum_ok(const struct rte_mbuf *m, const struct bs_pkt *p)
 			l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD)
 		return false;
 	if (p->l3 == BS_L3_IPV4 && ipf == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN &&
-			rte_raw_cksum(rte_pktmbuf_mtod_offset(m, const void *,
-				p->l3_off), p->l4_off - p->l3_off) != 0xffff)
+			bs_cksum_fold(bs_cksum_add(0,
+				rte_pktmbuf_mtod_offset(m, const void *,
+					p->l3_off), p->l4_off - p->l3_off)) !=
+				0xffff)
 		return false;
 	if (l4f != RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN)
 		return true;
@@ -114,16 +111,12 @@ cksum_ok(const struct rte_mbuf *m, const struct bs_pkt *p)
 	 * addresses: the IPv6 length excludes extension headers. */
 	uint32_t alen = p->l3 == BS_L3_IPV4 ? 4 : 16;
 	uint32_t l4len = p->payload_off - p->l4_off + p->payload_len;
-	uint32_t sum = rte_raw_cksum(p->src, alen) +
-		rte_raw_cksum(p->dst, alen) + rte_cpu_to_be_16(6) +
-		rte_cpu_to_be_16((uint16_t)l4len);
+	uint64_t sum = bs_cksum_add(bs_cksum_add(0, p->src, alen), p->dst,
+		alen) + rte_cpu_to_be_16(6) + rte_cpu_to_be_16((uint16_t)l4len);
 	uint16_t raw;
-	if (l4len > 0xffff || rte_raw_cksum_mbuf(m, p->l4_off, l4len, &raw))
+	if (l4len > 0xffff || bs_cksum_mbuf(m, p->l4_off, l4len, &raw))
 		return false;
-	sum += raw;
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return sum == 0xffff;
+	return bs_cksum_fold(sum + raw) == 0xffff;
 }
 
 /* May the worker write into segment s (and its packet's header)? */

@@ -32,6 +32,10 @@
 #include <string.h>
 #include <strings.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "smtp_int.h"
 
 static const uint8_t cr_byte = '\r';
@@ -412,6 +416,95 @@ data_linelen_add(struct bs_smtp_flow *f, size_t k)
 	f->data_linelen = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
+/* Bit i set where p[i] == '\n', for the 16 bytes at p. */
+static inline uint32_t
+lf_mask16(const uint8_t *p)
+{
+#if defined(__SSE2__)
+	__m128i v = _mm_loadu_si128((const __m128i *)p);
+
+	return (uint32_t)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+#else
+	uint32_t m = 0;
+
+	for (int k = 0; k < 16; k++)
+		m |= (uint32_t)(p[k] == '\n') << k;
+	return m;
+#endif
+}
+
+/*
+ * The common case of DATA content, whole runs of it at once: lines ended
+ * by CRLF, none starting with '.', none longer than text_line_max.  From
+ * p[i] in state BOL (p[i] not '.'), MID or CR with no bare LF pending,
+ * every LF is found 16 bytes at a time and its line is taken when the
+ * byte before the LF is CR and the line fits; the scan stops before the
+ * first line that is anything else (a bare LF, a long line: the per-line
+ * code below reads it, and counts it) and at a line that starts with '.'
+ * (the per-byte states below unstuff it or end the data).  It changes
+ * only the line state, as data_eol() for the lines it takes and as the
+ * memchr() branch for the rest of the buffer when no LF is left; the
+ * content stays where it is and is emitted by the caller in the same
+ * runs as before.  Returns the new i: i itself when the first line is
+ * not a common one.
+ */
+static size_t
+data_scan(struct bs_smtp_flow *f, const uint8_t *p, size_t i, size_t n)
+{
+	uint64_t max = f->ctx->p.smtp_text_line_max;
+	uint64_t carry = f->data_linelen; /* bytes of line ls before ls */
+	size_t ls = i;                    /* start of the line in p */
+	int prev_cr = f->dstate == BS_DS_CR; /* the byte before p[i] */
+
+	for (size_t b = i; b < n;) {
+		size_t base = b;
+		uint32_t mask;
+
+		if (n - b >= 16) {
+			mask = lf_mask16(p + b);
+			b += 16;
+		} else {
+			mask = 0;
+			for (size_t j = b; j < n; j++)
+				mask |= (uint32_t)(p[j] == '\n') << (j - b);
+			b = n;
+		}
+		while (mask != 0) {
+			size_t k = base + (size_t)__builtin_ctz(mask);
+
+			mask &= mask - 1;
+			/* k == ls > i: an empty line after an LF, not CR */
+			if (!(k > i ? p[k - 1] == '\r' : prev_cr) ||
+				carry + (k - ls) + 1 > max)
+				goto stop;
+			carry = 0;
+			ls = k + 1;
+			if (ls < n && p[ls] == '.') {
+				f->data_linelen = 0;
+				f->dstate = BS_DS_BOL;
+				return ls;
+			}
+		}
+	}
+	if (ls == n) {
+		f->data_linelen = 0;
+		f->dstate = BS_DS_BOL;
+	} else {
+		uint64_t v = carry + (n - ls);
+
+		f->data_linelen = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+		f->dstate = p[n - 1] == '\r' ? BS_DS_CR : BS_DS_MID;
+	}
+	return n;
+stop:
+	if (ls > i) {
+		f->data_linelen = 0;
+		f->dstate = BS_DS_BOL;
+	}
+	return ls;
+}
+
 /* One content byte c (not a held-back one) in state MID/CR/BOL. */
 static inline void
 data_byte(struct bs_smtp_flow *f, uint8_t c)
@@ -437,7 +530,8 @@ data_byte(struct bs_smtp_flow *f, uint8_t c)
  * DATA content.  Emits unstuffed runs straight from p; the held-back
  * '.' at a line start is dropped (unstuffing) and a held-back CR after
  * it is emitted from a constant.  Inside a line the next LF is found
- * with memchr(), so the per-byte work is only at line starts.  Returns
+ * with memchr(), so the per-byte work is only at line starts; runs of
+ * common lines are taken whole by data_scan() first.  Returns
  * bytes consumed: all of them, or up to and including the LF of the
  * terminating ".CRLF".
  */
@@ -450,6 +544,16 @@ data_feed(struct bs_smtp_flow *f, const uint8_t *p, size_t n, void *pkt)
 	while (i < n) {
 		uint8_t c;
 
+		if (!f->data_bare_lf && (f->dstate == BS_DS_MID ||
+			f->dstate == BS_DS_CR ||
+			(f->dstate == BS_DS_BOL && p[i] != '.'))) {
+			size_t j = data_scan(f, p, i, n);
+
+			if (j != i) {
+				i = j;
+				continue;
+			}
+		}
 		if ((f->dstate == BS_DS_MID || f->dstate == BS_DS_CR) &&
 			!f->data_bare_lf) {
 			const uint8_t *lf = memchr(p + i, '\n', n - i);

@@ -10,7 +10,8 @@
  *
  * smtp.session_budget_bytes bounds everything else a worker's sessions
  * hold (engine state, recipients, pending commands, the wait hold, line
- * buffers, history rings).  An ordinary session holds 1.5 to 4 KB, so
+ * buffers, history rings).  An ordinary session holds about 350 bytes
+ * between transactions and 1.5 to 4 KB during one, so
  * the default fits a full default flow table (65536) of busy sessions
  * at 4 KB each; a hostile session can hold 100 KB and more (recipients,
  * long pipelines), so a flood of those reaches the budget first and is
