@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
 
 #include "backstop/pkt.h"
 #include "harness.h"
