@@ -96,7 +96,7 @@ det_free(struct bs_txn_stage *w, struct bs_smtp_flow *f, struct bs_txn_det *d,
 		*h = d->next;
 	else
 		bs_smtp_flow_set_user(f, d->next);
-	free(d);
+	bs_blkpool_put(&w->det_pool, d);
 	w->det_live--;
 }
 
@@ -251,7 +251,7 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 		BS_CNT_INC(w->cnt, detect_inflight_cap);
 		return;
 	}
-	d = malloc(sizeof(*d));
+	d = bs_blkpool_get(&w->det_pool);
 	if (d == NULL) {
 		BS_CNT_INC(w->cnt, detect_msg_nomem);
 		return;
@@ -265,7 +265,7 @@ on_message_begin(void *arg, struct bs_smtp_flow *f,
 	d->seq = rec->seq;
 	d->msg = bs_msg_begin(pc->detect[w->worker], rec->mail_from, NULL, 0);
 	if (d->msg == NULL) {
-		free(d);
+		bs_blkpool_put(&w->det_pool, d);
 		BS_CNT_INC(w->cnt, detect_msg_nomem);
 		return;
 	}
@@ -538,6 +538,8 @@ bs_txn_init(struct bs_txn_stage *w, const struct bs_config *cfg,
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->cnt = cnt;
+	/* Detection entries come and go with each message: reused. */
+	bs_blkpool_init(&w->det_pool, sizeof(struct bs_txn_det), 256);
 	bs_smtp_params_from_config(&sp, cfg);
 	sp.clock_offset_ms = clock_offset_ms;
 	w->clock_offset_ms = clock_offset_ms;
@@ -563,6 +565,7 @@ bs_txn_fini(struct bs_txn_stage *w)
 {
 	bs_smtp_ctx_free(w->smtp);
 	w->smtp = NULL;
+	bs_blkpool_drain(&w->det_pool);
 	bs_evring_free(w->events);
 	w->events = NULL;
 	free(w->json);
@@ -592,7 +595,7 @@ bs_txn_flow_free(struct bs_txn_stage *w, struct bs_smtp_flow *sf)
 	while ((d = w->closing) != NULL) {
 		det_abort_msg(w, d);
 		w->closing = d->next;
-		free(d);
+		bs_blkpool_put(&w->det_pool, d);
 		w->det_live--;
 	}
 	w->closing_flow = NULL;

@@ -25,7 +25,17 @@ struct bs_smtp_ctx {
 	/* Pending-command rings of BS_SMTP_PEND_BASE entries: a flow holds
 	 * one only while replies are due. */
 	struct bs_blkpool pend_pool;
+	/* Flows, transactions and first recipient arrays (BS_SMTP_RCPT_BASE
+	 * entries) given back, reused: no malloc per session or message in
+	 * steady state (issue 11). */
+	struct bs_blkpool flow_pool;
+	struct bs_blkpool txn_pool;
+	struct bs_blkpool rcpt_pool;
 };
+
+/* Entries of a transaction's first recipient array (it doubles from
+ * there up to smtp.rcpt_max). */
+#define BS_SMTP_RCPT_BASE 4
 
 /* Entries of a flow's first pending-command ring (it doubles from there
  * up to smtp.pipeline_max, which is at least this). */

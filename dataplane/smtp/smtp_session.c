@@ -99,6 +99,10 @@ bs_smtp_ctx_create(const struct bs_smtp_params *params,
 			(1u << 20) / ctx->reasm.history);
 	bs_blkpool_init(&ctx->pend_pool,
 		BS_SMTP_PEND_BASE * sizeof(struct bs_smtp_pend), 4096);
+	bs_blkpool_init(&ctx->flow_pool, sizeof(struct bs_smtp_flow), 1024);
+	bs_blkpool_init(&ctx->txn_pool, sizeof(struct bs_smtp_txn), 256);
+	bs_blkpool_init(&ctx->rcpt_pool,
+		BS_SMTP_RCPT_BASE * sizeof(struct bs_smtp_rcpt), 256);
 	ctx->reasm.cnt = cnt;
 	return ctx;
 }
@@ -110,6 +114,9 @@ bs_smtp_ctx_free(struct bs_smtp_ctx *ctx)
 		return;
 	bs_reasm_ctx_drain(&ctx->reasm);
 	bs_blkpool_drain(&ctx->pend_pool);
+	bs_blkpool_drain(&ctx->flow_pool);
+	bs_blkpool_drain(&ctx->txn_pool);
+	bs_blkpool_drain(&ctx->rcpt_pool);
 	free(ctx);
 }
 
@@ -223,7 +230,9 @@ bs_smtp_flow_new(struct bs_smtp_ctx *ctx, const struct bs_smtp_endpoints *ep)
 		BS_CNT_INC(ctx->cnt, smtp_session_budget);
 		return NULL;
 	}
-	f = calloc(1, sizeof(*f));
+	f = bs_blkpool_get(&ctx->flow_pool);
+	if (f != NULL)
+		memset(f, 0, sizeof(*f));
 	if (f == NULL) {
 		ctx_uncharge(ctx, sizeof(*f));
 		BS_CNT_INC(ctx->cnt, smtp_nomem);
@@ -517,10 +526,21 @@ bs_smtp_flow_free(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
 	session_release(f);
 	/* What is left is the flow itself. */
 	ctx_uncharge(ctx, f->mem);
-	free(f);
+	bs_blkpool_put(&ctx->flow_pool, f);
 }
 
 /* --- transactions ------------------------------------------------- */
+
+/* Give back t's recipient array (a first one to the pool). */
+static void
+rcpt_put(struct bs_smtp_ctx *ctx, struct bs_smtp_txn *t)
+{
+	if (t->rcpt_cap == BS_SMTP_RCPT_BASE)
+		bs_blkpool_put(&ctx->rcpt_pool, t->rec.rcpt);
+	else
+		free(t->rec.rcpt);
+	t->rec.rcpt = NULL;
+}
 
 struct bs_smtp_txn *
 bs_smtp_txn_new(struct bs_smtp_flow *f)
@@ -536,7 +556,9 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 	}
 	if (bs_smtp_mem_charge(f, cost) < 0)
 		return NULL;
-	t = calloc(1, sizeof(*t));
+	t = bs_blkpool_get(&ctx->txn_pool);
+	if (t != NULL)
+		memset(t, 0, sizeof(*t));
 	if (t == NULL) {
 		bs_smtp_mem_uncharge(f, cost);
 		bs_smtp_uninspect(f, BS_WHY_NOMEM);
@@ -548,7 +570,7 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 		if (t->md == NULL ||
 			EVP_DigestInit_ex(t->md, EVP_sha256(), NULL) != 1) {
 			EVP_MD_CTX_free(t->md);
-			free(t);
+			bs_blkpool_put(&ctx->txn_pool, t);
 			bs_smtp_mem_uncharge(f, cost);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
 			return NULL;
@@ -600,7 +622,8 @@ bs_smtp_txn_rcpt_add(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 		return 0;
 	}
 	if (t->rec.nrcpt == t->rcpt_cap) {
-		uint32_t ncap = t->rcpt_cap ? t->rcpt_cap * 2 : 4;
+		uint32_t ncap = t->rcpt_cap ? t->rcpt_cap * 2
+					    : BS_SMTP_RCPT_BASE;
 		uint64_t more;
 
 		if (ncap > ctx->p.smtp_rcpt_max)
@@ -608,12 +631,16 @@ bs_smtp_txn_rcpt_add(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 		more = (uint64_t)(ncap - t->rcpt_cap) * sizeof(*r);
 		if (bs_smtp_mem_charge(f, more) < 0)
 			return -ENOBUFS;
-		r = realloc(t->rec.rcpt, ncap * sizeof(*r));
+		r = ncap == BS_SMTP_RCPT_BASE ? bs_blkpool_get(&ctx->rcpt_pool)
+					      : malloc(ncap * sizeof(*r));
 		if (r == NULL) {
 			bs_smtp_mem_uncharge(f, more);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
 			return -ENOMEM;
 		}
+		if (t->rec.nrcpt > 0)
+			memcpy(r, t->rec.rcpt, t->rec.nrcpt * sizeof(*r));
+		rcpt_put(ctx, t);
 		t->mem += (uint32_t)more;
 		t->rec.rcpt = r;
 		t->rcpt_cap = ncap;
@@ -756,9 +783,9 @@ bs_smtp_txn_end(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 	if (ctx->ev.on_txn_end != NULL)
 		ctx->ev.on_txn_end(ctx->arg, f, &t->rec);
 	EVP_MD_CTX_free(t->md);
-	free(t->rec.rcpt);
+	rcpt_put(ctx, t);
 	bs_smtp_mem_uncharge(f, t->mem);
-	free(t);
+	bs_blkpool_put(&ctx->txn_pool, t);
 }
 
 /* --- pending commands --------------------------------------------- */

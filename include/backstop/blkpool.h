@@ -10,7 +10,10 @@
  * blocks go on this LIFO, linked through their first bytes, and the next
  * request takes the most recent one, still in cache.  At most max blocks
  * are kept; beyond that they are freed, so the list is bounded whatever
- * the traffic.  Owner thread only (no locks).
+ * the traffic.  Under AddressSanitizer none are kept: every block given
+ * back is freed, so that a use after it was given back is still caught
+ * as a use after free (the fuzzers and the ASan build of the program).
+ * Owner thread only (no locks).
  */
 #ifndef BACKSTOP_BLKPOOL_H
 #define BACKSTOP_BLKPOOL_H
@@ -18,6 +21,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BS_BLKPOOL_KEEP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BS_BLKPOOL_KEEP 0
+#endif
+#endif
+#ifndef BS_BLKPOOL_KEEP
+#define BS_BLKPOOL_KEEP 1
+#endif
 
 struct bs_blkpool {
 	void *head;    /* most recently released block, or NULL */
@@ -34,7 +48,7 @@ bs_blkpool_init(struct bs_blkpool *p, size_t size, uint32_t max)
 	p->head = NULL;
 	p->n = 0;
 	p->size = size;
-	p->max = size >= sizeof(void *) ? max : 0;
+	p->max = size >= sizeof(void *) && BS_BLKPOOL_KEEP ? max : 0;
 }
 
 /* A block of p->size bytes (uninitialised), or NULL if out of memory. */

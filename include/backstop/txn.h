@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backstop/blkpool.h"
 #include "backstop/config.h"
 #include "backstop/counters.h"
 #include "backstop/detect.h"
@@ -101,6 +102,7 @@ struct bs_txn_stage {
 	struct bs_txn_det *closing;   /* detection state of the flow being
 	                               * freed (its records end inside) */
 	struct bs_smtp_flow *closing_flow;
+	struct bs_blkpool det_pool;   /* entries given back, reused */
 };
 
 /*

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "backstop/pkt.h"
 
 uint64_t
@@ -556,4 +558,15 @@ h_smtp_body(const uint8_t *msg, size_t len, size_t *outlen, uint8_t **crlf,
 	*crlf = c;
 	*crlf_len = k;
 	return w;
+}
+
+void
+h_sha256_hex(const uint8_t *p, size_t n, char hex[65])
+{
+	uint8_t md[32];
+	unsigned int l = 0;
+
+	EVP_Digest(p, n, md, &l, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }

@@ -78,4 +78,7 @@ uint8_t *h_smtp_body(const uint8_t *msg, size_t len, size_t *outlen,
 
 uint64_t h_rand(uint64_t *s);
 
+/* SHA-256 of p[0..n) as 64 hex digits and a NUL. */
+void h_sha256_hex(const uint8_t *p, size_t n, char hex[65]);
+
 #endif

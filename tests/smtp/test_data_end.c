@@ -27,7 +27,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
 
 #include "harness.h"
 
@@ -135,17 +134,6 @@ gen(size_t len, size_t *outlen)
 }
 
 static void
-sha_hex(const uint8_t *p, size_t n, char hex[65])
-{
-	uint8_t md[32];
-	unsigned int l = 0;
-
-	EVP_Digest(p, n, md, &l, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
-}
-
-static void
 one(const uint8_t *content, size_t clen, uint32_t maxseg, uint64_t seed)
 {
 	struct bs_smtp_params p;
@@ -181,7 +169,7 @@ one(const uint8_t *content, size_t clen, uint32_t maxseg, uint64_t seed)
 	h_script_str(&s, 1, "221 bye\r\n");
 	h_run(&s, &o, seed, &out);
 
-	sha_hex(m.out, m.olen, hex);
+	h_sha256_hex(m.out, m.olen, hex);
 	snprintf(want, sizeof(want), "\"size\":%zu", m.olen);
 	if (out.complete != 1 || out.json == NULL ||
 		strstr(out.json, want) == NULL || strstr(out.json, hex) == NULL ||

@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
 
 #include "backstop/pkt.h"
 #include "harness.h"
@@ -227,17 +226,6 @@ list_eml(const char *sub, char **paths, size_t max)
 	return n < max ? n : max;
 }
 
-static void
-sha_hex(const uint8_t *p, size_t n, char hex[65])
-{
-	uint8_t md[32];
-	unsigned int l = 0;
-
-	EVP_Digest(p, n, md, &l, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
-}
-
 /*
  * The property: for corpus messages sent with DATA and with BDAT, 500
  * random segmentations in all (cut, reordered, duplicated, overlapped,
@@ -268,7 +256,7 @@ test_property_corpus(void **state)
 
 		assert_non_null(msg);
 		wire = h_smtp_body(msg, len, &wlen, &crlf, &clen);
-		sha_hex(crlf, clen, hex);
+		h_sha256_hex(crlf, clen, hex);
 		snprintf(needle, sizeof(needle), "\"size\":%zu,\"reply\":250,"
 			 "\"sha256\":\"%s\"", clen, hex);
 		for (int bdat = 0; bdat < 2; bdat++) {
