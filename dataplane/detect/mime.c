@@ -83,35 +83,41 @@ enum { ST_HDR, ST_BODY };
 enum { ENC_NONE, ENC_B64, ENC_QP };
 
 
-/*
- * Needles are lower case.  This runs on every text line (the inline
- * marker check) and on every top-level From and Subject, so candidates
- * for the first two bytes are found 16 bytes at a time: a byte loop here
- * was a seventh of classification.  OR-ing 0x20 lower-cases letters (and
- * maps a few other bytes onto others), so it only filters; each candidate
- * is checked exactly.
- */
-bool
-bs_mime_contains_ci_n(const uint8_t *p, size_t n, const char *needle, size_t k)
+/* p[j..] begins with a (ka bytes) or, when b is not NULL, b (kb). */
+static inline bool
+at_ci(const uint8_t *p, size_t n, size_t j, const char *a, size_t ka,
+        const char *b, size_t kb)
 {
-	size_t i = 0;
+	return (j + ka <= n && bs_mime_eq_ci(p + j, a, ka)) ||
+	       (b != NULL && j + kb <= n && bs_mime_eq_ci(p + j, b, kb));
+}
 
-	if (k == 0)
-		return true;
+/*
+ * Needles are lower case, at least 2 bytes; b may be NULL (one needle).
+ * This runs on every text line (the inline marker check) and on every
+ * top-level From and Subject, so candidates for the first two bytes are
+ * found 16 bytes at a time: a byte loop here was a seventh of
+ * classification.  OR-ing 0x20 lower-cases letters (and maps a few other
+ * bytes onto others), so it only filters; each candidate is checked
+ * exactly.  Inline in its two callers, so the one-needle search does not
+ * pay for the second.
+ */
+static inline bool
+contains_ci(const uint8_t *p, size_t n, const char *a, size_t ka,
+        const char *b, size_t kb)
+{
+	size_t k = b != NULL && kb < ka ? kb : ka, i = 0;
+
 	if (n < k)
 		return false;
-	if (k == 1) {
-		for (; i < n; i++)
-			if (bs_mime_lc(p[i]) == (uint8_t)needle[0])
-				return true;
-		return false;
-	}
 	/* Candidate starts are 0 .. n - k. */
 	size_t last = n - k;
 #ifdef __SSE2__
 	const __m128i b20 = _mm_set1_epi8(0x20);
-	const __m128i c0 = _mm_set1_epi8((char)((uint8_t)needle[0] | 0x20));
-	const __m128i c1 = _mm_set1_epi8((char)((uint8_t)needle[1] | 0x20));
+	const __m128i a0 = _mm_set1_epi8((char)((uint8_t)a[0] | 0x20));
+	const __m128i a1 = _mm_set1_epi8((char)((uint8_t)a[1] | 0x20));
+	const __m128i c0 = b ? _mm_set1_epi8((char)((uint8_t)b[0] | 0x20)) : a0;
+	const __m128i c1 = b ? _mm_set1_epi8((char)((uint8_t)b[1] | 0x20)) : a1;
 
 	/* Loads p[i .. i+16] (17 bytes): i + 16 < n, i.e. i + 17 <= n. */
 	for (; i + 17 <= n && i <= last; i += 16) {
@@ -119,73 +125,51 @@ bs_mime_contains_ci_n(const uint8_t *p, size_t n, const char *needle, size_t k)
 		        _mm_loadu_si128((const __m128i *)(p + i)), b20);
 		__m128i x1 = _mm_or_si128(
 		        _mm_loadu_si128((const __m128i *)(p + i + 1)), b20);
-		unsigned int mask = (unsigned int)_mm_movemask_epi8(
-		        _mm_and_si128(_mm_cmpeq_epi8(x0, c0),
-		                _mm_cmpeq_epi8(x1, c1)));
+		__m128i hit = _mm_and_si128(
+		        _mm_cmpeq_epi8(x0, a0), _mm_cmpeq_epi8(x1, a1));
+
+		if (b != NULL)
+			hit = _mm_or_si128(hit,
+			        _mm_and_si128(_mm_cmpeq_epi8(x0, c0),
+			                _mm_cmpeq_epi8(x1, c1)));
+		unsigned int mask = (unsigned int)_mm_movemask_epi8(hit);
 
 		while (mask) {
 			size_t j = i + (size_t)__builtin_ctz(mask);
 
-			if (j <= last && bs_mime_eq_ci(p + j, needle, k))
+			if (j <= last && at_ci(p, n, j, a, ka, b, kb))
 				return true;
 			mask &= mask - 1;
 		}
 	}
 #endif
 	for (; i <= last; i++)
-		if (bs_mime_lc(p[i]) == (uint8_t)needle[0] &&
-		        bs_mime_eq_ci(p + i, needle, k))
+		if (at_ci(p, n, i, a, ka, b, kb))
 			return true;
 	return false;
 }
 
-/*
- * p[0..n) contains a or b (lower case, ka and kb >= 2 bytes), in one pass:
- * the inline-marker check asks this of every text line.
- */
+bool
+bs_mime_contains_ci_n(const uint8_t *p, size_t n, const char *needle, size_t k)
+{
+	if (k == 0)
+		return true;
+	if (k == 1) {
+		for (size_t i = 0; i < n; i++)
+			if (bs_mime_lc(p[i]) == (uint8_t)needle[0])
+				return true;
+		return false;
+	}
+	return contains_ci(p, n, needle, k, NULL, 0);
+}
+
+/* p[0..n) contains a or b (lower case, ka and kb >= 2 bytes), in one pass:
+ * the inline-marker check asks this of every text line. */
 bool
 bs_mime_contains2_ci(const uint8_t *p, size_t n, const char *a, size_t ka,
         const char *b, size_t kb)
 {
-	size_t i = 0;
-	size_t k = ka < kb ? ka : kb;
-
-	if (n < k)
-		return false;
-	size_t last = n - k;
-#ifdef __SSE2__
-	const __m128i b20 = _mm_set1_epi8(0x20);
-	const __m128i a0 = _mm_set1_epi8((char)((uint8_t)a[0] | 0x20));
-	const __m128i a1 = _mm_set1_epi8((char)((uint8_t)a[1] | 0x20));
-	const __m128i c0 = _mm_set1_epi8((char)((uint8_t)b[0] | 0x20));
-	const __m128i c1 = _mm_set1_epi8((char)((uint8_t)b[1] | 0x20));
-
-	for (; i + 17 <= n && i <= last; i += 16) {
-		__m128i x0 = _mm_or_si128(
-		        _mm_loadu_si128((const __m128i *)(p + i)), b20);
-		__m128i x1 = _mm_or_si128(
-		        _mm_loadu_si128((const __m128i *)(p + i + 1)), b20);
-		unsigned int mask = (unsigned int)_mm_movemask_epi8(_mm_or_si128(
-		        _mm_and_si128(_mm_cmpeq_epi8(x0, a0),
-		                _mm_cmpeq_epi8(x1, a1)),
-		        _mm_and_si128(_mm_cmpeq_epi8(x0, c0),
-		                _mm_cmpeq_epi8(x1, c1))));
-
-		while (mask) {
-			size_t j = i + (size_t)__builtin_ctz(mask);
-
-			if ((j + ka <= n && bs_mime_eq_ci(p + j, a, ka)) ||
-			        (j + kb <= n && bs_mime_eq_ci(p + j, b, kb)))
-				return true;
-			mask &= mask - 1;
-		}
-	}
-#endif
-	for (; i <= last; i++)
-		if ((i + ka <= n && bs_mime_eq_ci(p + i, a, ka)) ||
-		        (i + kb <= n && bs_mime_eq_ci(p + i, b, kb)))
-			return true;
-	return false;
+	return contains_ci(p, n, a, ka, b, kb);
 }
 
 void

@@ -106,7 +106,7 @@ ooo_free_all(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d)
 static void
 hist_put(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d)
 {
-	bs_blkpool_put(&ctx->hist_pool, d->hist);
+	bs_blkpool_free(&ctx->hist_pool, d->hist, ctx->history);
 	d->hist = NULL;
 	d->hist_len = 0;
 }
@@ -152,8 +152,7 @@ hist_store(struct bs_reasm_ctx *ctx, struct bs_reasm_dir *d, uint32_t seq,
 	if (h == 0)
 		return;
 	if (d->hist == NULL) {
-		d->hist = ctx->hist_pool.size == h
-			? bs_blkpool_get(&ctx->hist_pool) : malloc(h);
+		d->hist = bs_blkpool_alloc(&ctx->hist_pool, h);
 		if (d->hist == NULL)
 			return; /* retransmissions go unverified, counted */
 		d->hist_len = 0;

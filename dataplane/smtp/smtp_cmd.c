@@ -416,22 +416,21 @@ data_linelen_add(struct bs_smtp_flow *f, size_t k)
 	f->data_linelen = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-/* Bit i set where p[i] == '\n', for the 16 bytes at p. */
+/* Bit i set where p[i] == '\n', for the len (<= 16) bytes at p. */
 static inline uint32_t
-lf_mask16(const uint8_t *p)
+lf_mask(const uint8_t *p, size_t len)
 {
-#if defined(__SSE2__)
-	__m128i v = _mm_loadu_si128((const __m128i *)p);
-
-	return (uint32_t)_mm_movemask_epi8(
-		_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
-#else
 	uint32_t m = 0;
 
-	for (int k = 0; k < 16; k++)
+#if defined(__SSE2__)
+	if (len == 16)
+		return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(
+			_mm_loadu_si128((const __m128i *)p),
+			_mm_set1_epi8('\n')));
+#endif
+	for (size_t k = 0; k < len; k++)
 		m |= (uint32_t)(p[k] == '\n') << k;
 	return m;
-#endif
 }
 
 /*
@@ -455,54 +454,43 @@ data_scan(struct bs_smtp_flow *f, const uint8_t *p, size_t i, size_t n)
 	uint64_t max = f->ctx->p.smtp_text_line_max;
 	uint64_t carry = f->data_linelen; /* bytes of line ls before ls */
 	size_t ls = i;                    /* start of the line in p */
+	size_t end = n;                   /* where the scan stops */
 	int prev_cr = f->dstate == BS_DS_CR; /* the byte before p[i] */
 
-	for (size_t b = i; b < n;) {
-		size_t base = b;
-		uint32_t mask;
+	for (size_t b = i; b < n && end == n;) {
+		size_t base = b, len = n - b < 16 ? n - b : 16;
+		uint32_t mask = lf_mask(p + b, len);
 
-		if (n - b >= 16) {
-			mask = lf_mask16(p + b);
-			b += 16;
-		} else {
-			mask = 0;
-			for (size_t j = b; j < n; j++)
-				mask |= (uint32_t)(p[j] == '\n') << (j - b);
-			b = n;
-		}
+		b += len;
 		while (mask != 0) {
 			size_t k = base + (size_t)__builtin_ctz(mask);
 
 			mask &= mask - 1;
 			/* k == ls > i: an empty line after an LF, not CR */
 			if (!(k > i ? p[k - 1] == '\r' : prev_cr) ||
-				carry + (k - ls) + 1 > max)
-				goto stop;
+				carry + (k - ls) + 1 > max) {
+				end = ls;
+				break;
+			}
 			carry = 0;
 			ls = k + 1;
 			if (ls < n && p[ls] == '.') {
-				f->data_linelen = 0;
-				f->dstate = BS_DS_BOL;
-				return ls;
+				end = ls;
+				break;
 			}
 		}
 	}
-	if (ls == n) {
+	if (ls > i) {
+		/* As data_eol() for the lines taken (all fit). */
 		f->data_linelen = 0;
 		f->dstate = BS_DS_BOL;
-	} else {
-		uint64_t v = carry + (n - ls);
-
-		f->data_linelen = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	}
+	if (end == n && ls < n) {
+		/* No LF left: the rest starts (or goes on with) a line. */
+		data_linelen_add(f, n - ls);
 		f->dstate = p[n - 1] == '\r' ? BS_DS_CR : BS_DS_MID;
 	}
-	return n;
-stop:
-	if (ls > i) {
-		f->data_linelen = 0;
-		f->dstate = BS_DS_BOL;
-	}
-	return ls;
+	return end;
 }
 
 /* One content byte c (not a held-back one) in state MID/CR/BOL. */

@@ -94,9 +94,8 @@ bs_smtp_ctx_create(const struct bs_smtp_params *params,
 	ctx->reasm.gap_timeout_ms = ctx->p.smtp_gap_timeout_ms;
 	ctx->reasm.history = pow2_floor(ctx->p.smtp_history_bytes);
 	/* Rings of the flows in an exchange now: up to 1 MiB kept. */
-	if (ctx->reasm.history > 0)
-		bs_blkpool_init(&ctx->reasm.hist_pool, ctx->reasm.history,
-			(1u << 20) / ctx->reasm.history);
+	bs_blkpool_init(&ctx->reasm.hist_pool, ctx->reasm.history,
+		ctx->reasm.history ? (1u << 20) / ctx->reasm.history : 0);
 	bs_blkpool_init(&ctx->pend_pool,
 		BS_SMTP_PEND_BASE * sizeof(struct bs_smtp_pend), 4096);
 	bs_blkpool_init(&ctx->flow_pool, sizeof(struct bs_smtp_flow), 1024);
@@ -231,13 +230,12 @@ bs_smtp_flow_new(struct bs_smtp_ctx *ctx, const struct bs_smtp_endpoints *ep)
 		return NULL;
 	}
 	f = bs_blkpool_get(&ctx->flow_pool);
-	if (f != NULL)
-		memset(f, 0, sizeof(*f));
 	if (f == NULL) {
 		ctx_uncharge(ctx, sizeof(*f));
 		BS_CNT_INC(ctx->cnt, smtp_nomem);
 		return NULL;
 	}
+	memset(f, 0, sizeof(*f));
 	f->mem = sizeof(*f);
 	bs_reasm_init(&f->r);
 	f->ctx = ctx;
@@ -387,10 +385,8 @@ pend_release(struct bs_smtp_flow *f)
 	if (f->pend == NULL)
 		return;
 	bs_smtp_mem_uncharge(f, (uint64_t)f->pend_cap * sizeof(*f->pend));
-	if (f->pend_cap == BS_SMTP_PEND_BASE)
-		bs_blkpool_put(&ctx->pend_pool, f->pend);
-	else
-		free(f->pend);
+	bs_blkpool_free(&ctx->pend_pool, f->pend,
+		f->pend_cap * sizeof(*f->pend));
 	f->pend = NULL;
 	f->pend_cap = 0;
 }
@@ -535,10 +531,8 @@ bs_smtp_flow_free(struct bs_smtp_ctx *ctx, struct bs_smtp_flow *f,
 static void
 rcpt_put(struct bs_smtp_ctx *ctx, struct bs_smtp_txn *t)
 {
-	if (t->rcpt_cap == BS_SMTP_RCPT_BASE)
-		bs_blkpool_put(&ctx->rcpt_pool, t->rec.rcpt);
-	else
-		free(t->rec.rcpt);
+	bs_blkpool_free(&ctx->rcpt_pool, t->rec.rcpt,
+		t->rcpt_cap * sizeof(*t->rec.rcpt));
 	t->rec.rcpt = NULL;
 }
 
@@ -557,13 +551,12 @@ bs_smtp_txn_new(struct bs_smtp_flow *f)
 	if (bs_smtp_mem_charge(f, cost) < 0)
 		return NULL;
 	t = bs_blkpool_get(&ctx->txn_pool);
-	if (t != NULL)
-		memset(t, 0, sizeof(*t));
 	if (t == NULL) {
 		bs_smtp_mem_uncharge(f, cost);
 		bs_smtp_uninspect(f, BS_WHY_NOMEM);
 		return NULL;
 	}
+	memset(t, 0, sizeof(*t));
 	t->mem = cost;
 	if (ctx->p.smtp_event_digest) {
 		t->md = EVP_MD_CTX_new();
@@ -631,8 +624,7 @@ bs_smtp_txn_rcpt_add(struct bs_smtp_flow *f, struct bs_smtp_txn *t,
 		more = (uint64_t)(ncap - t->rcpt_cap) * sizeof(*r);
 		if (bs_smtp_mem_charge(f, more) < 0)
 			return -ENOBUFS;
-		r = ncap == BS_SMTP_RCPT_BASE ? bs_blkpool_get(&ctx->rcpt_pool)
-					      : malloc(ncap * sizeof(*r));
+		r = bs_blkpool_alloc(&ctx->rcpt_pool, ncap * sizeof(*r));
 		if (r == NULL) {
 			bs_smtp_mem_uncharge(f, more);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
@@ -813,9 +805,7 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 		more = (uint64_t)(ncap - f->pend_cap) * sizeof(*np);
 		if (bs_smtp_mem_charge(f, more) < 0)
 			return -ENOBUFS;
-		np = ncap == BS_SMTP_PEND_BASE
-			? bs_blkpool_get(&f->ctx->pend_pool)
-			: malloc(ncap * sizeof(*np));
+		np = bs_blkpool_alloc(&f->ctx->pend_pool, ncap * sizeof(*np));
 		if (np == NULL) {
 			bs_smtp_mem_uncharge(f, more);
 			bs_smtp_uninspect(f, BS_WHY_NOMEM);
@@ -824,10 +814,8 @@ bs_smtp_pend_push(struct bs_smtp_flow *f, uint8_t cmd, uint32_t txn,
 		/* Unroll the ring into the new array. */
 		for (uint32_t i = 0; i < f->pend_n; i++)
 			np[i] = f->pend[(f->pend_head + i) % f->pend_cap];
-		if (f->pend_cap == BS_SMTP_PEND_BASE)
-			bs_blkpool_put(&f->ctx->pend_pool, f->pend);
-		else
-			free(f->pend);
+		bs_blkpool_free(&f->ctx->pend_pool, f->pend,
+			f->pend_cap * sizeof(*f->pend));
 		f->pend = np;
 		f->pend_cap = (uint16_t)ncap;
 		f->pend_head = 0;
@@ -930,8 +918,6 @@ bs_smtp_line_feed(struct bs_smtp_flow *f, unsigned int dir, const uint8_t *p,
 		else
 			BS_CNT_INC(ctx->cnt, smtp_bare_lf);
 	}
-	if (l != NULL)
-		l->len = l->total = 0;
 	if (dir == 0)
 		bs_smtp_cmd_line(f, line, len, pkt);
 	else

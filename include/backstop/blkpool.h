@@ -79,6 +79,27 @@ bs_blkpool_put(struct bs_blkpool *p, void *b)
 	p->n++;
 }
 
+/*
+ * For buffers that start at the pool's block size and may grow: a block
+ * of size bytes, from the list when size is the block size, else
+ * malloc'd; and its return, to the list or to free() by the same test.
+ * A pool left zeroed (size 0) is plain malloc/free.
+ */
+static inline void *
+bs_blkpool_alloc(struct bs_blkpool *p, size_t size)
+{
+	return size == p->size ? bs_blkpool_get(p) : malloc(size);
+}
+
+static inline void
+bs_blkpool_free(struct bs_blkpool *p, void *b, size_t size)
+{
+	if (size == p->size)
+		bs_blkpool_put(p, b);
+	else
+		free(b);
+}
+
 /* Free every kept block. */
 static inline void
 bs_blkpool_drain(struct bs_blkpool *p)

@@ -99,7 +99,7 @@ struct bs_reasm_ctx {
 	/*
 	 * History rings (of history bytes) come from here and go back once
 	 * the receiver has acknowledged every byte they hold, so an idle
-	 * flow holds none.  All zero: plain malloc/free.
+	 * flow holds none.  Left zeroed: plain malloc/free.
 	 */
 	struct bs_blkpool hist_pool;
 	struct bs_counters *cnt;
